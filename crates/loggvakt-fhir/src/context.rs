@@ -1,0 +1,132 @@
+//! Practitioner, PractitionerRole, Organization and Patient resources that AuditEvents
+//! refer to, reduced to the identifiers the mapping needs.
+
+use std::collections::HashMap;
+
+use loggvakt_model::ids::IdSystem;
+
+use crate::map::MapError;
+use crate::resources::{ContextShape, Reference, Text};
+
+/// The resource types kept as context.
+pub const CONTEXT_TYPES: &[&str] = &["Practitioner", "PractitionerRole", "Organization", "Patient"];
+
+/// What a context resource says about its subject, by identifier system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ContextEntry {
+    pub person_id: Option<(String, IdSystem)>,
+    pub hpr: Option<String>,
+    pub orgnr: Option<String>,
+    pub resh: Option<String>,
+    pub other_id: Option<String>,
+    pub name: Option<String>,
+    pub practitioner: Option<String>,
+    pub organization: Option<String>,
+    pub location: Option<String>,
+    pub part_of: Option<String>,
+    pub role_code: Option<String>,
+    pub function_code: Option<String>,
+}
+
+/// A context resource as it arrived, to be kept beside the journal so later input can
+/// refer to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextResource {
+    /// `Type/id`, the key references use.
+    pub key: String,
+    pub raw: Vec<u8>,
+}
+
+/// Context resources seen so far, by `Type/id`.
+#[derive(Debug, Default, Clone)]
+pub struct ContextIndex {
+    entries: HashMap<String, ContextEntry>,
+}
+
+impl ContextIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds (or replaces, for a newer version) a context resource.
+    pub fn insert(&mut self, resource: &ContextResource) -> Result<(), MapError> {
+        let resource_type = resource.key.split('/').next().unwrap_or_default();
+        let entry = parse_entry(resource_type, &resource.raw)?;
+        self.entries.insert(resource.key.clone(), entry);
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&ContextEntry> {
+        self.entries.get(key)
+    }
+}
+
+pub(crate) fn parse_entry(resource_type: &str, raw: &[u8]) -> Result<ContextEntry, MapError> {
+    let shape: ContextShape<'_> = crate::message::parse_with_path(raw, resource_type)?;
+    let mut entry = ContextEntry::default();
+    for (i, identifier) in shape.identifier.iter().enumerate() {
+        let (Some(system), Some(value)) = (&identifier.system, &identifier.value) else { continue };
+        let value = value.as_str().to_owned();
+        match IdSystem::from_fhir_system(system.as_str()) {
+            Some(kind) if kind.is_person() => {
+                loggvakt_model::ids::validate_person_id_as(&value, kind)
+                    .map_err(|e| MapError::new(format!("{resource_type}.identifier[{i}].value"), e.to_string()))?;
+                entry.person_id.get_or_insert((value, kind));
+            }
+            Some(IdSystem::Hpr) => {
+                entry.hpr.get_or_insert(value);
+            }
+            Some(IdSystem::Orgnr) => {
+                loggvakt_model::ids::validate_orgnr(&value)
+                    .map_err(|e| MapError::new(format!("{resource_type}.identifier[{i}].value"), e.to_string()))?;
+                entry.orgnr.get_or_insert(value);
+            }
+            Some(IdSystem::Resh) => {
+                entry.resh.get_or_insert(value);
+            }
+            _ => {
+                entry.other_id.get_or_insert(value);
+            }
+        }
+    }
+    entry.name = shape.name.as_ref().and_then(|n| n.full());
+    entry.practitioner = shape.practitioner.as_ref().and_then(reference_key);
+    entry.organization = shape.organization.as_ref().and_then(reference_key);
+    entry.part_of = shape.part_of.as_ref().and_then(reference_key);
+    entry.location = shape.location.first().and_then(reference_key);
+    entry.role_code = shape.code.first().and_then(|c| c.first_code()).map(str::to_owned);
+    entry.function_code = shape.specialty.first().and_then(|c| c.first_code()).map(str::to_owned);
+    Ok(entry)
+}
+
+/// The key a reference resolves by: `#id` for contained resources, else the relative
+/// `Type/id` (an absolute URL is cut to its last two segments).
+pub(crate) fn reference_key(reference: &Reference<'_>) -> Option<String> {
+    let text = reference.reference.as_ref().map(Text::as_str)?;
+    if text.starts_with('#') {
+        return Some(text.to_owned());
+    }
+    let text = text.split("/_history/").next().unwrap_or(text);
+    let mut parts = text.rsplit('/');
+    let id = parts.next()?;
+    let resource_type = parts.next()?;
+    Some(format!("{resource_type}/{id}"))
+}
+
+/// Context visible to one AuditEvent: its contained resources first, then the index.
+pub(crate) struct ContextView<'a> {
+    pub global: &'a ContextIndex,
+    pub contained: HashMap<String, ContextEntry>,
+}
+
+impl ContextView<'_> {
+    pub fn get(&self, key: &str) -> Option<&ContextEntry> {
+        self.contained.get(key).or_else(|| self.global.get(key))
+    }
+}

@@ -1,0 +1,175 @@
+//! One input message (an NDJSON line, a file, a Bundle entry) in, events or rejections out.
+
+use std::collections::HashMap;
+
+use loggvakt_model::{AccessEvent, Timestamp};
+use serde::Deserialize;
+
+use crate::context::{parse_entry, ContextIndex, ContextResource, ContextView, CONTEXT_TYPES};
+use crate::map::{map_audit_event, MapError};
+use crate::resources::{Bundle, Head};
+
+/// Messages over this size are rejected unread: no single AuditEvent or Bundle line needs
+/// more, and an unbounded line is a memory attack.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 << 20;
+
+/// What one message decodes to, in input order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Event { entry: Option<usize>, event: AccessEvent },
+    Context { entry: Option<usize>, resource: ContextResource },
+    Rejected(Rejection),
+}
+
+/// A message, or one Bundle entry, that cannot be mapped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The Bundle entry index, when the rest of the Bundle was fine.
+    pub entry: Option<usize>,
+    pub reason: String,
+    /// The entry's own bytes, when the rejection is of one entry; `None` means the whole message.
+    pub raw: Option<Vec<u8>>,
+}
+
+impl Rejection {
+    fn whole(reason: impl Into<String>) -> Self {
+        Rejection { entry: None, reason: reason.into(), raw: None }
+    }
+}
+
+/// Parses JSON fast, and on failure parses again to name the failing field's path.
+pub(crate) fn parse_with_path<'a, T: Deserialize<'a>>(raw: &'a [u8], what: &str) -> Result<T, MapError> {
+    match serde_json::from_slice::<T>(raw) {
+        Ok(v) => Ok(v),
+        Err(fast) => {
+            let column = fast.column();
+            if fast.is_eof() {
+                return Err(MapError::new(what, format!("truncated JSON: input ends at column {column} before the resource is complete")));
+            }
+            if fast.is_syntax() {
+                return Err(MapError::new(what, format!("invalid JSON at column {column}: {fast}")));
+            }
+            let mut de = serde_json::Deserializer::from_slice(raw);
+            match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let path = if path == "." { what.to_owned() } else { format!("{what}.{path}") };
+                    Err(MapError::new(path, e.into_inner().to_string()))
+                }
+                Ok(_) => Err(MapError::new(what, fast.to_string())),
+            }
+        }
+    }
+}
+
+/// Decodes one message: an AuditEvent, a Bundle of them (batch, transaction, collection,
+/// searchset), or a context resource. Never panics on input; every failure is a rejection.
+pub fn decode_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp, max_bytes: usize) -> Vec<Decoded> {
+    if raw.len() > max_bytes {
+        return vec![Decoded::Rejected(Rejection::whole(format!(
+            "message is {} bytes, over the limit of {} bytes for one message",
+            raw.len(),
+            max_bytes
+        )))];
+    }
+    if let Err(e) = std::str::from_utf8(raw) {
+        return vec![Decoded::Rejected(Rejection::whole(format!(
+            "not UTF-8: byte {} (offset {}) is not valid UTF-8, and FHIR JSON must be",
+            raw.get(e.valid_up_to()).map_or_else(|| "?".to_owned(), |b| format!("{b:#04x}")),
+            e.valid_up_to()
+        )))];
+    }
+    let head: Head<'_> = match parse_with_path(raw, "resource") {
+        Ok(h) => h,
+        Err(e) => return vec![Decoded::Rejected(Rejection::whole(e.to_string()))],
+    };
+    let resource_type = head.resource_type.as_ref().map(|t| t.as_str()).unwrap_or("");
+    match resource_type {
+        "Bundle" => decode_bundle(raw, context, received_at),
+        _ => {
+            let view = ContextView { global: context, contained: HashMap::new() };
+            match decode_resource(raw, resource_type, &view, received_at, "") {
+                Ok(d) => vec![d],
+                Err(reason) => vec![Decoded::Rejected(Rejection::whole(reason))],
+            }
+        }
+    }
+}
+
+fn decode_resource(raw: &[u8], resource_type: &str, view: &ContextView<'_>, received_at: Timestamp, path: &str) -> Result<Decoded, String> {
+    match resource_type {
+        "AuditEvent" => map_audit_event(raw, view, received_at)
+            .map(|event| Decoded::Event { entry: None, event })
+            .map_err(|e| e.prefixed(path).to_string()),
+        t if CONTEXT_TYPES.contains(&t) => context_resource(raw, t)
+            .map(|resource| Decoded::Context { entry: None, resource })
+            .map_err(|e| e.prefixed(path).to_string()),
+        "" => Err(format!("{path}resourceType is missing: each line must be one FHIR resource")),
+        other => Err(format!(
+            "{path}resourceType is '{other}', expected AuditEvent (or a Bundle of them, or one of the context resources {})",
+            CONTEXT_TYPES.join(", ")
+        )),
+    }
+}
+
+fn context_resource(raw: &[u8], resource_type: &str) -> Result<ContextResource, MapError> {
+    let head: Head<'_> = parse_with_path(raw, resource_type)?;
+    let id = head.id.ok_or_else(|| MapError::new(format!("{resource_type}.id"), "is missing; a context resource without an id cannot be referred to"))?;
+    parse_entry(resource_type, raw)?;
+    Ok(ContextResource { key: format!("{resource_type}/{}", id.as_str()), raw: raw.to_vec() })
+}
+
+fn decode_bundle(raw: &[u8], context: &ContextIndex, received_at: Timestamp) -> Vec<Decoded> {
+    let bundle: Bundle<'_> = match parse_with_path(raw, "Bundle") {
+        Ok(b) => b,
+        Err(e) => return vec![Decoded::Rejected(Rejection::whole(e.to_string()))],
+    };
+    if let Some(kind) = &bundle.kind {
+        if !matches!(kind.as_str(), "batch" | "transaction" | "collection" | "searchset" | "history") {
+            return vec![Decoded::Rejected(Rejection::whole(format!(
+                "Bundle.type is '{}'; only batch, transaction, collection, searchset and history Bundles carry AuditEvents",
+                kind.as_str()
+            )))];
+        }
+    }
+    // Context resources in a Bundle are visible to every AuditEvent in it, whatever the order.
+    let mut view = ContextView { global: context, contained: HashMap::new() };
+    let mut types = Vec::with_capacity(bundle.entry.len());
+    for entry in &bundle.entry {
+        let resource_type = entry
+            .resource
+            .and_then(|r| serde_json::from_str::<Head<'_>>(r.get()).ok())
+            .and_then(|h| Some((h.resource_type?.as_str().to_owned(), h.id.map(|i| i.as_str().to_owned()))));
+        if let (Some(r), Some((t, Some(id)))) = (entry.resource, &resource_type) {
+            if CONTEXT_TYPES.contains(&t.as_str()) {
+                if let Ok(parsed) = parse_entry(t, r.get().as_bytes()) {
+                    view.contained.insert(format!("{t}/{id}"), parsed);
+                }
+            }
+        }
+        types.push(resource_type.map(|(t, _)| t));
+    }
+    let mut out = Vec::with_capacity(bundle.entry.len());
+    for (i, (entry, resource_type)) in bundle.entry.iter().zip(types).enumerate() {
+        let path = format!("entry[{i}].resource.");
+        let decoded = match (entry.resource, resource_type) {
+            (None, _) => Err(format!("entry[{i}] has no resource")),
+            (Some(_), None) => Err(format!("{path}resourceType is missing")),
+            (Some(r), Some(t)) => decode_resource(r.get().as_bytes(), &t, &view, received_at, &path),
+        };
+        out.push(match decoded {
+            Ok(Decoded::Event { event, .. }) => Decoded::Event { entry: Some(i), event },
+            Ok(Decoded::Context { resource, .. }) => Decoded::Context { entry: Some(i), resource },
+            Ok(rejected @ Decoded::Rejected(_)) => rejected,
+            Err(reason) => Decoded::Rejected(Rejection {
+                entry: Some(i),
+                reason,
+                raw: entry.resource.map(|r| r.get().as_bytes().to_vec()),
+            }),
+        });
+    }
+    if out.is_empty() {
+        out.push(Decoded::Rejected(Rejection::whole("Bundle has no entries")));
+    }
+    out
+}
