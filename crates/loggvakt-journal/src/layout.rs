@@ -1,0 +1,88 @@
+//! Where things live in a store directory, and how to list them.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{epoch_of_manifest_name, Manifest};
+use crate::JournalError;
+
+pub const STORE_FILE: &str = "store.json";
+pub const STORE_FORMAT: &str = "loggvakt-store-1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreInfo {
+    pub format: String,
+    pub store_id: String,
+    pub created: String,
+}
+
+impl StoreInfo {
+    pub fn read(dir: &Path) -> Result<(StoreInfo, [u8; 16]), JournalError> {
+        let path = dir.join(STORE_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| JournalError::io(&path, e))?;
+        let info: StoreInfo = serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        if info.format != STORE_FORMAT {
+            return Err(JournalError::Corrupt { path, detail: format!("store format '{}' is not {STORE_FORMAT}", info.format) });
+        }
+        let id = crate::chain::from_hex::<16>(&info.store_id).ok_or_else(|| JournalError::Corrupt { path, detail: "store_id is not 32 hex digits".into() })?;
+        Ok((info, id))
+    }
+}
+
+/// Files in `dir` whose name passes `keep`, sorted by name; a missing directory is empty.
+pub fn list_sorted(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, JournalError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(JournalError::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| JournalError::io(dir, e))?;
+        if entry.file_name().to_str().is_some_and(&keep) {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every `*.parquet` file under `data/`, relative to the store, sorted.
+pub fn list_segment_files(store: &Path) -> Result<Vec<String>, JournalError> {
+    fn walk(dir: &Path, store: &Path, out: &mut Vec<String>) -> Result<(), JournalError> {
+        for path in list_sorted(dir, |_| true)? {
+            if path.is_dir() {
+                walk(&path, store, out)?;
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                if let Ok(rel) = path.strip_prefix(store) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(&store.join("data"), store, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Manifests by epoch, with their raw bytes (whose hash checkpoints sign).
+pub fn read_manifests(store: &Path) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>, JournalError> {
+    let mut out = Vec::new();
+    for path in list_sorted(&store.join("manifests"), |n| epoch_of_manifest_name(n).is_some())? {
+        let bytes = std::fs::read(&path).map_err(|e| JournalError::io(&path, e))?;
+        out.push((Manifest::parse(&bytes, &path)?, bytes, path));
+    }
+    out.sort_by_key(|(m, _, _)| m.epoch);
+    Ok(out)
+}
+
+pub fn list_checkpoints(store: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    list_sorted(&store.join("checkpoints"), |n| n.ends_with(".note"))
+}
+
+pub fn list_wal_files(store: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    list_sorted(&store.join("wal"), |n| n.ends_with(".wal"))
+}

@@ -1,0 +1,413 @@
+//! The journal writer: the only code that appends to a store.
+//!
+//! Durability promise (also in `docs/format.md` §Durability): `append` assigns a sequence
+//! number and writes the record to the write-ahead journal; `commit` fsyncs it, and only
+//! records appended before a returned `commit` may be acknowledged. `seal` turns the
+//! committed records into Parquet segments, a manifest and a signed checkpoint; the
+//! checkpoint file is the commit point of a seal, and recovery removes any segments and
+//! manifests a crash left without one, then re-seals from the write-ahead journal.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, FixedSizeBinaryArray, StringArray};
+use loggvakt_model::AccessEvent;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use rayon::prelude::*;
+
+use crate::chain::{self, Hash};
+use crate::fsutil::{create_dir_durable, sync_dir, write_atomic};
+use crate::layout::{list_checkpoints, list_segment_files, list_wal_files, read_manifests, StoreInfo, STORE_FILE, STORE_FORMAT};
+use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
+use crate::note::{Checkpoint, SigningKey};
+use crate::quarantine::{QuarantineEntry, QuarantineWriter};
+use crate::segment::{epoch_of_file_name, segment_rel_path, write_segment, SealedRecord};
+use crate::wal::{cut_torn_tail, read_wal, wal_path, WalWriter};
+use crate::JournalError;
+
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// Seal when this many records wait (bounds memory, and the verifier's per-epoch memory).
+    pub max_epoch_records: usize,
+    /// Seal, and so sign a checkpoint, at least this often while records arrive.
+    pub max_epoch_age: Duration,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions { max_epoch_records: 500_000, max_epoch_age: Duration::from_secs(5) }
+    }
+}
+
+/// What `append` did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Stored { seq: u64 },
+    /// The same source already sent this event id with the same content: stored once.
+    Duplicate,
+    /// The same source already sent this event id with different content.
+    Conflict,
+}
+
+/// What opening the store had to repair after a crash.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// Committed records found in the write-ahead journal and sealed again.
+    pub replayed: usize,
+    /// Bytes of a torn, never-acknowledged write cut from the write-ahead journal.
+    pub torn_bytes: u64,
+    /// Segment and manifest files that a crash left without a checkpoint, removed.
+    pub removed_uncommitted: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SealReport {
+    pub epoch: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub segments: usize,
+    pub checkpoint: PathBuf,
+}
+
+pub struct Journal {
+    dir: PathBuf,
+    store_id: [u8; 16],
+    store_id_hex: String,
+    key: SigningKey,
+    _lock: File,
+    options: JournalOptions,
+    wal: Option<WalWriter>,
+    unsealed_wal_files: Vec<PathBuf>,
+    pending: Vec<SealedRecord>,
+    next_seq: u64,
+    head: Hash,
+    /// Chain head after the last sealed record: the next manifest's `prev_head`.
+    sealed_head: Hash,
+    durable_seq: u64,
+    epoch: u64,
+    epoch_started: Option<Instant>,
+    seen: HashMap<u128, u64>,
+    quarantine: QuarantineWriter,
+    scratch: Vec<u8>,
+}
+
+fn idempotency_key(source_system: &str, event_id: &str) -> u128 {
+    let mut h = blake3::Hasher::new();
+    h.update(source_system.as_bytes());
+    h.update(&[0]);
+    h.update(event_id.as_bytes());
+    u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().unwrap_or([0; 16]))
+}
+
+fn digest_prefix(digest: &[u8]) -> u64 {
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+}
+
+fn lock_store(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join(".lock");
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| JournalError::io(&path, e))?;
+    // SAFETY: flock on a file descriptor we own; no memory is shared.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(JournalError::Locked { store: dir.to_owned() });
+    }
+    Ok(file)
+}
+
+impl Journal {
+    /// Opens a store for writing, creating it if `dir` is empty or missing, and repairs
+    /// what a crash left behind.
+    pub fn open(dir: &Path, key: SigningKey, options: JournalOptions) -> Result<(Journal, Recovery), JournalError> {
+        create_dir_durable(dir)?;
+        let lock = lock_store(dir)?;
+        if !dir.join(STORE_FILE).exists() {
+            let mut id = [0u8; 16];
+            getrandom::getrandom(&mut id).map_err(|e| JournalError::Key(format!("no randomness from the OS: {e}")))?;
+            let info = StoreInfo { format: STORE_FORMAT.into(), store_id: chain::to_hex(&id), created: chrono::Utc::now().to_rfc3339() };
+            let bytes = serde_json::to_vec_pretty(&info).map_err(|e| JournalError::io(dir, std::io::Error::other(e)))?;
+            write_atomic(&dir.join(STORE_FILE), &bytes)?;
+        }
+        let (_, store_id) = StoreInfo::read(dir)?;
+        create_dir_durable(&dir.join("wal"))?;
+        let mut journal = Journal {
+            dir: dir.to_owned(),
+            store_id,
+            store_id_hex: chain::to_hex(&store_id),
+            key,
+            _lock: lock,
+            options,
+            wal: None,
+            unsealed_wal_files: vec![],
+            pending: vec![],
+            next_seq: 1,
+            head: chain::genesis(&store_id),
+            sealed_head: chain::genesis(&store_id),
+            durable_seq: 0,
+            epoch: 0,
+            epoch_started: None,
+            seen: HashMap::new(),
+            quarantine: QuarantineWriter::new(dir),
+            scratch: Vec::with_capacity(1024),
+        };
+        let recovery = journal.recover()?;
+        Ok((journal, recovery))
+    }
+
+    fn recover(&mut self) -> Result<Recovery, JournalError> {
+        let mut recovery = Recovery::default();
+        let committed_epoch = match list_checkpoints(&self.dir)?.last() {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| JournalError::io(path, e))?;
+                Checkpoint::parse_note(&text)?.0.epoch
+            }
+            None => 0,
+        };
+        // A seal is committed by its checkpoint; anything of a later epoch is a crash's leftover.
+        for (manifest, _, path) in read_manifests(&self.dir)? {
+            if manifest.epoch > committed_epoch {
+                std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+                recovery.removed_uncommitted.push(manifest_rel_path(manifest.epoch));
+            }
+        }
+        for rel in list_segment_files(&self.dir)? {
+            let name = rel.rsplit('/').next().unwrap_or_default();
+            if epoch_of_file_name(name).is_some_and(|e| e > committed_epoch) {
+                let path = self.dir.join(&rel);
+                std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+                recovery.removed_uncommitted.push(rel);
+            }
+        }
+        let manifests = read_manifests(&self.dir)?;
+        if let Some((last, _, _)) = manifests.last() {
+            self.epoch = last.epoch;
+            self.next_seq = last.last_seq + 1;
+            self.head = chain::from_hex(&last.head).ok_or_else(|| JournalError::Corrupt { path: self.dir.join(manifest_rel_path(last.epoch)), detail: "head is not hex".into() })?;
+        }
+        self.sealed_head = self.head;
+        self.durable_seq = self.next_seq - 1;
+        for (manifest, _, _) in &manifests {
+            for segment in &manifest.segments {
+                self.load_idempotency_keys(&self.dir.join(&segment.path))?;
+            }
+        }
+        let sealed_seq = self.next_seq - 1;
+        for path in list_wal_files(&self.dir)? {
+            let contents = read_wal(&path, &self.store_id)?;
+            if contents.torn_bytes > 0 {
+                cut_torn_tail(&path, contents.valid_len)?;
+                recovery.torn_bytes += contents.torn_bytes;
+            }
+            let mut holds_unsealed = false;
+            for (seq, canonical) in contents.records {
+                if seq <= sealed_seq {
+                    continue;
+                }
+                if seq != self.next_seq {
+                    return Err(JournalError::Corrupt {
+                        path: path.clone(),
+                        detail: format!("write-ahead journal jumps from seq {} to {seq}", self.next_seq - 1),
+                    });
+                }
+                let event = AccessEvent::decode_canonical(&canonical).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("seq {seq}: {e}") })?;
+                self.seen.insert(idempotency_key(&event.source_system, &event.event_id), digest_prefix(&event.source_digest.0));
+                self.head = chain::next_head(&self.head, &chain::leaf(seq, &canonical));
+                self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
+                self.next_seq += 1;
+                holds_unsealed = true;
+                recovery.replayed += 1;
+            }
+            if holds_unsealed {
+                self.unsealed_wal_files.push(path);
+            } else {
+                std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+            }
+        }
+        self.durable_seq = self.next_seq - 1;
+        if !self.pending.is_empty() {
+            self.seal()?;
+        }
+        Ok(recovery)
+    }
+
+    fn load_idempotency_keys(&mut self, path: &Path) -> Result<(), JournalError> {
+        let file = File::open(path).map_err(|e| JournalError::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
+        let wanted = ["event_id", "source_system", "source_digest"];
+        let schema = builder.parquet_schema();
+        let indices = (0..schema.num_columns()).filter(|&i| wanted.contains(&schema.column(i).name()));
+        let mask = ProjectionMask::leaves(schema, indices);
+        let reader = builder.with_projection(mask).build().map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
+        for batch in reader {
+            let batch = batch.map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
+            let column = |name: &str| batch.column_by_name(name).ok_or_else(|| JournalError::Corrupt { path: path.to_owned(), detail: format!("column {name} missing") });
+            let ids = column("event_id")?.as_any().downcast_ref::<StringArray>().cloned();
+            let sources = column("source_system")?.as_any().downcast_ref::<StringArray>().cloned();
+            let digests = column("source_digest")?.as_any().downcast_ref::<FixedSizeBinaryArray>().cloned();
+            let (Some(ids), Some(sources), Some(digests)) = (ids, sources, digests) else {
+                return Err(JournalError::Corrupt { path: path.to_owned(), detail: "idempotency columns have the wrong types".into() });
+            };
+            for row in 0..batch.num_rows() {
+                self.seen.insert(idempotency_key(sources.value(row), ids.value(row)), digest_prefix(digests.value(row)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sequence number of the last record made durable by `commit`.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
+    pub fn signer_id(&self) -> String {
+        self.key.verifier().id()
+    }
+
+    /// Appends one event to the write-ahead journal. Not durable until `commit`.
+    pub fn append(&mut self, event: AccessEvent) -> Result<Appended, JournalError> {
+        let key = idempotency_key(&event.source_system, &event.event_id);
+        let digest = digest_prefix(&event.source_digest.0);
+        if let Some(&seen) = self.seen.get(&key) {
+            return Ok(if seen == digest { Appended::Duplicate } else { Appended::Conflict });
+        }
+        let seq = self.next_seq;
+        if self.wal.is_none() {
+            let writer = WalWriter::create(wal_path(&self.dir, seq), &self.store_id)?;
+            self.unsealed_wal_files.push(writer.path().to_owned());
+            self.wal = Some(writer);
+        }
+        self.scratch.clear();
+        event.encode_canonical(&mut self.scratch);
+        if let Some(wal) = self.wal.as_mut() {
+            wal.append(seq, &self.scratch)?;
+        }
+        self.head = chain::next_head(&self.head, &chain::leaf(seq, &self.scratch));
+        self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
+        self.seen.insert(key, digest);
+        self.next_seq += 1;
+        self.epoch_started.get_or_insert_with(Instant::now);
+        Ok(Appended::Stored { seq })
+    }
+
+    /// Keeps input that could not be mapped. Durable at the next `commit`.
+    pub fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<(), JournalError> {
+        self.quarantine.append(entry)
+    }
+
+    /// Makes everything appended and quarantined so far durable, and returns the last
+    /// durable sequence number. Only now may those events be acknowledged.
+    pub fn commit(&mut self) -> Result<u64, JournalError> {
+        if let Some(wal) = self.wal.as_mut() {
+            wal.sync()?;
+        }
+        self.quarantine.sync()?;
+        self.durable_seq = self.next_seq - 1;
+        Ok(self.durable_seq)
+    }
+
+    /// Seals if enough records wait, or they have waited long enough.
+    pub fn maybe_seal(&mut self) -> Result<Option<SealReport>, JournalError> {
+        let full = self.pending.len() >= self.options.max_epoch_records;
+        let old = self.epoch_started.is_some_and(|t| t.elapsed() >= self.options.max_epoch_age);
+        if full || old {
+            self.seal()
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Commits, then writes all pending records as segments of a new epoch, its manifest,
+    /// and a signed checkpoint; then drops the write-ahead journal they came from.
+    pub fn seal(&mut self) -> Result<Option<SealReport>, JournalError> {
+        self.commit()?;
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let epoch = self.epoch + 1;
+        let first_seq = self.pending[0].seq;
+        let last_seq = self.next_seq - 1;
+        let mut partitions: BTreeMap<(String, String), Vec<&SealedRecord>> = BTreeMap::new();
+        for record in &self.pending {
+            partitions.entry((record.event.tenant_orgnr.clone(), record.event.occurred_at.utc_date())).or_default().push(record);
+        }
+        let jobs: Vec<(String, Vec<&SealedRecord>)> = partitions
+            .into_iter()
+            .enumerate()
+            .map(|(index, ((tenant, date), mut rows))| {
+                rows.sort_by(|a, b| {
+                    (a.event.patient_id.as_deref(), a.event.occurred_at, a.seq).cmp(&(b.event.patient_id.as_deref(), b.event.occurred_at, b.seq))
+                });
+                (segment_rel_path(&tenant, &date, epoch, index), rows)
+            })
+            .collect();
+        let dir = &self.dir;
+        let store_id_hex = &self.store_id_hex;
+        let written: Vec<Result<SegmentEntry, JournalError>> = jobs
+            .par_iter()
+            .map(|(rel, rows)| {
+                let hash = write_segment(dir, rel, store_id_hex, epoch, rows)?;
+                Ok(SegmentEntry {
+                    path: rel.clone(),
+                    rows: rows.len() as u64,
+                    first_seq: rows.iter().map(|r| r.seq).min().unwrap_or(0),
+                    last_seq: rows.iter().map(|r| r.seq).max().unwrap_or(0),
+                    blake3: chain::to_hex(&hash),
+                })
+            })
+            .collect();
+        let segments = written.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let partition_dirs: BTreeSet<PathBuf> = segments.iter().filter_map(|s| self.dir.join(&s.path).parent().map(Path::to_owned)).collect();
+        for d in &partition_dirs {
+            sync_dir(d)?;
+        }
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            store_id: self.store_id_hex.clone(),
+            epoch,
+            first_seq,
+            last_seq,
+            prev_head: chain::to_hex(&self.sealed_head),
+            head: chain::to_hex(&self.head),
+            sealed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            segments,
+        };
+        let manifest_bytes = manifest.to_bytes();
+        create_dir_durable(&self.dir.join("manifests"))?;
+        write_atomic(&self.dir.join(manifest_rel_path(epoch)), &manifest_bytes)?;
+        let checkpoint = Checkpoint {
+            origin: Checkpoint::origin_for(&self.store_id),
+            size: last_seq,
+            head: self.head,
+            epoch,
+            manifest: Some(*blake3::hash(&manifest_bytes).as_bytes()),
+            time: manifest.sealed_at.clone(),
+        };
+        create_dir_durable(&self.dir.join("checkpoints"))?;
+        let checkpoint_path = self.dir.join(checkpoint_rel_path(last_seq));
+        write_atomic(&checkpoint_path, checkpoint.sign(&self.key).as_bytes())?;
+        // The seal is committed; the write-ahead journal it came from is no longer needed.
+        self.wal = None;
+        for path in self.unsealed_wal_files.drain(..) {
+            std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+        }
+        sync_dir(&self.dir.join("wal"))?;
+        let report = SealReport { epoch, first_seq, last_seq, segments: manifest.segments.len(), checkpoint: checkpoint_path };
+        self.epoch = epoch;
+        self.sealed_head = self.head;
+        self.pending.clear();
+        self.epoch_started = None;
+        Ok(Some(report))
+    }
+
+    /// Seals what is pending and releases the store.
+    pub fn close(mut self) -> Result<Option<SealReport>, JournalError> {
+        self.seal()
+    }
+}
