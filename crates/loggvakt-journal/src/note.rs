@@ -49,8 +49,9 @@ impl SigningKey {
     pub fn parse(text: &str) -> Result<Self, JournalError> {
         let bad = |why: &str| JournalError::Key(format!("not a loggvakt private key ({why}); expected PRIVATE+KEY+<name>+<hash>+<key>"));
         let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
-        let mut parts = rest.split('+');
-        let (Some(name), Some(hash), Some(key), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        // The base64 key may itself contain '+', so split off only name and hash.
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("wrong number of '+' fields"));
         };
         let raw = B64.decode(key).map_err(|_| bad("key is not base64"))?;
@@ -96,8 +97,8 @@ pub struct VerifierKey {
 impl VerifierKey {
     pub fn parse(text: &str) -> Result<Self, JournalError> {
         let bad = |why: &str| JournalError::Key(format!("'{text}' is not a verifier key ({why}); expected <name>+<hash>+<key>"));
-        let mut parts = text.trim().split('+');
-        let (Some(name), Some(hash), Some(key), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let mut parts = text.trim().splitn(3, '+');
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("wrong number of '+' fields"));
         };
         let raw = B64.decode(key).map_err(|_| bad("key is not base64"))?;
@@ -241,6 +242,11 @@ mod tests {
 
     #[test]
     fn keys_round_trip_and_sign() {
+        for _ in 0..64 {
+            // base64 keys often contain '+', the field separator; parsing must cope.
+            let key = SigningKey::generate("k").expect("key");
+            assert_eq!(SigningKey::parse(&key.to_text()).expect("private").verifier(), VerifierKey::parse(&key.verifier().to_text()).expect("public"));
+        }
         let key = SigningKey::generate("test-key").expect("key");
         let again = SigningKey::parse(&key.to_text()).expect("parse private");
         let verifier = VerifierKey::parse(&again.verifier().to_text()).expect("parse public");
