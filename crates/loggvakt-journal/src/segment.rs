@@ -16,6 +16,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
+use parquet::file::reader::ChunkReader;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -143,6 +144,15 @@ pub struct SegmentFile {
 impl SegmentFile {
     pub fn open(path: &Path, batch_size: usize) -> Result<Self, JournalError> {
         let file = File::open(path).map_err(|e| JournalError::io(path, e))?;
+        Self::from_reader(path, file, batch_size)
+    }
+
+    /// Reads a segment already in memory (the verifier hashes the same bytes).
+    pub fn from_bytes(path: &Path, bytes: bytes::Bytes, batch_size: usize) -> Result<Self, JournalError> {
+        Self::from_reader(path, bytes, batch_size)
+    }
+
+    fn from_reader<R: ChunkReader + 'static>(path: &Path, file: R, batch_size: usize) -> Result<Self, JournalError> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: format!("not a readable Parquet file: {e}") })?;
         let file_meta = builder.metadata().file_metadata();
         let rows = file_meta.num_rows() as u64;

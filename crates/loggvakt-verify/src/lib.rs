@@ -1,0 +1,289 @@
+//! # loggvakt-verify
+//!
+//! Owns the offline check that a store is complete and unaltered: it re-derives every
+//! record's hash from the Parquet files, folds the chain, and compares it with checkpoints
+//! signed by keys the caller trusts (and, optionally, a checkpoint the caller kept).
+//!
+//! Must not: write to the store, trust anything in it that a trusted signature does not
+//! cover, or stop at the first problem. It reports every problem it can locate, each with
+//! the file, row and sequence number, and says what it could not check.
+//!
+//! Epochs are independent given their manifest's `prev_head` (which the previous epoch's
+//! signed checkpoint fixes), so epochs and the segments inside them are checked in
+//! parallel; memory is bounded by the epochs in flight, not by the store.
+
+mod report;
+mod scan;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use loggvakt_journal::chain::{self, Hash};
+use loggvakt_journal::layout::{list_checkpoints, list_segment_files, list_wal_files, read_manifests, StoreInfo};
+use loggvakt_journal::manifest::Manifest;
+use loggvakt_journal::note::SignatureProblem;
+use loggvakt_journal::{Checkpoint, VerifierKey};
+use rayon::prelude::*;
+
+pub use report::{Problem, ProblemKind, Report};
+use scan::{check_epoch, EpochOutcome};
+
+/// What the caller brings from outside the store.
+pub struct VerifyOptions<'a> {
+    pub trusted_keys: Vec<VerifierKey>,
+    /// A signed checkpoint the caller kept from an earlier export (note text).
+    pub held_checkpoint: Option<String>,
+    /// Called with (rows checked so far, rows in the store) as work progresses.
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+}
+
+struct TrustedCheckpoint {
+    checkpoint: Checkpoint,
+    file: String,
+    signer: String,
+}
+
+/// Checks a store. Problems are in the report; `Err` is reserved for not being able to
+/// start at all (no store there).
+pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, String> {
+    let (_, store_id) = StoreInfo::read(store).map_err(|e| format!("not a loggvakt store: {e}"))?;
+    let origin = Checkpoint::origin_for(&store_id);
+    let mut report = Report::default();
+
+    let manifests = match read_manifests(store) {
+        Ok(m) => m,
+        Err(e) => {
+            report.problem(Problem::new(ProblemKind::Unreadable, e.to_string()));
+            return Ok(report);
+        }
+    };
+
+    // Checkpoints in the store: each must carry a trusted, valid signature.
+    let mut checkpoints: BTreeMap<u64, TrustedCheckpoint> = BTreeMap::new();
+    for path in list_checkpoints(store).unwrap_or_default() {
+        let file = rel(store, &path);
+        match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
+            Ok(Ok((cp, signer))) => {
+                if cp.origin != origin {
+                    report.problem(Problem::new(ProblemKind::ForgedCheckpoint, format!("origin '{}' is not this store's '{origin}'", cp.origin)).in_file(&file));
+                    continue;
+                }
+                report.signers.insert(signer.clone());
+                checkpoints.insert(cp.size, TrustedCheckpoint { checkpoint: cp, file, signer });
+            }
+            Ok(Err(problem)) => report.problem(signature_problem(problem, &file)),
+            Err(e) => report.problem(Problem::new(ProblemKind::ForgedCheckpoint, format!("not a readable checkpoint: {e}")).in_file(&file)),
+        }
+    }
+    report.checkpoints_checked = checkpoints.len() as u64;
+
+    // Files on disk that no manifest lists, and manifests that skip epochs.
+    let listed: HashMap<&str, u64> = manifests.iter().flat_map(|(m, _, _)| m.segments.iter().map(move |s| (s.path.as_str(), m.epoch))).collect();
+    let on_disk: BTreeSet<String> = list_segment_files(store).unwrap_or_default().into_iter().collect();
+    for file in on_disk.iter().filter(|f| !listed.contains_key(f.as_str())) {
+        let claimed = scan::claimed_path(&store.join(file));
+        let detail = match claimed {
+            Some(claimed) if claimed != *file => format!("segment was renamed or moved: it says it is '{claimed}'"),
+            _ => "segment is not listed in any manifest: inserted, or left by a writer that never signed it".to_owned(),
+        };
+        report.problem(Problem::new(ProblemKind::UnexpectedSegment, detail).in_file(file));
+    }
+    let mut expected_first = 1u64;
+    let mut expected_prev = chain::to_hex(&chain::genesis(&store_id));
+    for (i, (m, _, path)) in manifests.iter().enumerate() {
+        let file = rel(store, path);
+        if m.epoch != i as u64 + 1 {
+            report.problem(Problem::new(ProblemKind::MissingManifest, format!("epoch {} follows epoch {}: a manifest was deleted or renamed", m.epoch, i)).in_file(&file));
+        }
+        if m.first_seq != expected_first {
+            report.problem(
+                Problem::new(ProblemKind::MissingRecord, format!("epoch {} starts at seq {} but the previous epoch ended at seq {}", m.epoch, m.first_seq, expected_first - 1))
+                    .in_file(&file)
+                    .at_seq(expected_first),
+            );
+        }
+        if m.prev_head != expected_prev {
+            report.problem(Problem::new(ProblemKind::ChainBreak, format!("epoch {} does not continue the chain of the epoch before it", m.epoch)).in_file(&file));
+        }
+        if m.store_id != chain::to_hex(&store_id) {
+            report.problem(Problem::new(ProblemKind::ManifestMismatch, "manifest belongs to another store").in_file(&file));
+        }
+        expected_first = m.last_seq + 1;
+        expected_prev = m.head.clone();
+    }
+
+    // Row level, epochs and their segments in parallel.
+    let total_rows: u64 = manifests.iter().flat_map(|(m, _, _)| m.segments.iter().map(|s| s.rows)).sum();
+    let done = AtomicU64::new(0);
+    let tick = |rows: u64| {
+        let now = done.fetch_add(rows, Ordering::Relaxed) + rows;
+        if let Some(progress) = options.progress {
+            progress(now, total_rows);
+        }
+    };
+    let outcomes: Vec<EpochOutcome> = manifests.par_iter().map(|(m, _, path)| check_epoch(store, m, &rel(store, path), &tick)).collect();
+
+    for ((m, bytes, path), outcome) in manifests.iter().zip(outcomes) {
+        report.records += outcome.rows;
+        report.segments += m.segments.len() as u64;
+        report.problems.extend(outcome.problems);
+        let covering = checkpoints.get(&m.last_seq);
+        match covering {
+            None => report.problem(
+                Problem::new(ProblemKind::UnsignedEpoch, format!("epoch {} (seq {}..={}) has no checkpoint signed by a trusted key", m.epoch, m.first_seq, m.last_seq))
+                    .in_file(&rel(store, path)),
+            ),
+            Some(tc) => check_checkpoint_against(&mut report, tc, m, bytes, &rel(store, path)),
+        }
+        if !outcome.chain_intact {
+            report.unverified_rows += outcome.unverified_rows;
+        }
+    }
+
+    let last_sealed = manifests.last().map(|(m, _, _)| m.last_seq).unwrap_or(0);
+    let sealed_head = manifests.last().and_then(|(m, _, _)| chain::from_hex::<32>(&m.head)).unwrap_or_else(|| chain::genesis(&store_id));
+    for (size, tc) in checkpoints.range(last_sealed + 1..) {
+        report.problem(
+            Problem::new(ProblemKind::Truncated, format!("checkpoint signed by {} covers {size} records, but the store's sealed records end at seq {last_sealed}", tc.signer))
+                .in_file(&tc.file)
+                .at_seq(last_sealed + 1),
+        );
+    }
+    for (size, tc) in checkpoints.range(..=last_sealed) {
+        if !manifests.iter().any(|(m, _, _)| m.last_seq == *size) {
+            report.problem(Problem::new(ProblemKind::CheckpointMismatch, "checkpoint size does not end any epoch: the epochs were rewritten").in_file(&tc.file).at_seq(*size));
+        }
+    }
+    report.last_sealed_seq = last_sealed;
+    report.head = chain::to_hex(&sealed_head);
+    report.epochs = manifests.len() as u64;
+    report.latest_checkpoint = checkpoints.values().next_back().map(|tc| (tc.checkpoint.size, tc.checkpoint.time.clone(), tc.signer.clone()));
+
+    check_unsealed(store, &store_id, last_sealed, sealed_head, &mut report);
+    if let Some(note) = &options.held_checkpoint {
+        check_held(note, options, &origin, &manifests, &checkpoints, &mut report);
+    }
+    report.problems.sort_by(|a, b| (a.seq, a.file.clone(), a.row).cmp(&(b.seq, b.file.clone(), b.row)));
+    Ok(report)
+}
+
+fn rel(store: &Path, path: &Path) -> String {
+    path.strip_prefix(store).unwrap_or(path).to_string_lossy().into_owned()
+}
+
+fn open_checkpoint(text: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, String> {
+    Checkpoint::open(text, trusted).map_err(|e| e.to_string())
+}
+
+fn signature_problem(problem: SignatureProblem, file: &str) -> Problem {
+    match problem {
+        SignatureProblem::NoTrustedSignature { signers } => Problem::new(
+            ProblemKind::UntrustedSignature,
+            format!("signed only by key(s) not in the trusted-keys file: {}", if signers.is_empty() { "none".to_owned() } else { signers.join(", ") }),
+        )
+        .in_file(file),
+        SignatureProblem::BadSignature { key_id } => {
+            Problem::new(ProblemKind::ForgedCheckpoint, format!("the signature claiming to be by {key_id} does not verify: the checkpoint was forged or altered")).in_file(file)
+        }
+    }
+}
+
+fn check_checkpoint_against(report: &mut Report, tc: &TrustedCheckpoint, m: &Manifest, manifest_bytes: &[u8], manifest_file: &str) {
+    if chain::to_hex(&tc.checkpoint.head) != m.head {
+        report.problem(
+            Problem::new(ProblemKind::CheckpointMismatch, format!("signed head for seq {} differs from epoch {}'s manifest: the manifest was rewritten", m.last_seq, m.epoch))
+                .in_file(&tc.file)
+                .at_seq(m.last_seq),
+        );
+    }
+    if tc.checkpoint.manifest.is_some_and(|h| h != *blake3::hash(manifest_bytes).as_bytes()) {
+        report.problem(Problem::new(ProblemKind::ManifestMismatch, format!("manifest of epoch {} is not the one the checkpoint signed", m.epoch)).in_file(manifest_file));
+    }
+}
+
+/// Committed records not yet sealed: chained on from the last sealed head, but no
+/// signature covers them yet.
+fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head: Hash, report: &mut Report) {
+    let mut next = last_sealed + 1;
+    for path in list_wal_files(store).unwrap_or_default() {
+        let file = rel(store, &path);
+        match loggvakt_journal::wal::read_wal(&path, store_id) {
+            Ok(contents) => {
+                for (seq, canonical) in contents.records.iter().filter(|(s, _)| *s > last_sealed) {
+                    if *seq != next {
+                        report.problem(Problem::new(ProblemKind::MissingRecord, format!("write-ahead journal jumps to seq {seq}")).in_file(&file).at_seq(next));
+                        return;
+                    }
+                    head = chain::next_head(&head, &chain::leaf(*seq, canonical));
+                    next += 1;
+                    report.unsealed_records += 1;
+                }
+                if contents.torn_bytes > 0 {
+                    report.notes.push(format!(
+                        "{file}: {} bytes of a write cut short by a crash follow the last whole record; they were never acknowledged and the writer cuts them on restart",
+                        contents.torn_bytes
+                    ));
+                }
+            }
+            Err(e) => report.problem(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(&file)),
+        }
+    }
+    if report.unsealed_records > 0 {
+        report.notes.push(format!(
+            "{} committed records (seq {}..={}) are in the write-ahead journal, not yet sealed; they chain on from the last checkpoint to head {}, but no signature covers them yet",
+            report.unsealed_records,
+            last_sealed + 1,
+            next - 1,
+            chain::to_hex(&head)
+        ));
+    }
+}
+
+fn check_held(
+    note: &str,
+    options: &VerifyOptions<'_>,
+    origin: &str,
+    manifests: &[(Manifest, Vec<u8>, std::path::PathBuf)],
+    store_checkpoints: &BTreeMap<u64, TrustedCheckpoint>,
+    report: &mut Report,
+) {
+    const FILE: &str = "(your checkpoint)";
+    let (held, signer) = match open_checkpoint(note, &options.trusted_keys) {
+        Ok(Ok(v)) => v,
+        Ok(Err(problem)) => return report.problem(signature_problem(problem, FILE)),
+        Err(e) => return report.problem(Problem::new(ProblemKind::ForgedCheckpoint, format!("not a readable checkpoint: {e}")).in_file(FILE)),
+    };
+    if held.origin != origin {
+        return report.problem(Problem::new(ProblemKind::ForgedCheckpoint, format!("your checkpoint is for '{}', not this store ('{origin}')", held.origin)).in_file(FILE));
+    }
+    let last_sealed = manifests.last().map(|(m, _, _)| m.last_seq).unwrap_or(0);
+    if held.size > last_sealed {
+        let consistent_older_state = report.problems.is_empty() && store_checkpoints.contains_key(&last_sealed);
+        let (kind, what) = if consistent_older_state {
+            (ProblemKind::RolledBack, "the store was rolled back to an older, self-consistent state")
+        } else {
+            (ProblemKind::Truncated, "the tail of the store was cut off")
+        };
+        report.problem(
+            Problem::new(kind, format!("your checkpoint (signed by {signer}, {}) covers {} records, but the store ends at seq {last_sealed}: {what}", held.time, held.size))
+                .in_file(FILE)
+                .at_seq(last_sealed + 1),
+        );
+        return;
+    }
+    match manifests.iter().find(|(m, _, _)| m.last_seq == held.size) {
+        Some((m, _, _)) if m.head == chain::to_hex(&held.head) => {
+            report.notes.push(format!("your checkpoint ({} records, {}) is consistent with this store", held.size, held.time));
+            report.held_checkpoint_ok = true;
+        }
+        _ => report.problem(
+            Problem::new(
+                ProblemKind::Forked,
+                format!("the store's history up to seq {} differs from your checkpoint (signed by {signer}, {}): it was rolled back and rewritten", held.size, held.time),
+            )
+            .in_file(FILE)
+            .at_seq(held.size),
+        ),
+    }
+}

@@ -1,0 +1,179 @@
+//! What the verifier found, located as precisely as the files allow.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// A record's content does not hash to its chain tag: a field was changed, or the row replaced or moved.
+    ModifiedRecord,
+    /// A sequence number is missing: a row (or a whole segment's rows) was deleted.
+    MissingRecord,
+    /// A sequence number appears twice: a row was inserted.
+    DuplicateRecord,
+    /// A row carries a sequence number outside its epoch: a row was inserted.
+    UnexpectedRecord,
+    /// Rows are not in the segment's defined order: the file was rewritten with rows reordered.
+    RowOrder,
+    /// A row sits in a partition whose tenant or date it does not belong to.
+    WrongPartition,
+    /// A segment the manifest lists is not there.
+    MissingSegment,
+    /// A segment file no manifest lists.
+    UnexpectedSegment,
+    /// A segment file's own metadata names another path: files were renamed or swapped.
+    RenamedSegment,
+    /// A segment file's bytes differ from the hash its manifest recorded.
+    ModifiedFile,
+    /// A manifest is missing from the sequence of epochs.
+    MissingManifest,
+    /// A manifest differs from what its checkpoint signed.
+    ManifestMismatch,
+    /// The chain does not link across an epoch boundary, or a recomputed head differs.
+    ChainBreak,
+    /// A trusted checkpoint disagrees with the store.
+    CheckpointMismatch,
+    /// An epoch that no trusted checkpoint covers.
+    UnsignedEpoch,
+    /// A checkpoint signed only by keys the caller does not trust.
+    UntrustedSignature,
+    /// A checkpoint whose signature does not verify.
+    ForgedCheckpoint,
+    /// Records a trusted checkpoint covers are gone from the end of the store.
+    Truncated,
+    /// The store is an older state than a checkpoint the caller holds.
+    RolledBack,
+    /// The store's history differs from a checkpoint the caller holds.
+    Forked,
+    /// A file could not be read at all.
+    Unreadable,
+}
+
+impl ProblemKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProblemKind::ModifiedRecord => "modified record",
+            ProblemKind::MissingRecord => "missing record",
+            ProblemKind::DuplicateRecord => "duplicated record",
+            ProblemKind::UnexpectedRecord => "inserted record",
+            ProblemKind::RowOrder => "rows reordered",
+            ProblemKind::WrongPartition => "row in wrong partition",
+            ProblemKind::MissingSegment => "missing segment",
+            ProblemKind::UnexpectedSegment => "unexpected segment",
+            ProblemKind::RenamedSegment => "renamed segment",
+            ProblemKind::ModifiedFile => "modified file",
+            ProblemKind::MissingManifest => "missing manifest",
+            ProblemKind::ManifestMismatch => "manifest mismatch",
+            ProblemKind::ChainBreak => "chain break",
+            ProblemKind::CheckpointMismatch => "checkpoint mismatch",
+            ProblemKind::UnsignedEpoch => "unsigned epoch",
+            ProblemKind::UntrustedSignature => "untrusted signature",
+            ProblemKind::ForgedCheckpoint => "forged checkpoint",
+            ProblemKind::Truncated => "truncated",
+            ProblemKind::RolledBack => "rolled back",
+            ProblemKind::Forked => "forked history",
+            ProblemKind::Unreadable => "unreadable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub file: Option<String>,
+    /// 0-based row within the file.
+    pub row: Option<u64>,
+    pub seq: Option<u64>,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Problem { kind, file: None, row: None, seq: None, detail: detail.into() }
+    }
+    pub fn in_file(mut self, file: &str) -> Self {
+        self.file = Some(file.to_owned());
+        self
+    }
+    pub fn at_row(mut self, row: u64) -> Self {
+        self.row = Some(row);
+        self
+    }
+    pub fn at_seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]", self.kind.label())?;
+        if let Some(file) = &self.file {
+            write!(f, " {file}")?;
+        }
+        if let Some(row) = self.row {
+            write!(f, " row {row}")?;
+        }
+        if let Some(seq) = self.seq {
+            write!(f, " seq {seq}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub records: u64,
+    pub segments: u64,
+    pub epochs: u64,
+    pub checkpoints_checked: u64,
+    pub last_sealed_seq: u64,
+    /// Chain head after the last sealed record, hex.
+    pub head: String,
+    pub signers: BTreeSet<String>,
+    /// (size, time, signer) of the newest trusted checkpoint in the store.
+    pub latest_checkpoint: Option<(u64, String, String)>,
+    pub held_checkpoint_ok: bool,
+    /// Rows after a chain break in their epoch, whose tags could not be checked one by one.
+    pub unverified_rows: u64,
+    pub unsealed_records: u64,
+    pub notes: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    pub fn problem(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_intact() {
+            writeln!(f, "INTACT: {} records in {} segments over {} epochs; every record hashes into the signed chain.", self.records, self.segments, self.epochs)?;
+        } else {
+            writeln!(f, "NOT INTACT: {} problem(s) in {} records, {} segments, {} epochs.", self.problems.len(), self.records, self.segments, self.epochs)?;
+        }
+        writeln!(f, "  checkpoints verified: {} (signed by {})", self.checkpoints_checked, if self.signers.is_empty() { "no trusted key".to_owned() } else { self.signers.iter().cloned().collect::<Vec<_>>().join(", ") })?;
+        if let Some((size, time, signer)) = &self.latest_checkpoint {
+            writeln!(f, "  latest checkpoint: {size} records at {time}, by {signer}")?;
+        }
+        writeln!(f, "  chain head after seq {}: {}", self.last_sealed_seq, self.head)?;
+        if self.unverified_rows > 0 {
+            writeln!(f, "  {} rows follow a break in their epoch and could not be checked one by one", self.unverified_rows)?;
+        }
+        for note in &self.notes {
+            writeln!(f, "  note: {note}")?;
+        }
+        for problem in &self.problems {
+            writeln!(f, "  {problem}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! Row-level checks of one epoch: re-derive every leaf from the Parquet rows, put the rows
+//! back in sequence order, and fold the chain against the stored tags.
+
+use std::cmp::Ordering;
+use std::path::Path;
+
+use arrow_array::{Array, FixedSizeBinaryArray, Int64Array};
+use loggvakt_journal::chain::{self, Hash, Tag, TAG_LEN};
+use loggvakt_journal::manifest::{Manifest, SegmentEntry};
+use loggvakt_journal::segment::{SegmentFile, META_EPOCH, META_PATH, SEQ_COLUMN, TAG_COLUMN};
+use loggvakt_model::EventColumns;
+use rayon::prelude::*;
+
+use crate::report::{Problem, ProblemKind};
+
+struct RowHash {
+    seq: u64,
+    leaf: Hash,
+    tag: Tag,
+    segment: u32,
+    row: u32,
+}
+
+struct SegmentScan {
+    rows: Vec<RowHash>,
+    problems: Vec<Problem>,
+}
+
+pub(crate) struct EpochOutcome {
+    pub rows: u64,
+    pub problems: Vec<Problem>,
+    pub chain_intact: bool,
+    pub unverified_rows: u64,
+}
+
+/// The path a segment file's own metadata gives for it.
+pub(crate) fn claimed_path(path: &Path) -> Option<String> {
+    SegmentFile::open(path, 1).ok()?.meta(META_PATH).map(str::to_owned)
+}
+
+fn partition_of(rel: &str) -> (Option<&str>, Option<&str>) {
+    let mut tenant = None;
+    let mut date = None;
+    for part in rel.split('/') {
+        if let Some(v) = part.strip_prefix("tenant=") {
+            tenant = Some(v);
+        } else if let Some(v) = part.strip_prefix("date=") {
+            date = Some(v);
+        }
+    }
+    (tenant, date)
+}
+
+fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, tick: &(dyn Fn(u64) + Sync)) -> SegmentScan {
+    let mut out = SegmentScan { rows: Vec::with_capacity(entry.rows as usize), problems: vec![] };
+    let file = entry.path.as_str();
+    let path = store.join(file);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => bytes::Bytes::from(b),
+        Err(_) => {
+            out.problems.push(
+                Problem::new(
+                    ProblemKind::MissingSegment,
+                    format!("epoch {epoch} lists this segment with {} rows (seq {}..={}), but it is gone: deleted or renamed", entry.rows, entry.first_seq, entry.last_seq),
+                )
+                .in_file(file)
+                .at_seq(entry.first_seq),
+            );
+            return out;
+        }
+    };
+    if chain::to_hex(blake3::hash(&bytes).as_bytes()) != entry.blake3 {
+        out.problems.push(Problem::new(ProblemKind::ModifiedFile, "file bytes differ from the hash in its manifest; row checks below locate the change").in_file(file));
+    }
+    let segment = match SegmentFile::from_bytes(&path, bytes, 8192) {
+        Ok(s) => s,
+        Err(e) => {
+            out.problems.push(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(file).at_seq(entry.first_seq));
+            return out;
+        }
+    };
+    match segment.meta(META_PATH) {
+        Some(claimed) if claimed == file => {}
+        claimed => out.problems.push(
+            Problem::new(ProblemKind::RenamedSegment, format!("file says it is '{}': segments were renamed or swapped", claimed.unwrap_or("(no path recorded)"))).in_file(file),
+        ),
+    }
+    if segment.meta(META_EPOCH) != Some(epoch.to_string().as_str()) {
+        out.problems.push(Problem::new(ProblemKind::RenamedSegment, format!("file says it belongs to epoch {}, its manifest is epoch {epoch}", segment.meta(META_EPOCH).unwrap_or("?"))).in_file(file));
+    }
+    let (tenant, date) = partition_of(file);
+    let mut canonical = Vec::with_capacity(1024);
+    let mut row_base = 0u32;
+    let mut previous_key: Option<(Option<String>, i64, u64)> = None;
+    for batch in segment.reader {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                out.problems.push(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(file).at_row(row_base as u64));
+                return out;
+            }
+        };
+        let columns = EventColumns::new(&batch);
+        let seqs = batch.column_by_name(SEQ_COLUMN).and_then(|c| c.as_any().downcast_ref::<Int64Array>());
+        let tags = batch.column_by_name(TAG_COLUMN).and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>()).filter(|t| t.value_length() == TAG_LEN as i32);
+        let (Ok(columns), Some(seqs), Some(tags)) = (columns, seqs, tags) else {
+            out.problems.push(Problem::new(ProblemKind::Unreadable, "columns are missing or of the wrong type: not a loggvakt segment").in_file(file));
+            return out;
+        };
+        for row in 0..batch.num_rows() {
+            let file_row = row_base + row as u32;
+            let seq = seqs.value(row) as u64;
+            let occurred = columns.occurred_at(row);
+            if tenant != Some(columns.tenant_orgnr(row)) || date != Some(occurred.utc_date().as_str()) {
+                out.problems.push(
+                    Problem::new(ProblemKind::WrongPartition, format!("row is for tenant {} on {}, not this partition", columns.tenant_orgnr(row), occurred.utc_date()))
+                        .in_file(file)
+                        .at_row(file_row as u64)
+                        .at_seq(seq),
+                );
+            }
+            let key = (columns.patient_id(row).map(str::to_owned), occurred.0, seq);
+            if let Some(prev) = &previous_key {
+                if prev.cmp(&key) != Ordering::Less {
+                    out.problems.push(
+                        Problem::new(ProblemKind::RowOrder, format!("row is out of the segment's (patient, time, seq) order after seq {}: rows were reordered", prev.2))
+                            .in_file(file)
+                            .at_row(file_row as u64)
+                            .at_seq(seq),
+                    );
+                }
+            }
+            previous_key = Some(key);
+            canonical.clear();
+            columns.encode_canonical(row, &mut canonical);
+            let mut tag = [0u8; TAG_LEN];
+            tag.copy_from_slice(tags.value(row));
+            out.rows.push(RowHash { seq, leaf: chain::leaf(seq, &canonical), tag, segment: index as u32, row: file_row });
+        }
+        row_base += batch.num_rows() as u32;
+        tick(batch.num_rows() as u64);
+    }
+    out
+}
+
+pub(crate) fn check_epoch(store: &Path, m: &Manifest, manifest_file: &str, tick: &(dyn Fn(u64) + Sync)) -> EpochOutcome {
+    let scans: Vec<SegmentScan> = m.segments.par_iter().enumerate().map(|(i, s)| scan_segment(store, m.epoch, i, s, tick)).collect();
+    let mut problems = Vec::new();
+    let mut rows = Vec::with_capacity(m.segments.iter().map(|s| s.rows as usize).sum());
+    for scan in scans {
+        problems.extend(scan.problems);
+        rows.extend(scan.rows);
+    }
+    rows.sort_unstable_by_key(|r| r.seq);
+    let place = |r: &RowHash| m.segments.get(r.segment as usize).map(|s| s.path.as_str()).unwrap_or("?");
+    let missing_segment = problems.iter().any(|p| p.kind == ProblemKind::MissingSegment);
+    let mut outcome = EpochOutcome { rows: rows.len() as u64, problems: vec![], chain_intact: true, unverified_rows: 0 };
+    let Some(mut head) = chain::from_hex::<32>(&m.prev_head) else {
+        problems.push(Problem::new(ProblemKind::ManifestMismatch, "prev_head is not a 32-byte hex hash").in_file(manifest_file));
+        outcome.problems = problems;
+        outcome.chain_intact = false;
+        return outcome;
+    };
+    let mut expected = m.first_seq;
+    let mut i = 0;
+    while i < rows.len() {
+        let seq = rows[i].seq;
+        let group_end = rows[i..].iter().position(|r| r.seq != seq).map_or(rows.len(), |n| i + n);
+        let group = &rows[i..group_end];
+        i = group_end;
+        if seq < m.first_seq || seq > m.last_seq {
+            for r in group {
+                problems.push(
+                    Problem::new(ProblemKind::UnexpectedRecord, format!("seq is outside epoch {} (seq {}..={}): an inserted row", m.epoch, m.first_seq, m.last_seq))
+                        .in_file(place(r))
+                        .at_row(r.row as u64)
+                        .at_seq(seq),
+                );
+            }
+            continue;
+        }
+        if seq > expected {
+            if !missing_segment {
+                let what = if seq - expected == 1 { format!("seq {expected} is missing") } else { format!("seqs {expected}..={} are missing", seq - 1) };
+                problems.push(Problem::new(ProblemKind::MissingRecord, format!("{what}: deleted row(s) before this one")).in_file(place(&group[0])).at_row(group[0].row as u64).at_seq(expected));
+            }
+            outcome.chain_intact = false;
+        }
+        expected = seq + 1;
+        if !outcome.chain_intact {
+            outcome.unverified_rows += group.len() as u64;
+            continue;
+        }
+        // Among copies of one seq, the genuine one is the one that chains.
+        let candidates: Vec<Hash> = group.iter().map(|r| chain::next_head(&head, &r.leaf)).collect();
+        let genuine = group.iter().zip(&candidates).position(|(r, h)| chain::tag(h) == r.tag);
+        for (k, r) in group.iter().enumerate() {
+            if Some(k) != genuine && group.len() > 1 {
+                problems.push(
+                    Problem::new(ProblemKind::DuplicateRecord, format!("seq appears {} times; this copy does not chain: an inserted row", group.len()))
+                        .in_file(place(r))
+                        .at_row(r.row as u64)
+                        .at_seq(seq),
+                );
+            }
+        }
+        match genuine {
+            Some(k) => head = candidates[k],
+            None => {
+                let r = &group[0];
+                problems.push(
+                    Problem::new(ProblemKind::ModifiedRecord, "record does not hash to its chain tag: a field was changed, or the row was replaced or moved")
+                        .in_file(place(r))
+                        .at_row(r.row as u64)
+                        .at_seq(seq),
+                );
+                outcome.chain_intact = false;
+            }
+        }
+    }
+    if expected <= m.last_seq && !missing_segment {
+        let what = if expected == m.last_seq { format!("seq {expected} is missing") } else { format!("seqs {expected}..={} are missing", m.last_seq) };
+        problems.push(Problem::new(ProblemKind::MissingRecord, format!("{what} at the end of epoch {}: deleted row(s)", m.epoch)).in_file(manifest_file).at_seq(expected));
+        outcome.chain_intact = false;
+    }
+    if outcome.chain_intact && chain::to_hex(&head) != m.head {
+        problems.push(
+            Problem::new(ProblemKind::ChainBreak, format!("every row matches its stored tag, yet the recomputed head of epoch {} differs from its manifest: rows and tags were rewritten together", m.epoch))
+                .in_file(manifest_file)
+                .at_seq(m.last_seq),
+        );
+        outcome.chain_intact = false;
+    }
+    outcome.problems = problems;
+    outcome
+}
