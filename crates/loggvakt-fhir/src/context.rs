@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use loggvakt_model::ids::IdSystem;
 
 use crate::map::MapError;
-use crate::resources::{ContextShape, Reference, Text};
+use crate::resources::{ContextShape, Identifier, Reference, Text};
 
 /// The resource types kept as context.
 pub const CONTEXT_TYPES: &[&str] = &["Practitioner", "PractitionerRole", "Organization", "Patient"];
@@ -97,6 +97,18 @@ pub(crate) fn parse_entry(resource_type: &str, raw: &[u8]) -> Result<ContextEntr
     }
     entry.name = shape.name.as_ref().and_then(|n| n.full());
     entry.practitioner = shape.practitioner.as_ref().and_then(reference_key);
+    // A PractitionerRole may name its practitioner by identifier alone.
+    if let Some(Identifier { system: Some(system), value: Some(value) }) = shape.practitioner.as_ref().and_then(|p| p.identifier.as_ref()) {
+        match IdSystem::from_fhir_system(system.as_str()) {
+            Some(IdSystem::Hpr) => entry.hpr = Some(value.as_str().to_owned()),
+            Some(kind) if kind.is_person() => {
+                loggvakt_model::ids::validate_person_id_as(value.as_str(), kind)
+                    .map_err(|e| MapError::new(format!("{resource_type}.practitioner.identifier.value"), e.to_string()))?;
+                entry.person_id = Some((value.as_str().to_owned(), kind));
+            }
+            _ => {}
+        }
+    }
     entry.organization = shape.organization.as_ref().and_then(reference_key);
     entry.part_of = shape.part_of.as_ref().and_then(reference_key);
     entry.location = shape.location.first().and_then(reference_key);

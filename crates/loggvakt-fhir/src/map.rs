@@ -285,6 +285,10 @@ fn resolve_user(agent: &Agent<'_>, index: usize, view: &ContextView<'_>) -> Resu
             if let Some(practitioner) = entry.practitioner.as_ref().and_then(|k| view.get(k)) {
                 merge_person(&mut user, practitioner);
             }
+            user.hpr = user.hpr.take().or_else(|| entry.hpr.clone());
+            if user.person_id.is_none() {
+                user.person_id = entry.person_id.as_ref().map(|(v, _)| v.clone());
+            }
             user.role_code = entry.role_code.clone();
             user.function_code = entry.function_code.clone();
             if let Some(org) = &entry.organization {

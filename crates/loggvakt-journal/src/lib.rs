@@ -10,6 +10,7 @@
 //! removes files that a crash left uncommitted.
 
 pub mod chain;
+mod context;
 mod fsutil;
 pub mod layout;
 pub mod manifest;
@@ -22,6 +23,7 @@ pub mod wal;
 
 use std::path::{Path, PathBuf};
 
+pub use context::read_context;
 pub use note::{Checkpoint, SigningKey, VerifierKey};
 pub use quarantine::{read_quarantine, QuarantineEntry};
 pub use reader::read_sealed_events;

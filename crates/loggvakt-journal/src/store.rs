@@ -24,6 +24,7 @@ use crate::fsutil::{create_dir_durable, sync_dir, write_atomic};
 use crate::layout::{list_checkpoints, list_segment_files, list_wal_files, read_manifests, StoreInfo, STORE_FILE, STORE_FORMAT};
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
+use crate::context::ContextFile;
 use crate::quarantine::{QuarantineEntry, QuarantineWriter};
 use crate::segment::{epoch_of_file_name, segment_rel_path, write_segment, SealedRecord};
 use crate::wal::{cut_torn_tail, read_wal, wal_path, WalWriter};
@@ -92,6 +93,7 @@ pub struct Journal {
     epoch_started: Option<Instant>,
     seen: HashMap<u128, u64>,
     quarantine: QuarantineWriter,
+    context: ContextFile,
     scratch: Vec<u8>,
 }
 
@@ -151,6 +153,7 @@ impl Journal {
             epoch_started: None,
             seen: HashMap::new(),
             quarantine: QuarantineWriter::new(dir),
+            context: ContextFile::new(dir),
             scratch: Vec::with_capacity(1024),
         };
         let recovery = journal.recover()?;
@@ -301,6 +304,12 @@ impl Journal {
         self.quarantine.append(entry)
     }
 
+    /// Keeps a context resource (e.g. a FHIR PractitionerRole) that later input may refer
+    /// to. Durable at the next `commit`.
+    pub fn keep_context(&mut self, raw: &[u8]) -> Result<(), JournalError> {
+        self.context.append(raw)
+    }
+
     /// Makes everything appended and quarantined so far durable, and returns the last
     /// durable sequence number. Only now may those events be acknowledged.
     pub fn commit(&mut self) -> Result<u64, JournalError> {
@@ -308,6 +317,7 @@ impl Journal {
             wal.sync()?;
         }
         self.quarantine.sync()?;
+        self.context.sync()?;
         self.durable_seq = self.next_seq - 1;
         Ok(self.durable_seq)
     }

@@ -76,8 +76,8 @@ impl PersonIdKind {
 pub enum IdError {
     #[error("'{value}' is not a valid {what}: it must be exactly {len} digits")]
     Shape { value: String, what: &'static str, len: usize },
-    #[error("'{value}' is not a valid {what} (check digit {position} should be {expected})")]
-    CheckDigit { value: String, what: &'static str, position: u8, expected: String },
+    #[error("'{value}' is not a valid {what}: check digit {position} is {found}, but the other digits make it {expected}")]
+    CheckDigit { value: String, what: &'static str, position: u8, found: u8, expected: String },
     #[error("'{value}' is not a valid {what}: the birth date {date} does not exist")]
     Date { value: String, what: &'static str, date: String },
     #[error("'{value}' is a {found}, but the identifier system says {expected}")]
@@ -124,6 +124,7 @@ pub fn validate_person_id(value: &str) -> Result<PersonIdKind, IdError> {
                 value: value.to_owned(),
                 what: WHAT,
                 position,
+                found: d[n],
                 expected: expected.map_or_else(|| "impossible (remainder 1)".to_owned(), |c| c.to_string()),
             });
         }
@@ -175,6 +176,7 @@ pub fn validate_orgnr(value: &str) -> Result<(), IdError> {
             value: value.to_owned(),
             what: WHAT,
             position: 1,
+            found: d[8],
             expected: expected.map_or_else(|| "impossible (remainder 1)".to_owned(), |c| c.to_string()),
         });
     }

@@ -1,0 +1,83 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use loggvakt_journal::layout::list_checkpoints;
+use loggvakt_journal::Checkpoint;
+use loggvakt_verify::{verify_store, VerifyOptions};
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The store directory, or a copy of it: only the files are needed.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// File of public keys you trust, one per line ('#' comments). Checkpoints signed by
+    /// any other key count as unsigned.
+    #[arg(long)]
+    pub trusted_keys: PathBuf,
+    /// A checkpoint you kept earlier (from 'export-checkpoint'). With it, a store cut short
+    /// or rolled back to before that checkpoint is caught even if its own checkpoints were removed.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let trusted_keys = crate::keys::read_trusted_keys(&args.trusted_keys)?;
+    let held_checkpoint = match &args.checkpoint {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading checkpoint {}", p.display()))?),
+        None => None,
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} verify [{bar:30}] {pos}/{len} records {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let options = VerifyOptions { trusted_keys, held_checkpoint, progress: Some(&progress) };
+    let report = verify_store(&args.store, &options).map_err(anyhow::Error::msg)?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Where to write the checkpoint note (it holds no health data: a count, a hash, a time, a signature).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only export a checkpoint whose signature one of these keys verifies.
+    #[arg(long)]
+    pub trusted_keys: Option<PathBuf>,
+}
+
+pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let checkpoints = list_checkpoints(&args.store)?;
+    let Some(latest) = checkpoints.last() else {
+        bail!("{} has no checkpoints yet: ingest something first", args.store.display());
+    };
+    let note = std::fs::read_to_string(latest).with_context(|| format!("reading {}", latest.display()))?;
+    let (checkpoint, _, _) = Checkpoint::parse_note(&note)?;
+    if let Some(keys) = &args.trusted_keys {
+        let keys = crate::keys::read_trusted_keys(keys)?;
+        if let Err(problem) = Checkpoint::open(&note, &keys)? {
+            bail!("the newest checkpoint is not validly signed by a trusted key: {problem:?}");
+        }
+    }
+    std::fs::write(&args.out, &note).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("exported checkpoint: {} records, head {}, signed {} -> {}", checkpoint.size, loggvakt_journal::chain::to_hex(&checkpoint.head), checkpoint.time, args.out.display());
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! # loggvakt-samples
+//!
+//! Owns synthetic input: a small Norwegian region (a hospital trust with departments,
+//! municipalities, GP offices), its staff and patients with valid identifiers and
+//! common Norwegian names, and a week of FHIR AuditEvents (R4 and R5, single resources and
+//! batch Bundles, normal access and break-the-glass) written as NDJSON, the way a FHIR bulk
+//! export writes them. Deterministic for a seed, so tests and benchmarks are repeatable.
+//!
+//! Must not: read or write a store; it only produces input files. Every identifier is
+//! generated with valid check digits and does not name a real person or organisation on
+//! purpose.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use loggvakt_model::ids::{complete_orgnr, complete_person_id};
+
+/// SplitMix64: small, fast, and the same on every platform.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+    fn uuid(&mut self) -> String {
+        let a = self.next_u64();
+        let b = self.next_u64();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            0x8000 | (b >> 48) & 0x3fff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// The most common Norwegian surnames (Statistics Norway), most frequent first.
+pub const SURNAMES: &[&str] = &[
+    "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Jensen", "Karlsen", "Johnsen", "Pettersen",
+    "Eriksen", "Berg", "Haugen", "Hagen", "Johannessen", "Andreassen", "Jacobsen", "Dahl", "Jørgensen", "Halvorsen", "Henriksen", "Lund",
+    "Sørensen", "Jakobsen", "Moen", "Gundersen", "Iversen", "Strand", "Solberg", "Svendsen", "Eide", "Knutsen", "Martinsen", "Paulsen",
+    "Bakken", "Kristoffersen", "Mathisen", "Lie", "Amundsen", "Nguyen", "Rasmussen", "Ali", "Lunde", "Solheim", "Berge", "Moe", "Nygård",
+    "Bakke", "Kristensen", "Fredriksen", "Holm", "Lien", "Hauge", "Christensen", "Andresen", "Nielsen", "Knudsen", "Evensen", "Sæther",
+    "Aas", "Myhre", "Hanssen", "Ahmed", "Haugland", "Thomassen", "Sivertsen", "Simonsen", "Danielsen", "Berntsen", "Sandvik", "Rønning",
+    "Arnesen", "Antonsen", "Næss", "Vik", "Haug", "Ellingsen", "Thorsen", "Edvardsen", "Birkeland", "Isaksen", "Gulbrandsen", "Ruud",
+    "Aasen", "Strøm", "Myklebust", "Tangen", "Ødegård", "Eliassen", "Helland", "Bøe", "Jenssen", "Aune", "Mikkelsen", "Tveit", "Brekke",
+    "Abrahamsen", "Madsen", "Gjerde", "Sund", "Fjeld", "Grønli", "Skjelbred", "Vollan",
+];
+pub const GIVEN_NAMES: &[&str] = &[
+    "Jan", "Per", "Bjørn", "Ole", "Lars", "Kjell", "Knut", "Arne", "Svein", "Thomas", "Hans", "Geir", "Tor", "Morten", "Terje", "Odd",
+    "Erik", "Martin", "Andreas", "Jon", "Anne", "Inger", "Kari", "Marit", "Ingrid", "Liv", "Eva", "Berit", "Astrid", "Bjørg", "Hilde",
+    "Anna", "Solveig", "Marianne", "Randi", "Ida", "Nina", "Maria", "Elisabeth", "Kristin", "Silje", "Nora", "Emma", "Jakob", "Noah",
+    "Sofie", "Ingeborg", "Sigrid", "Magnus", "Håkon",
+];
+
+#[derive(Debug, Clone)]
+pub struct Organisation {
+    pub orgnr: String,
+    pub name: String,
+    pub units: Vec<(String, String)>,
+    pub source_system: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub fnr: String,
+    pub given: &'static str,
+    pub family: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Employee {
+    pub person: Person,
+    pub hpr: String,
+    pub org: usize,
+    pub unit: usize,
+    pub role: &'static str,
+    pub role_id: String,
+}
+
+pub struct World {
+    pub orgs: Vec<Organisation>,
+    pub employees: Vec<Employee>,
+    pub patients: Vec<Person>,
+}
+
+fn person_id(rng: &mut Rng) -> String {
+    loop {
+        let day = 1 + rng.below(28);
+        let month = 1 + rng.below(12);
+        let year = rng.below(100);
+        let individual = rng.below(500);
+        if let Some(id) = complete_person_id(&format!("{day:02}{month:02}{year:02}{individual:03}")) {
+            return id;
+        }
+    }
+}
+
+fn orgnr(rng: &mut Rng) -> String {
+    loop {
+        if let Some(n) = complete_orgnr(&format!("9{:07}", rng.below(10_000_000))) {
+            return n;
+        }
+    }
+}
+
+fn person(rng: &mut Rng) -> Person {
+    // Surnames drawn with a falling weight, so common names are common, as in Norway.
+    let rank = (rng.below(SURNAMES.len() as u64) * rng.below(SURNAMES.len() as u64)) / SURNAMES.len() as u64;
+    Person { fnr: person_id(rng), given: *rng.pick(GIVEN_NAMES), family: SURNAMES[rank as usize] }
+}
+
+const ROLES: &[&str] = &["LEGE", "SYKEPLEIER", "HELSESEKRETAER", "FYSIOTERAPEUT", "PSYKOLOG"];
+
+impl World {
+    /// A region with `employees` staff and `patients` patients.
+    pub fn generate(seed: u64, employees: usize, patients: usize) -> World {
+        let mut rng = Rng::new(seed);
+        let org_specs: [(&str, &[&str], &str); 5] = [
+            ("Midtfjord sykehus HF", &["Akuttmottak", "Medisinsk klinikk", "Kirurgisk klinikk", "Barne- og ungdomsklinikken", "Psykisk helsevern", "Kvinneklinikken"], "EPJ-Midtfjord"),
+            ("Nordvik kommune", &["Hjemmetjenesten", "Helsestasjon", "Legevakt"], "EPJ-Nordvik"),
+            ("Sørås kommune", &["Sykehjem Solgløtt", "Hjemmesykepleie"], "EPJ-Soras"),
+            ("Fjordbyen legesenter AS", &["Fastlegekontor"], "EPJ-Fjordbyen"),
+            ("Åsen legekontor", &["Fastlegekontor"], "EPJ-Asen"),
+        ];
+        let orgs: Vec<Organisation> = org_specs
+            .iter()
+            .map(|(name, units, system)| Organisation {
+                orgnr: orgnr(&mut rng),
+                name: (*name).to_owned(),
+                units: units.iter().map(|u| (format!("{}", 4_000_000 + rng.below(999_999)), (*u).to_owned())).collect(),
+                source_system: system,
+            })
+            .collect();
+        let employees = (0..employees)
+            .map(|i| {
+                // Most staff work at the hospital, as in a real region.
+                let org = if rng.chance(0.7) { 0 } else { 1 + rng.below(orgs.len() as u64 - 1) as usize };
+                let unit = rng.below(orgs[org].units.len() as u64) as usize;
+                Employee {
+                    person: person(&mut rng),
+                    hpr: format!("{}", 1_000_000 + rng.below(8_999_999)),
+                    org,
+                    unit,
+                    role: *rng.pick(ROLES),
+                    role_id: format!("role-{i}"),
+                }
+            })
+            .collect();
+        let patients = (0..patients).map(|_| person(&mut rng)).collect();
+        World { orgs, employees, patients }
+    }
+
+    /// PractitionerRole resources (with their Practitioner and Organization), as context
+    /// that AuditEvents may refer to.
+    pub fn write_context(&self, out: &mut impl Write) -> io::Result<()> {
+        for org in &self.orgs {
+            writeln!(
+                out,
+                r#"{{"resourceType":"Organization","id":"org-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{0}"}}],"name":"{1}"}}"#,
+                org.orgnr, org.name
+            )?;
+        }
+        for e in &self.employees {
+            writeln!(
+                out,
+                r#"{{"resourceType":"Practitioner","id":"pr-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{0}"}},{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{1}"}}],"name":[{{"family":"{2}","given":["{3}"]}}]}}"#,
+                e.hpr, e.person.fnr, e.person.family, e.person.given
+            )?;
+            writeln!(
+                out,
+                r#"{{"resourceType":"PractitionerRole","id":"{0}","practitioner":{{"reference":"Practitioner/pr-{1}"}},"organization":{{"reference":"Organization/org-{2}"}},"code":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"{3}"}}]}}]}}"#,
+                e.role_id, e.hpr, self.orgs[e.org].orgnr, e.role
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// How the generated events look.
+#[derive(Debug, Clone)]
+pub struct EventOptions {
+    pub seed: u64,
+    pub events: u64,
+    /// Start of the week the accesses fall in, UTC seconds.
+    pub week_start: i64,
+    /// Share of lines that are batch Bundles of 10 events instead of single AuditEvents.
+    pub bundle_share: f64,
+    /// Share of events in R5 shape.
+    pub r5_share: f64,
+    /// Share of events that name the user only through a PractitionerRole reference
+    /// (which `World::write_context` supplies) instead of carrying the employer's orgnr.
+    pub role_reference_share: f64,
+}
+
+impl Default for EventOptions {
+    fn default() -> Self {
+        EventOptions { seed: 1, events: 10_000, week_start: 1_794_700_800, bundle_share: 0.05, r5_share: 0.3, role_reference_share: 0.1 }
+    }
+}
+
+/// Writes `options.events` AuditEvents as NDJSON and returns how many lines it wrote.
+pub fn write_events(world: &World, options: &EventOptions, out: &mut impl Write) -> io::Result<u64> {
+    let mut rng = Rng::new(options.seed.wrapping_mul(31).wrapping_add(7));
+    let mut written = 0u64;
+    let mut lines = 0u64;
+    let mut buf = String::with_capacity(64 * 1024);
+    while written < options.events {
+        buf.clear();
+        let remaining = options.events - written;
+        if remaining >= 10 && rng.chance(options.bundle_share) {
+            buf.push_str(r#"{"resourceType":"Bundle","type":"batch","entry":["#);
+            for i in 0..10 {
+                if i > 0 {
+                    buf.push(',');
+                }
+                buf.push_str(r#"{"resource":"#);
+                audit_event(world, options, &mut rng, &mut buf);
+                buf.push_str(r#","request":{"method":"POST","url":"AuditEvent"}}"#);
+            }
+            buf.push_str("]}");
+            written += 10;
+        } else {
+            audit_event(world, options, &mut rng, &mut buf);
+            written += 1;
+        }
+        buf.push('\n');
+        out.write_all(buf.as_bytes())?;
+        lines += 1;
+    }
+    Ok(lines)
+}
+
+fn instant(seconds: i64, micros: u64) -> String {
+    let t = chrono::DateTime::from_timestamp(seconds, (micros * 1000) as u32).unwrap_or_default();
+    // Norwegian sources write local time with its offset; November is UTC+01:00.
+    (t + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S%.3f+01:00").to_string()
+}
+
+fn audit_event(world: &World, options: &EventOptions, rng: &mut Rng, buf: &mut String) {
+    let e = &world.employees[rng.below(world.employees.len() as u64) as usize];
+    let org = &world.orgs[e.org];
+    let (unit_id, unit_name) = &org.units[e.unit];
+    let r5 = rng.chance(options.r5_share);
+    let login = rng.chance(0.02);
+    let btg = !login && rng.chance(0.02);
+    let by_role = rng.chance(options.role_reference_share);
+    let second = options.week_start + rng.below(7 * 24 * 3600) as i64;
+    let at = instant(second, rng.below(1000) * 1000);
+    let recorded = instant(second + 1, rng.below(1000) * 1000);
+    let (letter, subtype, dicom) = if login {
+        ("E", "login", ("110114", "User Authentication"))
+    } else {
+        match rng.below(10) {
+            0 => ("E", "search-type", ("rest", "RESTful Operation")),
+            1 => ("U", "update", ("rest", "RESTful Operation")),
+            2 => ("C", "create", ("rest", "RESTful Operation")),
+            _ => ("R", "read", ("rest", "RESTful Operation")),
+        }
+    };
+    let _ = write!(buf, r#"{{"resourceType":"AuditEvent","id":"{}""#, rng.uuid());
+    if r5 {
+        let _ = write!(
+            buf,
+            r#","category":[{{"coding":[{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"{}","display":"{}"}}]}}],"code":{{"coding":[{{"system":"http://hl7.org/fhir/restful-interaction","code":"{subtype}"}}]}},"action":"{letter}","occurredDateTime":"{at}","recorded":"{recorded}","outcome":{{"code":{{"system":"http://terminology.hl7.org/CodeSystem/audit-event-outcome","code":"0"}}}}"#,
+            dicom.0, dicom.1
+        );
+    } else {
+        let _ = write!(
+            buf,
+            r#","type":{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"{}","display":"{}"}},"subtype":[{{"system":"http://hl7.org/fhir/restful-interaction","code":"{subtype}"}}],"action":"{letter}","period":{{"start":"{at}","end":"{at}"}},"recorded":"{recorded}","outcome":"0""#,
+            dicom.0, dicom.1
+        );
+    }
+    let purpose = if btg {
+        let reason = rng.pick(&["Akutt forverring, pasient innlagt via legevakt", "Pasient bevisstløs, trenger medisinliste", "Overflyttet fra annen avdeling før henvisning registrert"]);
+        let code = if rng.chance(0.5) { "BTG" } else { "BLAALYS" };
+        format!(r#"[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"{code}"}}],"text":"{reason}"}}]"#)
+    } else {
+        r#"[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"TREAT"}]}]"#.to_owned()
+    };
+    if !login {
+        let _ = write!(buf, r#","{}":{purpose}"#, if r5 { "authorization" } else { "purposeOfEvent" });
+    }
+    buf.push_str(r#","agent":["#);
+    if by_role {
+        let _ = write!(
+            buf,
+            r#"{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"who":{{"reference":"PractitionerRole/{}"}},"requestor":true,"location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{unit_id}"}},"display":"{unit_name}"}}}}"#,
+            e.role_id
+        );
+    } else {
+        let _ = write!(
+            buf,
+            r#"{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"role":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"{}"}}]}}],"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{}"}},"display":"{} {}"}},"{}":"{}","requestor":true,"location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{unit_id}"}},"display":"{unit_name}"}}}},{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"custodian"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{}"}},"display":"{}"}},"requestor":false}}"#,
+            e.role,
+            e.hpr,
+            e.person.given,
+            e.person.family,
+            if r5 { "networkString" } else { "altId" },
+            if r5 { "10.20.30.40".to_owned() } else { format!("{}{}", &e.person.given.to_lowercase(), e.hpr.len()) },
+            org.orgnr,
+            org.name
+        );
+    }
+    let _ = write!(buf, r#"],"source":{{"observer":{{"display":"{}","identifier":{{"value":"{}"}}}},"type":[{{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4"}}]}}"#, org.source_system, org.source_system);
+    if !login {
+        let patient = &world.patients[rng.below(world.patients.len() as u64) as usize];
+        let doc = rng.below(1_000_000);
+        if r5 {
+            let _ = write!(
+                buf,
+                r#","patient":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}}},"entity":[{{"what":{{"reference":"DocumentReference/{doc}"}},"role":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}]}}}}]"#,
+                patient.fnr
+            );
+        } else {
+            let _ = write!(
+                buf,
+                r#","entity":[{{"what":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}},{{"what":{{"reference":"DocumentReference/{doc}"}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}}}]"#,
+                patient.fnr
+            );
+        }
+    }
+    buf.push('}');
+}
