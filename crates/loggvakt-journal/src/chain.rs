@@ -1,6 +1,7 @@
 //! The hash chain (specified in `docs/format.md` §Hashes).
 //!
-//! `leaf(n) = BLAKE3(0x00 ‖ u64le(n) ‖ canonical(n))`,
+//! `leaf(n) = BLAKE3(0x00 ‖ u64le(n) ‖ record(n))`, where `record` is the canonical event
+//! encoding followed by the 16-byte source digest,
 //! `head(n) = BLAKE3(0x01 ‖ head(n-1) ‖ leaf(n))`,
 //! `head(0) = BLAKE3(0x02 ‖ "loggvakt genesis" ‖ store_id)`.
 //! The leaf is the costly part and needs nothing but its own record, so it can be
@@ -21,11 +22,11 @@ pub fn genesis(store_id: &[u8; 16]) -> Hash {
     *h.finalize().as_bytes()
 }
 
-pub fn leaf(seq: u64, canonical: &[u8]) -> Hash {
+pub fn leaf(seq: u64, record: &[u8]) -> Hash {
     let mut h = blake3::Hasher::new();
     h.update(&[0x00]);
     h.update(&seq.to_le_bytes());
-    h.update(canonical);
+    h.update(record);
     *h.finalize().as_bytes()
 }
 

@@ -205,7 +205,7 @@ impl Journal {
                 recovery.torn_bytes += contents.torn_bytes;
             }
             let mut holds_unsealed = false;
-            for (seq, canonical) in contents.records {
+            for (seq, record) in contents.records {
                 if seq <= sealed_seq {
                     continue;
                 }
@@ -215,9 +215,9 @@ impl Journal {
                         detail: format!("write-ahead journal jumps from seq {} to {seq}", self.next_seq - 1),
                     });
                 }
-                let event = AccessEvent::decode_canonical(&canonical).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("seq {seq}: {e}") })?;
+                let event = AccessEvent::decode_record(&record).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("seq {seq}: {e}") })?;
                 self.seen.insert(idempotency_key(&event.source_system, &event.event_id), digest_prefix(&event.source_digest.0));
-                self.head = chain::next_head(&self.head, &chain::leaf(seq, &canonical));
+                self.head = chain::next_head(&self.head, &chain::leaf(seq, &record));
                 self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
                 self.next_seq += 1;
                 holds_unsealed = true;
@@ -287,7 +287,7 @@ impl Journal {
             self.wal = Some(writer);
         }
         self.scratch.clear();
-        event.encode_canonical(&mut self.scratch);
+        event.encode_record(&mut self.scratch);
         if let Some(wal) = self.wal.as_mut() {
             wal.append(seq, &self.scratch)?;
         }

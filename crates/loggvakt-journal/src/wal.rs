@@ -1,7 +1,8 @@
 //! The write-ahead journal (specified in `docs/format.md` §Write-ahead journal).
 //!
 //! A file starts with `LGVKWAL1` and the 16-byte store id; then frames of
-//! `u32le len ‖ u32le crc32(seq ‖ canonical) ‖ u64le seq ‖ canonical[len]`.
+//! `u32le len ‖ u32le crc32(seq ‖ record) ‖ u64le seq ‖ record[len]`, where `record` is the
+//! record encoding (canonical event ‖ source digest).
 //! A frame counts as written once `sync` returns; only then is an event acknowledged.
 
 use std::fs::{File, OpenOptions};
@@ -21,10 +22,10 @@ pub fn wal_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join("wal").join(format!("{first_seq:020}.wal"))
 }
 
-fn frame_crc(seq: u64, canonical: &[u8]) -> u32 {
+fn frame_crc(seq: u64, record: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&seq.to_le_bytes());
-    h.update(canonical);
+    h.update(record);
     h.finalize()
 }
 
@@ -52,12 +53,12 @@ impl WalWriter {
         Ok(WalWriter { out: BufWriter::with_capacity(1 << 20, file), path })
     }
 
-    pub fn append(&mut self, seq: u64, canonical: &[u8]) -> Result<(), JournalError> {
+    pub fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), JournalError> {
         let mut header = [0u8; FRAME_HEADER];
-        header[..4].copy_from_slice(&(canonical.len() as u32).to_le_bytes());
-        header[4..8].copy_from_slice(&frame_crc(seq, canonical).to_le_bytes());
+        header[..4].copy_from_slice(&(record.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&frame_crc(seq, record).to_le_bytes());
         header[8..].copy_from_slice(&seq.to_le_bytes());
-        self.out.write_all(&header).and_then(|_| self.out.write_all(canonical)).map_err(|e| JournalError::io(&self.path, e))
+        self.out.write_all(&header).and_then(|_| self.out.write_all(record)).map_err(|e| JournalError::io(&self.path, e))
     }
 
     /// Flushes and fdatasyncs: everything appended before is durable when this returns.
@@ -98,8 +99,8 @@ pub fn read_wal(path: &Path, store_id: &[u8; 16]) -> Result<WalContents, Journal
     let mut at = HEADER_LEN;
     loop {
         match parse_frame(&bytes, at) {
-            Some((seq, canonical, end)) => {
-                out.records.push((seq, canonical.to_vec()));
+            Some((seq, record, end)) => {
+                out.records.push((seq, record.to_vec()));
                 at = end;
             }
             None => break,
@@ -125,8 +126,8 @@ fn parse_frame(bytes: &[u8], at: usize) -> Option<(u64, &[u8], usize)> {
     let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
     let seq = u64::from_le_bytes(header[8..16].try_into().ok()?);
     let end = at + FRAME_HEADER + len;
-    let canonical = bytes.get(at + FRAME_HEADER..end)?;
-    (frame_crc(seq, canonical) == crc).then_some((seq, canonical, end))
+    let record = bytes.get(at + FRAME_HEADER..end)?;
+    (frame_crc(seq, record) == crc).then_some((seq, record, end))
 }
 
 /// A torn tail is the end of the file; a bad frame with good frames after it is damage.

@@ -2,7 +2,8 @@
 //!
 //! It is a function of the mapped event alone, so the JSON key order, whitespace and
 //! number spelling of the original message never change it. Layout: one version byte,
-//! then every field in the order of [`crate::FIELDS`]:
+//! then every canonical field in the order of [`crate::FIELDS`] (all but the last, the
+//! source digest, which the *record* encoding appends after the canonical bytes):
 //! required text = u32 LE length + UTF-8; optional values = 0x00 (absent) or 0x01 + value;
 //! timestamps and integers = i64 LE; the digest = its 16 bytes.
 

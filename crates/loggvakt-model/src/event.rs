@@ -18,7 +18,10 @@ pub struct FieldSpec {
 }
 
 macro_rules! access_event {
-    ($( #[doc = $doc:literal] $name:ident : $ty:ty ),* $(,)?) => {
+    (
+        canonical { $( #[doc = $doc:literal] $name:ident : $ty:ty ),* $(,)? }
+        audit { #[doc = $adoc:literal] $aname:ident : $aty:ty $(,)? }
+    ) => {
         /// One access to (or attempt on) a health record, as of the time of access.
         ///
         /// Codes (`action`, `basis`, `channel`, `outcome`, `patient_id_kind`) are the
@@ -26,37 +29,56 @@ macro_rules! access_event {
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
         pub struct AccessEvent {
             $( #[doc = $doc] pub $name: $ty, )*
+            #[doc = $adoc] pub $aname: $aty,
         }
 
-        /// The fields of [`AccessEvent`] in canonical order.
+        /// The fields of [`AccessEvent`] in canonical order; the audit digest comes last
+        /// and is not part of the canonical event encoding.
         pub const FIELDS: &[FieldSpec] = &[
             $( FieldSpec { name: stringify!($name), nullable: <$ty as FieldValue>::NULLABLE, doc: $doc }, )*
+            FieldSpec { name: stringify!($aname), nullable: <$aty as FieldValue>::NULLABLE, doc: $adoc },
         ];
 
         impl AccessEvent {
-            /// Appends the canonical encoding of this event to `out`.
+            /// Appends the canonical encoding of the event to `out`: what the event says,
+            /// independent of how the message spelled it (so without the source digest).
             pub fn encode_canonical(&self, out: &mut Vec<u8>) {
                 out.push(CANONICAL_VERSION);
                 $( self.$name.put(out); )*
             }
 
-            pub fn decode_canonical(bytes: &[u8]) -> Result<Self, CanonicalError> {
+            /// Appends the record encoding: the canonical encoding, then the source digest.
+            /// This is what the chain hashes and the write-ahead journal stores.
+            pub fn encode_record(&self, out: &mut Vec<u8>) {
+                self.encode_canonical(out);
+                self.$aname.put(out);
+            }
+
+            /// Reads a record encoding back (canonical encoding + source digest).
+            pub fn decode_record(bytes: &[u8]) -> Result<Self, CanonicalError> {
                 let mut r = Reader::new(bytes)?;
                 let event = AccessEvent {
                     $( $name: { r.enter(stringify!($name)); <$ty as FieldValue>::take(&mut r)? }, )*
+                    $aname: { r.enter(stringify!($aname)); <$aty as FieldValue>::take(&mut r)? },
                 };
                 r.finish()?;
                 Ok(event)
             }
 
-            /// The Arrow fields of an event, in canonical order.
+            /// The Arrow fields of an event, in canonical order, the audit digest last.
             pub fn arrow_fields() -> Vec<Field> {
-                vec![ $( Field::new(stringify!($name), <$ty as FieldValue>::data_type(), <$ty as FieldValue>::NULLABLE), )* ]
+                vec![
+                    $( Field::new(stringify!($name), <$ty as FieldValue>::data_type(), <$ty as FieldValue>::NULLABLE), )*
+                    Field::new(stringify!($aname), <$aty as FieldValue>::data_type(), <$aty as FieldValue>::NULLABLE),
+                ]
             }
 
-            /// One Arrow column per field, in canonical order.
+            /// One Arrow column per field, in the order of [`AccessEvent::arrow_fields`].
             pub fn columns(events: &[AccessEvent]) -> Vec<ArrayRef> {
-                vec![ $( <$ty as FieldValue>::build_array(events.iter().map(|e| &e.$name)), )* ]
+                vec![
+                    $( <$ty as FieldValue>::build_array(events.iter().map(|e| &e.$name)), )*
+                    <$aty as FieldValue>::build_array(events.iter().map(|e| &e.$aname)),
+                ]
             }
         }
 
@@ -64,6 +86,7 @@ macro_rules! access_event {
         /// read or canonically encoded without per-cell type checks.
         pub struct EventColumns<'a> {
             $( $name: <$ty as FieldValue>::Column<'a>, )*
+            $aname: <$aty as FieldValue>::Column<'a>,
         }
 
         impl<'a> EventColumns<'a> {
@@ -74,17 +97,25 @@ macro_rules! access_event {
                         let array = batch.column_by_name(stringify!($name)).ok_or(ColumnError::Missing { column: stringify!($name) })?;
                         <$ty as FieldValue>::column(array, stringify!($name))?
                     }, )*
+                    $aname: {
+                        let array = batch.column_by_name(stringify!($aname)).ok_or(ColumnError::Missing { column: stringify!($aname) })?;
+                        <$aty as FieldValue>::column(array, stringify!($aname))?
+                    },
                 })
             }
 
             pub fn event(&self, row: usize) -> AccessEvent {
-                AccessEvent { $( $name: <$ty as FieldValue>::get(self.$name, row), )* }
+                AccessEvent {
+                    $( $name: <$ty as FieldValue>::get(self.$name, row), )*
+                    $aname: <$aty as FieldValue>::get(self.$aname, row),
+                }
             }
 
-            /// Same bytes as `self.event(row).encode_canonical(out)`, without allocating.
-            pub fn encode_canonical(&self, row: usize, out: &mut Vec<u8>) {
+            /// Same bytes as `self.event(row).encode_record(out)`, without allocating.
+            pub fn encode_record(&self, row: usize, out: &mut Vec<u8>) {
                 out.push(CANONICAL_VERSION);
                 $( <$ty as FieldValue>::put_cell(self.$name, row, out); )*
+                <$aty as FieldValue>::put_cell(self.$aname, row, out);
             }
 
             pub fn occurred_at(&self, row: usize) -> Timestamp {
@@ -101,6 +132,7 @@ macro_rules! access_event {
 }
 
 access_event! {
+  canonical {
     /// The source's own id of the event (FHIR `AuditEvent.id`); with `source_system`, the idempotency key.
     event_id: String,
     /// The system that recorded the access (FHIR `source.observer`).
@@ -159,8 +191,11 @@ access_event! {
     outcome: String,
     /// The input format: `fhir-r4`, `fhir-r5`.
     source_format: String,
+  }
+  audit {
     /// BLAKE3 of the original message bytes, first 16 bytes; lets a mapping be audited later.
     source_digest: Digest16,
+  }
 }
 
 /// The Arrow schema of the event fields alone.

@@ -210,12 +210,12 @@ fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head:
         let file = rel(store, &path);
         match loggvakt_journal::wal::read_wal(&path, store_id) {
             Ok(contents) => {
-                for (seq, canonical) in contents.records.iter().filter(|(s, _)| *s > last_sealed) {
+                for (seq, record) in contents.records.iter().filter(|(s, _)| *s > last_sealed) {
                     if *seq != next {
                         report.problem(Problem::new(ProblemKind::MissingRecord, format!("write-ahead journal jumps to seq {seq}")).in_file(&file).at_seq(next));
                         return;
                     }
-                    head = chain::next_head(&head, &chain::leaf(*seq, canonical));
+                    head = chain::next_head(&head, &chain::leaf(*seq, record));
                     next += 1;
                     report.unsealed_records += 1;
                 }

@@ -89,7 +89,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
         out.problems.push(Problem::new(ProblemKind::RenamedSegment, format!("file says it belongs to epoch {}, its manifest is epoch {epoch}", segment.meta(META_EPOCH).unwrap_or("?"))).in_file(file));
     }
     let (tenant, date) = partition_of(file);
-    let mut canonical = Vec::with_capacity(1024);
+    let mut record = Vec::with_capacity(1024);
     let mut row_base = 0u32;
     let mut previous_key: Option<(Option<String>, i64, u64)> = None;
     for batch in segment.reader {
@@ -131,11 +131,11 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
                 }
             }
             previous_key = Some(key);
-            canonical.clear();
-            columns.encode_canonical(row, &mut canonical);
+            record.clear();
+            columns.encode_record(row, &mut record);
             let mut tag = [0u8; TAG_LEN];
             tag.copy_from_slice(tags.value(row));
-            out.rows.push(RowHash { seq, leaf: chain::leaf(seq, &canonical), tag, segment: index as u32, row: file_row });
+            out.rows.push(RowHash { seq, leaf: chain::leaf(seq, &record), tag, segment: index as u32, row: file_row });
         }
         row_base += batch.num_rows() as u32;
         tick(batch.num_rows() as u64);
@@ -182,7 +182,12 @@ pub(crate) fn check_epoch(store: &Path, m: &Manifest, manifest_file: &str, tick:
         if seq > expected {
             if !missing_segment {
                 let what = if seq - expected == 1 { format!("seq {expected} is missing") } else { format!("seqs {expected}..={} are missing", seq - 1) };
-                problems.push(Problem::new(ProblemKind::MissingRecord, format!("{what}: deleted row(s) before this one")).in_file(place(&group[0])).at_row(group[0].row as u64).at_seq(expected));
+                problems.push(
+                    Problem::new(ProblemKind::MissingRecord, format!("{what} (deleted); the next record present, seq {seq}, is at this file and row"))
+                        .in_file(place(&group[0]))
+                        .at_row(group[0].row as u64)
+                        .at_seq(expected),
+                );
             }
             outcome.chain_intact = false;
         }

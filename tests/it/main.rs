@@ -1,0 +1,9 @@
+//! Integration tests: each drives the real `loggvakt` binary against real files.
+//! One test crate, so the workspace links one test binary.
+
+mod bad_input;
+mod crash;
+mod duckdb;
+mod ingest;
+mod support;
+mod tamper;

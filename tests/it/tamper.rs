@@ -1,0 +1,262 @@
+//! One test per kind of tampering: each on a real store made by `ingest`, each asserting
+//! that `verify` fails and names the file, row and sequence number where it can.
+
+use crate::support::*;
+
+#[test]
+fn an_untouched_store_verifies_intact() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let out = ws.verify(&store, None);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("INTACT: 600 records"), "{report}");
+    assert!(manifests(&store).len() >= 3, "the fixture spans several epochs");
+}
+
+#[test]
+fn a_modified_field_is_located_by_file_row_and_seq() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    let mut seq = 0;
+    rewrite_segment(&path, |rows| {
+        seq = rows[1].seq;
+        rows[1].event.user_name = Some("Someone Else".into());
+    });
+    assert_reports(&ws.verify(&store, None), &["[modified record]", &rel, "row 1", &format!("seq {seq}")]);
+}
+
+#[test]
+fn a_deleted_row_is_reported_as_a_missing_seq() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    let mut seq = 0;
+    rewrite_segment(&path, |rows| {
+        seq = rows.remove(1).seq;
+    });
+    assert_reports(&ws.verify(&store, None), &["[missing record]", &format!("seq {seq}")]);
+    assert_reports(&ws.verify(&store, None), &["[modified file]", &rel]);
+}
+
+#[test]
+fn an_inserted_copy_of_a_row_is_reported_as_a_duplicate() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    let mut seq = 0;
+    rewrite_segment(&path, |rows| {
+        let mut forged = rows[0].clone();
+        forged.event.action = "read".into();
+        forged.event.user_name = Some("Inserted".into());
+        seq = forged.seq;
+        rows.insert(1, forged);
+    });
+    assert_reports(&ws.verify(&store, None), &["[duplicated record]", &rel, "row 1", &format!("seq {seq}")]);
+}
+
+#[test]
+fn an_inserted_row_with_a_new_seq_is_reported() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    rewrite_segment(&path, |rows| {
+        let mut forged = rows[0].clone();
+        forged.seq = 1_000_000;
+        rows.push(forged);
+    });
+    assert_reports(&ws.verify(&store, None), &["[inserted record]", &rel, "seq 1000000"]);
+}
+
+#[test]
+fn reordered_rows_are_reported() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    rewrite_segment(&path, |rows| rows.swap(0, 2));
+    assert_reports(&ws.verify(&store, None), &["[rows reordered]", &rel]);
+}
+
+#[test]
+fn records_moved_between_seqs_are_reported() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    rewrite_segment(&path, |rows| {
+        // Swap the content of two records but keep the seq and tag columns in place.
+        let first = rows[0].event.clone();
+        rows[0].event = rows[1].event.clone();
+        rows[1].event = first;
+    });
+    assert_reports(&ws.verify(&store, None), &["[modified record]", &rel]);
+}
+
+#[test]
+fn a_deleted_segment_is_reported_with_its_seq_range() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    std::fs::remove_file(&path).expect("delete");
+    assert_reports(&ws.verify(&store, None), &["[missing segment]", &rel, "gone"]);
+}
+
+#[test]
+fn a_renamed_segment_is_reported_under_both_names() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    let renamed = path.with_file_name("seg-00000002-0099.parquet");
+    std::fs::rename(&path, &renamed).expect("rename");
+    let out = ws.verify(&store, None);
+    assert_reports(&out, &["[missing segment]", &rel]);
+    assert_reports(&out, &["[unexpected segment]", "seg-00000002-0099.parquet", "renamed or moved", &rel]);
+}
+
+#[test]
+fn swapped_segments_are_reported_as_renamed() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let m = &manifests(&store)[1];
+    let (a, b) = (store.join(&m.segments[0].path), store.join(&m.segments[1].path));
+    let tmp = store.join("swap.tmp");
+    std::fs::rename(&a, &tmp).expect("swap");
+    std::fs::rename(&b, &a).expect("swap");
+    std::fs::rename(&tmp, &b).expect("swap");
+    assert_reports(&ws.verify(&store, None), &["[renamed segment]", &m.segments[0].path, &m.segments[1].path]);
+}
+
+/// Removes the newest epoch: its segments, manifest and checkpoint.
+fn cut_last_epoch(store: &std::path::Path) -> u64 {
+    let all = manifests(store);
+    let last = all.last().expect("an epoch");
+    for s in &last.segments {
+        std::fs::remove_file(store.join(&s.path)).expect("remove segment");
+    }
+    std::fs::remove_file(store.join(loggvakt_journal::manifest::manifest_rel_path(last.epoch))).expect("remove manifest");
+    std::fs::remove_file(store.join(loggvakt_journal::manifest::checkpoint_rel_path(last.last_seq))).expect("remove checkpoint");
+    last.first_seq
+}
+
+#[test]
+fn a_truncated_tail_is_caught_with_a_checkpoint_the_verifier_holds() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let held = ws.path("regulator.note");
+    ws.export_checkpoint(&store, &held);
+    let first_cut = cut_last_epoch(&store);
+    // Without outside knowledge the shorter store is self-consistent: this is exactly why
+    // regulators keep a checkpoint.
+    assert!(ws.verify(&store, None).status.success());
+    let out = ws.verify(&store, Some(&held));
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains(&format!("seq {first_cut}")) && report.contains("covers 600 records"), "{report}");
+}
+
+#[test]
+fn a_tail_cut_below_a_store_checkpoint_is_reported_as_truncated() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let last = manifests(&store).pop().expect("an epoch");
+    for s in &last.segments {
+        std::fs::remove_file(store.join(&s.path)).expect("remove segment");
+    }
+    std::fs::remove_file(store.join(loggvakt_journal::manifest::manifest_rel_path(last.epoch))).expect("remove manifest");
+    assert_reports(&ws.verify(&store, None), &["[truncated]", "covers 600 records", &format!("seq {}", last.first_seq)]);
+}
+
+#[test]
+fn a_rollback_to_an_older_copy_is_caught_with_a_held_checkpoint() {
+    let ws = Workspace::new();
+    let store = ws.path("store");
+    let first = ws.samples("first", 1, 300);
+    assert!(ws.ingest(&store, &first, &[]).status.success());
+    let old_copy = ws.path("old-copy");
+    copy_dir(&store, &old_copy);
+    let second = ws.samples("second", 2, 300);
+    assert!(ws.ingest(&store, &second[1..], &[]).status.success());
+    let held = ws.path("regulator.note");
+    ws.export_checkpoint(&store, &held);
+    assert!(ws.verify(&old_copy, None).status.success(), "the old copy is internally consistent");
+    assert_reports(&ws.verify(&old_copy, Some(&held)), &["[rolled back]", "covers 600 records", "ends at seq 300"]);
+}
+
+#[test]
+fn a_rolled_back_and_rewritten_history_is_reported_as_forked() {
+    let ws = Workspace::new();
+    let store = ws.path("store");
+    let first = ws.samples("first", 1, 300);
+    assert!(ws.ingest(&store, &first, &[]).status.success());
+    let old_copy = ws.path("old-copy");
+    copy_dir(&store, &old_copy);
+    let second = ws.samples("second", 2, 300);
+    assert!(ws.ingest(&store, &second[1..], &[]).status.success());
+    let held = ws.path("regulator.note");
+    ws.export_checkpoint(&store, &held);
+    // The operator restores the old copy and writes other events in place of the real ones.
+    let other = ws.samples("other", 3, 300);
+    assert!(ws.ingest(&old_copy, &other[1..], &[]).status.success());
+    assert_reports(&ws.verify(&old_copy, Some(&held)), &["[forked history]", "seq 600"]);
+}
+
+#[test]
+fn checkpoints_signed_by_an_untrusted_key_do_not_count() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let other = Workspace::new();
+    let out = ws.verify_with_keys(&store, &other.trusted, None);
+    assert_reports(&out, &["[untrusted signature]", "checkpoints/", "test-operator+"]);
+    assert_reports(&out, &["[unsigned epoch]", "epoch 1"]);
+}
+
+#[test]
+fn a_forged_checkpoint_is_rejected() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let last = manifests(&store).pop().expect("epoch");
+    let path = store.join(loggvakt_journal::manifest::checkpoint_rel_path(last.last_seq));
+    let note = std::fs::read_to_string(&path).expect("note");
+    std::fs::write(&path, note.replace(&format!("\n{}\n", last.last_seq), "\n5000\n")).expect("forge");
+    let rel = loggvakt_journal::manifest::checkpoint_rel_path(last.last_seq);
+    assert_reports(&ws.verify(&store, None), &["[forged checkpoint]", &rel, "does not verify"]);
+}
+
+#[test]
+fn a_rewritten_manifest_is_caught_by_its_signed_hash() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    // A careful attacker rewrites the segment AND records its new hash in the manifest.
+    rewrite_segment(&path, |rows| rows[1].event.user_name = Some("Someone Else".into()));
+    let manifest_path = store.join(loggvakt_journal::manifest::manifest_rel_path(2));
+    let mut m = manifests(&store)[1].clone();
+    let new_hash = loggvakt_journal::chain::to_hex(&blake3_of(&path));
+    m.segments.iter_mut().filter(|s| s.path == rel).for_each(|s| s.blake3 = new_hash.clone());
+    std::fs::write(&manifest_path, m.to_bytes()).expect("rewrite manifest");
+    let out = ws.verify(&store, None);
+    assert_reports(&out, &["[manifest mismatch]", "epoch 2"]);
+    assert_reports(&out, &["[modified record]", &rel, "row 1"]);
+}
+
+fn blake3_of(path: &std::path::Path) -> [u8; 32] {
+    *blake3::hash(&std::fs::read(path).expect("read segment")).as_bytes()
+}
+
+#[test]
+fn a_rotated_key_continues_the_chain() {
+    let ws = Workspace::new();
+    let store = ws.path("store");
+    let first = ws.samples("first", 1, 200);
+    assert!(ws.ingest(&store, &first, &[]).status.success());
+    let new_key = ws.path("keys/rotated.key");
+    let out = run(loggvakt().args(["keygen", "--name", "test-operator-2027"]).arg("--out").arg(&new_key).arg("--trusted-keys").arg(&ws.trusted));
+    assert!(out.status.success(), "{}", text(&out));
+    let second = ws.samples("second", 2, 200);
+    let out = run(loggvakt().arg("ingest").arg("--store").arg(&store).arg("--key").arg(&new_key).arg(&second[1]));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ws.verify(&store, None);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("test-operator+") && report.contains("test-operator-2027+"), "both key ids sign: {report}");
+}
