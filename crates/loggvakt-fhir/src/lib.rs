@@ -26,3 +26,79 @@ pub fn source_digest(raw: &[u8]) -> loggvakt_model::Digest16 {
     out.copy_from_slice(&blake3::hash(raw).as_bytes()[..16]);
     loggvakt_model::Digest16(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use loggvakt_model::{AccessEvent, Timestamp};
+    use serde_json::Value;
+
+    use super::*;
+
+    const R4: &str = include_str!("../../../samples/fhir/r4-read-break-the-glass.json");
+    const R5: &str = include_str!("../../../samples/fhir/r5-search-contained-role.json");
+
+    /// Writes JSON with each object's keys in an order chosen by `seed`, and `indent` spaces.
+    fn respell(v: &Value, seed: &mut u64, indent: usize, out: &mut String) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                for i in (1..keys.len()).rev() {
+                    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    keys.swap(i, (*seed >> 33) as usize % (i + 1));
+                }
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push('\n');
+                    out.push_str(&" ".repeat(indent));
+                    out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                    out.push_str(" :\t");
+                    respell(&map[*k], seed, indent + 2, out);
+                }
+                out.push_str("\n}");
+            }
+            Value::Array(items) => {
+                out.push_str("[ ");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" ,\r\n");
+                    }
+                    respell(item, seed, indent, out);
+                }
+                out.push_str(" ]");
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+
+    fn map_one(raw: &[u8]) -> AccessEvent {
+        match decode_message(raw, &ContextIndex::new(), Timestamp(1_700_000_000_000_000), DEFAULT_MAX_MESSAGE_BYTES).pop() {
+            Some(Decoded::Event { event, .. }) => event,
+            other => panic!("expected one event, got {other:?}"),
+        }
+    }
+
+    fn canonical(e: &AccessEvent) -> Vec<u8> {
+        let mut out = Vec::new();
+        e.encode_canonical(&mut out);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn key_order_and_whitespace_do_not_change_the_canonical_encoding(seed in proptest::prelude::any::<u64>(), r5 in proptest::prelude::any::<bool>()) {
+            let original = if r5 { R5 } else { R4 };
+            let value: Value = serde_json::from_str(original).expect("example parses");
+            let mut seed = seed;
+            let mut respelled = String::new();
+            respell(&value, &mut seed, 0, &mut respelled);
+            let a = map_one(original.as_bytes());
+            let b = map_one(respelled.as_bytes());
+            proptest::prop_assert_eq!(canonical(&a), canonical(&b));
+            // The digest keeps the exact original bytes, so it tells the two apart.
+            proptest::prop_assert_ne!(a.source_digest, b.source_digest);
+        }
+    }
+}

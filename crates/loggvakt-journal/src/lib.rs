@@ -18,6 +18,8 @@ pub mod note;
 pub mod quarantine;
 mod reader;
 pub mod segment;
+#[doc(hidden)]
+pub mod vectors;
 mod store;
 pub mod wal;
 

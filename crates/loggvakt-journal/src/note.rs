@@ -46,6 +46,12 @@ impl SigningKey {
         Ok(SigningKey { name: name.to_owned(), hash, key })
     }
 
+    /// A key from a known seed: for test vectors only; real keys come from `generate`.
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Self {
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        SigningKey { name: name.to_owned(), hash: key_hash(name, key.verifying_key().as_bytes()), key }
+    }
+
     pub fn parse(text: &str) -> Result<Self, JournalError> {
         let bad = |why: &str| JournalError::Key(format!("not a loggvakt private key ({why}); expected PRIVATE+KEY+<name>+<hash>+<key>"));
         let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;

@@ -202,3 +202,120 @@ access_event! {
 pub fn event_schema() -> SchemaRef {
     Arc::new(Schema::new(AccessEvent::arrow_fields()))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        // Any Unicode, including empty strings, quotes, NUL and multi-byte characters.
+        prop_oneof![Just(String::new()), "\\PC{0,24}", "[a-z0-9æøå\"\\\\\u{0}-]{0,12}"]
+    }
+
+    fn event() -> impl Strategy<Value = AccessEvent> {
+        (
+            proptest::collection::vec(text(), 6),
+            proptest::collection::vec(proptest::option::of(text()), 17),
+            proptest::collection::vec(any::<i64>(), 3),
+            (proptest::option::of(any::<i64>()), proptest::option::of(any::<i64>())),
+            any::<[u8; 16]>(),
+        )
+            .prop_map(|(required, optional, times, (source_seq, recorded), digest)| {
+                let mut r = required.into_iter();
+                let mut o = optional.into_iter();
+                let mut req = || r.next().unwrap_or_default();
+                let mut opt = || o.next().flatten();
+                AccessEvent {
+                    event_id: req(),
+                    source_system: req(),
+                    source_seq,
+                    occurred_at: Timestamp(times[0]),
+                    recorded_at: recorded.map(Timestamp),
+                    received_at: Timestamp(times[1].wrapping_add(times[2])),
+                    tenant_orgnr: req(),
+                    user_person_id: opt(),
+                    user_hpr: opt(),
+                    user_local_id: opt(),
+                    user_name: opt(),
+                    unit_id: opt(),
+                    unit_name: opt(),
+                    role_code: opt(),
+                    function_code: opt(),
+                    patient_id: opt(),
+                    patient_id_kind: opt(),
+                    record_part: opt(),
+                    document_id: opt(),
+                    sensitivity: opt(),
+                    data_owner_org: opt(),
+                    action: req(),
+                    action_code: opt(),
+                    basis: req(),
+                    purpose_code: opt(),
+                    reason_text: opt(),
+                    channel: req(),
+                    outcome: opt().unwrap_or_default(),
+                    source_format: "fhir-r4".into(),
+                    source_digest: Digest16(digest),
+                }
+            })
+    }
+
+    fn record(e: &AccessEvent) -> Vec<u8> {
+        let mut out = Vec::new();
+        e.encode_record(&mut out);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn record_encoding_round_trips(e in event()) {
+            let bytes = record(&e);
+            let back = AccessEvent::decode_record(&bytes).expect("decodes");
+            prop_assert_eq!(&back, &e);
+            prop_assert_eq!(record(&back), bytes);
+        }
+
+        #[test]
+        fn different_events_encode_differently(a in event(), b in event()) {
+            prop_assume!(a != b);
+            prop_assert_ne!(record(&a), record(&b));
+        }
+
+        #[test]
+        fn arrow_columns_encode_the_same_bytes(events in proptest::collection::vec(event(), 1..8)) {
+            let batch = RecordBatch::try_new(event_schema(), AccessEvent::columns(&events)).expect("batch");
+            let columns = EventColumns::new(&batch).expect("columns");
+            for (row, e) in events.iter().enumerate() {
+                let mut from_columns = Vec::new();
+                columns.encode_record(row, &mut from_columns);
+                prop_assert_eq!(&from_columns, &record(e));
+                prop_assert_eq!(&columns.event(row), e);
+            }
+        }
+
+        #[test]
+        fn every_truncation_is_an_error_not_a_panic(e in event(), cut in any::<prop::sample::Index>()) {
+            let bytes = record(&e);
+            let at = cut.index(bytes.len());
+            prop_assert!(AccessEvent::decode_record(&bytes[..at]).is_err());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = AccessEvent::decode_record(&bytes);
+        }
+    }
+
+    #[test]
+    fn the_canonical_encoding_excludes_the_source_digest() {
+        let a = AccessEvent { source_digest: Digest16([1; 16]), ..Default::default() };
+        let b = AccessEvent { source_digest: Digest16([2; 16]), ..Default::default() };
+        let (mut ca, mut cb) = (Vec::new(), Vec::new());
+        a.encode_canonical(&mut ca);
+        b.encode_canonical(&mut cb);
+        assert_eq!(ca, cb);
+        assert_ne!(record(&a), record(&b));
+    }
+}
