@@ -105,7 +105,7 @@ pub fn read_rows(path: &Path) -> (Vec<SealedRecord>, Vec<(String, String)>) {
         let seqs = batch.column_by_name(SEQ_COLUMN).and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned()).expect("seq");
         let tags = batch.column_by_name(TAG_COLUMN).and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>().cloned()).expect("tag");
         for row in 0..batch.num_rows() {
-            let mut tag = [0u8; 8];
+            let mut tag = [0u8; loggvakt_journal::chain::TAG_LEN];
             tag.copy_from_slice(tags.value(row));
             rows.push(SealedRecord { seq: seqs.value(row) as u64, event: columns.event(row), tag });
         }

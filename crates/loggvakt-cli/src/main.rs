@@ -5,6 +5,11 @@
 //! prints. Exit codes: 0 success; 1 failure or (for `verify`) a store that is not intact;
 //! 2 wrong usage; 3 `ingest` finished but quarantined some input.
 
+// Ingest allocates many small strings per event on several threads; mimalloc handles
+// that pattern markedly better than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod demo;
 mod ingest;
 mod keys;

@@ -17,11 +17,16 @@ use crate::time::parse_instant;
 pub struct MapError {
     pub path: String,
     pub message: String,
+    /// The message refers to a resource not seen yet; it may map once that arrives.
+    pub unresolved_reference: bool,
 }
 
 impl MapError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        MapError { path: path.into(), message: message.into() }
+        MapError { path: path.into(), message: message.into(), unresolved_reference: false }
+    }
+    fn unresolved(path: impl Into<String>, message: impl Into<String>) -> Self {
+        MapError { unresolved_reference: true, ..MapError::new(path, message) }
     }
     pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
         if !prefix.is_empty() {
@@ -48,10 +53,15 @@ const SELF_AUTHORISATION_PURPOSES: &[&str] = &["BTG", "ETREAT", "BLAALYS", "SELV
 
 pub(crate) fn map_audit_event(raw: &[u8], view: &ContextView<'_>, received_at: Timestamp) -> Result<AccessEvent, MapError> {
     let ae: AuditEvent<'_> = parse_with_path(raw, "AuditEvent")?;
+    map_parsed(&ae, raw, view, received_at)
+}
+
+/// Maps an AuditEvent already parsed from `raw` (the fast path parses once).
+pub(crate) fn map_parsed(ae: &AuditEvent<'_>, raw: &[u8], view: &ContextView<'_>, received_at: Timestamp) -> Result<AccessEvent, MapError> {
     let mut view = ContextView { global: view.global, contained: view.contained.clone() };
-    add_contained(&ae, &mut view)?;
+    add_contained(ae, &mut view)?;
     let digest = crate::source_digest(raw);
-    let r5 = is_r5(&ae);
+    let r5 = is_r5(ae);
 
     let recorded_at = ae.recorded.as_ref().map(|t| parse_instant("AuditEvent.recorded", t.as_str())).transpose()?;
     let occurred_at = if let Some(start) = ae.period.as_ref().and_then(|p| p.start.as_ref()) {
@@ -71,8 +81,8 @@ pub(crate) fn map_audit_event(raw: &[u8], view: &ContextView<'_>, received_at: T
         .find(|(_, a)| a.requestor == Some(true))
         .ok_or_else(|| MapError::new("AuditEvent.agent", "no agent has requestor=true, so the accessing user is unknown"))?;
     let user = resolve_user(requestor, requestor_index, &view)?;
-    let tenant_orgnr = find_tenant(&ae, requestor_index, &user, &view)?;
-    let (patient_id, patient_id_kind, patient_entity) = find_patient(&ae, &view)?;
+    let tenant_orgnr = find_tenant(ae, requestor_index, &user, &view)?;
+    let (patient_id, patient_id_kind, patient_entity) = find_patient(ae, &view)?;
 
     let mut sensitivity = BTreeSet::new();
     for code in ae.meta.iter().flat_map(|m| m.security.iter()).filter_map(|c| c.code.as_ref()) {
@@ -111,7 +121,7 @@ pub(crate) fn map_audit_event(raw: &[u8], view: &ContextView<'_>, received_at: T
         }
     }
 
-    let (action, action_code) = map_action(&ae)?;
+    let (action, action_code) = map_action(ae)?;
     let purposes: Vec<&Concept<'_>> = ae
         .purpose_of_event
         .iter()
@@ -139,7 +149,7 @@ pub(crate) fn map_audit_event(raw: &[u8], view: &ContextView<'_>, received_at: T
         .ok_or_else(|| MapError::new("AuditEvent.source.observer", "has no identifier, reference or display to name the source system"))?;
     let source_seq = ae.extension.iter().chain(&source.extension).find(|e| e.named(EXT_SOURCE_SEQUENCE)).and_then(Extension::integer);
 
-    let channel = map_channel(&ae, requestor, &user)?;
+    let channel = map_channel(ae, requestor, &user)?;
     let event_id = match &ae.id {
         Some(id) if !id.as_str().is_empty() => id.as_str().to_owned(),
         _ => format!("digest:{}", hex(&digest.0)),
@@ -276,7 +286,7 @@ fn resolve_user(agent: &Agent<'_>, index: usize, view: &ContextView<'_>) -> Resu
     let mut unit = (None, None);
     if let Some(key) = who.and_then(reference_key) {
         let entry = view.get(&key).ok_or_else(|| {
-            MapError::new(
+            MapError::unresolved(
                 format!("{path}.who.reference"),
                 format!("'{key}' is neither contained in the AuditEvent nor imported before; it is needed to identify the user"),
             )
@@ -339,7 +349,7 @@ fn find_tenant(ae: &AuditEvent<'_>, requestor: usize, user: &User, view: &Contex
         }
     }
     user.employer_orgnr.clone().ok_or_else(|| {
-        MapError::new(
+        MapError::unresolved(
             "AuditEvent.agent",
             "no employing organisation: no agent is an organisation with an organisasjonsnummer (urn:oid:2.16.578.1.12.4.1.4.101), \
              and the user's PractitionerRole (contained or imported before) names none",
@@ -386,7 +396,7 @@ fn find_patient(ae: &AuditEvent<'_>, view: &ContextView<'_>) -> Result<(Option<S
             let kind = validate_person_id_as(&value, system).map_err(|e| MapError::new(format!("{path}.reference"), e.to_string()))?;
             Ok((Some(value), Some(kind.code().to_owned()), entity))
         }
-        None => Err(MapError::new(
+        None => Err(MapError::unresolved(
             path,
             format!(
                 "the patient {} has no Norwegian person identifier, and is not contained or imported before with one",

@@ -6,8 +6,8 @@ use loggvakt_model::{AccessEvent, Timestamp};
 use serde::Deserialize;
 
 use crate::context::{parse_entry, ContextIndex, ContextResource, ContextView, CONTEXT_TYPES};
-use crate::map::{map_audit_event, MapError};
-use crate::resources::{Bundle, Head};
+use crate::map::{map_audit_event, map_parsed, MapError};
+use crate::resources::{AuditEvent, Bundle, Head};
 
 /// Messages over this size are rejected unread: no single AuditEvent or Bundle line needs
 /// more, and an unbounded line is a memory attack.
@@ -29,11 +29,18 @@ pub struct Rejection {
     pub reason: String,
     /// The entry's own bytes, when the rejection is of one entry; `None` means the whole message.
     pub raw: Option<Vec<u8>>,
+    /// It refers to a context resource not seen yet: decoding again after that resource
+    /// arrives (e.g. later in the same input chunk) may succeed.
+    pub unresolved_reference: bool,
 }
 
 impl Rejection {
     fn whole(reason: impl Into<String>) -> Self {
-        Rejection { entry: None, reason: reason.into(), raw: None }
+        Rejection { entry: None, reason: reason.into(), raw: None, unresolved_reference: false }
+    }
+    fn from_map_error(e: MapError, prefix: &str) -> Self {
+        let unresolved_reference = e.unresolved_reference;
+        Rejection { unresolved_reference, ..Rejection::whole(e.prefixed(prefix).to_string()) }
     }
 }
 
@@ -73,11 +80,22 @@ pub fn decode_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp
         )))];
     }
     if let Err(e) = std::str::from_utf8(raw) {
+        // FHIR JSON is UTF-8; serde_json does not check strings it skips, so check here.
         return vec![Decoded::Rejected(Rejection::whole(format!(
             "not UTF-8: byte {} (offset {}) is not valid UTF-8, and FHIR JSON must be",
             raw.get(e.valid_up_to()).map_or_else(|| "?".to_owned(), |b| format!("{b:#04x}")),
             e.valid_up_to()
         )))];
+    }
+    // Fast path: nearly every message is an AuditEvent, so parse it as one straight away.
+    if let Ok(ae) = serde_json::from_slice::<AuditEvent<'_>>(raw) {
+        if ae.resource_type.as_ref().is_some_and(|t| t.as_str() == "AuditEvent") {
+            let view = ContextView { global: context, contained: HashMap::new() };
+            return vec![match map_parsed(&ae, raw, &view, received_at) {
+                Ok(event) => Decoded::Event { entry: None, event },
+                Err(e) => Decoded::Rejected(Rejection::from_map_error(e, "")),
+            }];
+        }
     }
     let head: Head<'_> = match parse_with_path(raw, "resource") {
         Ok(h) => h,
@@ -90,25 +108,25 @@ pub fn decode_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp
             let view = ContextView { global: context, contained: HashMap::new() };
             match decode_resource(raw, resource_type, &view, received_at, "") {
                 Ok(d) => vec![d],
-                Err(reason) => vec![Decoded::Rejected(Rejection::whole(reason))],
+                Err(rejection) => vec![Decoded::Rejected(rejection)],
             }
         }
     }
 }
 
-fn decode_resource(raw: &[u8], resource_type: &str, view: &ContextView<'_>, received_at: Timestamp, path: &str) -> Result<Decoded, String> {
+fn decode_resource(raw: &[u8], resource_type: &str, view: &ContextView<'_>, received_at: Timestamp, path: &str) -> Result<Decoded, Rejection> {
     match resource_type {
         "AuditEvent" => map_audit_event(raw, view, received_at)
             .map(|event| Decoded::Event { entry: None, event })
-            .map_err(|e| e.prefixed(path).to_string()),
+            .map_err(|e| Rejection::from_map_error(e, path)),
         t if CONTEXT_TYPES.contains(&t) => context_resource(raw, t)
             .map(|resource| Decoded::Context { entry: None, resource })
-            .map_err(|e| e.prefixed(path).to_string()),
-        "" => Err(format!("{path}resourceType is missing: each line must be one FHIR resource")),
-        other => Err(format!(
+            .map_err(|e| Rejection::from_map_error(e, path)),
+        "" => Err(Rejection::whole(format!("{path}resourceType is missing: each line must be one FHIR resource"))),
+        other => Err(Rejection::whole(format!(
             "{path}resourceType is '{other}', expected AuditEvent (or a Bundle of them, or one of the context resources {})",
             CONTEXT_TYPES.join(", ")
-        )),
+        ))),
     }
 }
 
@@ -153,19 +171,15 @@ fn decode_bundle(raw: &[u8], context: &ContextIndex, received_at: Timestamp) -> 
     for (i, (entry, resource_type)) in bundle.entry.iter().zip(types).enumerate() {
         let path = format!("entry[{i}].resource.");
         let decoded = match (entry.resource, resource_type) {
-            (None, _) => Err(format!("entry[{i}] has no resource")),
-            (Some(_), None) => Err(format!("{path}resourceType is missing")),
+            (None, _) => Err(Rejection::whole(format!("entry[{i}] has no resource"))),
+            (Some(_), None) => Err(Rejection::whole(format!("{path}resourceType is missing"))),
             (Some(r), Some(t)) => decode_resource(r.get().as_bytes(), &t, &view, received_at, &path),
         };
         out.push(match decoded {
             Ok(Decoded::Event { event, .. }) => Decoded::Event { entry: Some(i), event },
             Ok(Decoded::Context { resource, .. }) => Decoded::Context { entry: Some(i), resource },
             Ok(rejected @ Decoded::Rejected(_)) => rejected,
-            Err(reason) => Decoded::Rejected(Rejection {
-                entry: Some(i),
-                reason,
-                raw: entry.resource.map(|r| r.get().as_bytes().to_vec()),
-            }),
+            Err(rejection) => Decoded::Rejected(Rejection { entry: Some(i), raw: entry.resource.map(|r| r.get().as_bytes().to_vec()), ..rejection }),
         });
     }
     if out.is_empty() {

@@ -251,6 +251,8 @@ pub(crate) struct Meta<'a> {
 #[derive(Deserialize, Default, Debug)]
 #[serde(default, rename_all = "camelCase")]
 pub(crate) struct AuditEvent<'a> {
+    #[serde(borrow, rename = "resourceType")]
+    pub resource_type: Option<Text<'a>>,
     #[serde(borrow)]
     pub id: Option<Text<'a>>,
     #[serde(borrow)]

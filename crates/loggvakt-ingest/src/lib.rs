@@ -14,7 +14,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use loggvakt_fhir::{decode_message, ContextIndex, ContextResource, Decoded, Rejection};
-use loggvakt_journal::{Appended, Journal, JournalError, QuarantineEntry};
+use loggvakt_journal::{Appended, Journal, JournalError, PreparedRecord, QuarantineEntry};
 use loggvakt_model::Timestamp;
 use rayon::prelude::*;
 
@@ -159,8 +159,9 @@ impl<'j, O: IngestObserver> Ingest<'j, O> {
         }
         if line_oriented == Some(false) {
             self.summary.messages += 1;
-            let decoded = decode_message(&whole, &self.context, Timestamp::now(), self.options.max_message_bytes.max(whole.len().min(1 << 30)));
-            self.apply(path, Some(1), &whole, decoded)?;
+            let items = prepare(decode_message(&whole, &self.context, Timestamp::now(), self.options.max_message_bytes.max(whole.len().min(1 << 30))));
+            self.learn_context(items.iter());
+            self.apply(path, Some(1), &whole, items)?;
             self.commit(path, 1)?;
         }
         Ok(())
@@ -175,57 +176,66 @@ impl<'j, O: IngestObserver> Ingest<'j, O> {
             .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
             .collect();
         let last = first_line + memchr::memchr_iter(b'\n', data).count().saturating_sub(usize::from(data.ends_with(b"\n"))) as u64;
-        // Context resources in the chunk first, so AuditEvents in it can refer to them.
-        let context_lines: Vec<usize> = lines.iter().enumerate().filter(|(_, (_, l))| mentions_context_type(l)).map(|(i, _)| i).collect();
-        let mut decoded_context = Vec::new();
-        for &i in &context_lines {
-            let (line, raw) = lines[i];
-            let decoded = decode_message(raw, &self.context, Timestamp::now(), self.options.max_message_bytes);
-            for d in &decoded {
-                if let Decoded::Context { resource, .. } = d {
-                    let _ = self.context.insert(resource);
-                }
-            }
-            decoded_context.push((i, line, decoded));
-        }
         let received_at = Timestamp::now();
-        let context = &self.context;
         let max = self.options.max_message_bytes;
-        let mut decoded: Vec<Option<Vec<Decoded>>> = lines
-            .par_iter()
-            .enumerate()
-            .map(|(i, (_, raw))| if context_lines.binary_search(&i).is_ok() { None } else { Some(decode_message(raw, context, received_at, max)) })
-            .collect();
-        for (i, _, d) in decoded_context {
-            decoded[i] = Some(d);
+        let decode = |raw: &[u8], context: &ContextIndex| prepare(decode_message(raw, context, received_at, max));
+        let context = &self.context;
+        let mut items: Vec<Vec<Item>> = lines.par_iter().map(|(_, raw)| decode(raw, context)).collect();
+        // Context resources in the chunk count as sent before the chunk's AuditEvents, so
+        // lines that failed only for want of one are decoded again once it is known.
+        if self.learn_context(items.iter().flatten()) {
+            let context = &self.context;
+            let retried: Vec<(usize, Vec<Item>)> = items
+                .iter()
+                .enumerate()
+                .filter(|(_, line_items)| line_items.iter().any(|i| matches!(i, Item::Rejected(r) if r.unresolved_reference)))
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|i| (i, decode(lines[i].1, context)))
+                .collect();
+            for (i, line_items) in retried {
+                items[i] = line_items;
+            }
         }
-        for ((line, raw), items) in lines.iter().zip(decoded) {
+        for ((line, raw), line_items) in lines.iter().zip(items) {
             self.summary.messages += 1;
-            self.apply(path, Some(*line), raw, items.unwrap_or_default())?;
+            self.apply(path, Some(*line), raw, line_items)?;
         }
         Ok(last)
     }
 
-    fn apply(&mut self, path: &Path, line: Option<u64>, raw: &[u8], items: Vec<Decoded>) -> Result<(), IngestError> {
+    /// Adds the context resources among `items` to the index; true if there were any.
+    fn learn_context<'a>(&mut self, items: impl Iterator<Item = &'a Item>) -> bool {
+        let mut learned = false;
+        for item in items {
+            if let Item::Context(resource) = item {
+                // A resource that does not parse was rejected already; one that does is kept.
+                let _ = self.context.insert(resource);
+                learned = true;
+            }
+        }
+        learned
+    }
+
+    fn apply(&mut self, path: &Path, line: Option<u64>, raw: &[u8], items: Vec<Item>) -> Result<(), IngestError> {
         for item in items {
             match item {
-                Decoded::Event { entry, event } => {
-                    let (source, id) = (event.source_system.clone(), event.event_id.clone());
-                    match self.journal.append(event)? {
+                Item::Event { entry, record } => {
+                    match self.journal.append_prepared(record)? {
                         Appended::Stored { .. } => self.summary.stored += 1,
                         Appended::Duplicate => self.summary.duplicates += 1,
-                        Appended::Conflict => {
-                            let reason = format!("event id '{id}' from source '{source}' is already stored with different content; a source must not reuse an id");
+                        Appended::Conflict { source_system, event_id } => {
+                            let reason = format!("event id '{event_id}' from source '{source_system}' is already stored with different content; a source must not reuse an id");
                             self.quarantine(path, line, entry, reason, raw)?;
                         }
                     }
                 }
-                Decoded::Context { resource, .. } => {
-                    let _ = self.context.insert(&resource);
+                Item::Context(resource) => {
                     self.journal.keep_context(&resource.raw)?;
                     self.summary.context_resources += 1;
                 }
-                Decoded::Rejected(Rejection { entry, reason, raw: entry_raw }) => {
+                Item::Rejected(Rejection { entry, reason, raw: entry_raw, .. }) => {
                     self.quarantine(path, line, entry, reason, entry_raw.as_deref().unwrap_or(raw))?;
                 }
             }
@@ -259,14 +269,20 @@ impl<'j, O: IngestObserver> Ingest<'j, O> {
     }
 }
 
-fn mentions_context_type(line: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 3] = [b"\"Practitioner", b"\"Organization\"", b"\"Patient\""];
-    NEEDLES.iter().any(|n| memchr::memmem::find(line, n).is_some())
-        && serde_json::from_slice::<ResourceTypeOnly>(line).is_ok_and(|h| matches!(h.resource_type.as_deref(), Some("Practitioner" | "PractitionerRole" | "Organization" | "Patient")))
+/// A decoded message, with events already encoded and hashed (on the mapping threads).
+enum Item {
+    Event { entry: Option<usize>, record: PreparedRecord },
+    Context(ContextResource),
+    Rejected(Rejection),
 }
 
-#[derive(serde::Deserialize)]
-struct ResourceTypeOnly {
-    #[serde(rename = "resourceType")]
-    resource_type: Option<String>,
+fn prepare(decoded: Vec<Decoded>) -> Vec<Item> {
+    decoded
+        .into_iter()
+        .map(|d| match d {
+            Decoded::Event { entry, event } => Item::Event { entry, record: PreparedRecord::new(event) },
+            Decoded::Context { resource, .. } => Item::Context(resource),
+            Decoded::Rejected(r) => Item::Rejected(r),
+        })
+        .collect()
 }

@@ -1,17 +1,20 @@
 //! The hash chain (specified in `docs/format.md` §Hashes).
 //!
-//! `leaf(n) = BLAKE3(0x00 ‖ u64le(n) ‖ record(n))`, where `record` is the canonical event
-//! encoding followed by the 16-byte source digest,
-//! `head(n) = BLAKE3(0x01 ‖ head(n-1) ‖ leaf(n))`,
+//! `leaf(n) = BLAKE3(0x00 ‖ record(n))`, where `record` is the canonical event encoding
+//! followed by the 16-byte source digest,
+//! `head(n) = BLAKE3(0x01 ‖ head(n-1) ‖ u64le(n) ‖ leaf(n))`,
 //! `head(0) = BLAKE3(0x02 ‖ "loggvakt genesis" ‖ store_id)`.
-//! The leaf is the costly part and needs nothing but its own record, so it can be
-//! computed in parallel; the chain step hashes 65 bytes and is the only sequential work.
+//! The leaf is the costly part and needs nothing but its own record (not even its
+//! sequence number), so writers and verifiers compute leaves in parallel; the chain step
+//! hashes 73 bytes and is the only sequential work.
 
 pub type Hash = [u8; 32];
 
 /// How many bytes of each record's chain head are stored beside it, to point at the first
-/// broken record. The full head is recomputed by the verifier and signed in checkpoints.
-pub const TAG_LEN: usize = 8;
+/// broken record. Tags locate; they do not prove: the verifier recomputes the full 32-byte
+/// head and compares it with the signed checkpoint, so a tag that matches by chance
+/// (probability 2^-32) only moves the reported location to the next record.
+pub const TAG_LEN: usize = 4;
 pub type Tag = [u8; TAG_LEN];
 
 pub fn genesis(store_id: &[u8; 16]) -> Hash {
@@ -22,19 +25,19 @@ pub fn genesis(store_id: &[u8; 16]) -> Hash {
     *h.finalize().as_bytes()
 }
 
-pub fn leaf(seq: u64, record: &[u8]) -> Hash {
+pub fn leaf(record: &[u8]) -> Hash {
     let mut h = blake3::Hasher::new();
     h.update(&[0x00]);
-    h.update(&seq.to_le_bytes());
     h.update(record);
     *h.finalize().as_bytes()
 }
 
-pub fn next_head(prev: &Hash, leaf: &Hash) -> Hash {
-    let mut buf = [0u8; 65];
+pub fn next_head(prev: &Hash, seq: u64, leaf: &Hash) -> Hash {
+    let mut buf = [0u8; 73];
     buf[0] = 0x01;
     buf[1..33].copy_from_slice(prev);
-    buf[33..].copy_from_slice(leaf);
+    buf[33..41].copy_from_slice(&seq.to_le_bytes());
+    buf[41..].copy_from_slice(leaf);
     *blake3::hash(&buf).as_bytes()
 }
 

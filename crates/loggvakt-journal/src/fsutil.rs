@@ -7,12 +7,14 @@ use std::path::Path;
 use crate::JournalError;
 
 pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    // `Path::parent` of a bare relative name is "", which means the current directory.
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| JournalError::io(dir, e))
 }
 
 /// Creates `dir` and any missing parents, fsyncing each parent whose entries changed.
 pub fn create_dir_durable(dir: &Path) -> Result<(), JournalError> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {

@@ -29,7 +29,7 @@ pub use context::read_context;
 pub use note::{Checkpoint, SigningKey, VerifierKey};
 pub use quarantine::{read_quarantine, QuarantineEntry};
 pub use reader::read_sealed_events;
-pub use store::{Appended, Journal, JournalOptions, Recovery, SealReport};
+pub use store::{Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {

@@ -45,13 +45,13 @@ impl Default for JournalOptions {
 }
 
 /// What `append` did with an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
     Stored { seq: u64 },
     /// The same source already sent this event id with the same content: stored once.
     Duplicate,
     /// The same source already sent this event id with different content.
-    Conflict,
+    Conflict { source_system: String, event_id: String },
 }
 
 /// What opening the store had to repair after a crash.
@@ -94,7 +94,26 @@ pub struct Journal {
     seen: HashMap<u128, u64>,
     quarantine: QuarantineWriter,
     context: ContextFile,
-    scratch: Vec<u8>,
+}
+
+/// An event with its record encoding and leaf hash: the costly, order-free part of an
+/// append, which callers may compute on many threads.
+pub struct PreparedRecord {
+    event: AccessEvent,
+    record: Vec<u8>,
+    leaf: Hash,
+}
+
+impl PreparedRecord {
+    pub fn new(event: AccessEvent) -> Self {
+        let mut record = Vec::with_capacity(512);
+        event.encode_record(&mut record);
+        let leaf = chain::leaf(&record);
+        PreparedRecord { event, record, leaf }
+    }
+    pub fn event(&self) -> &AccessEvent {
+        &self.event
+    }
 }
 
 fn idempotency_key(source_system: &str, event_id: &str) -> u128 {
@@ -154,7 +173,6 @@ impl Journal {
             seen: HashMap::new(),
             quarantine: QuarantineWriter::new(dir),
             context: ContextFile::new(dir),
-            scratch: Vec::with_capacity(1024),
         };
         let recovery = journal.recover()?;
         Ok((journal, recovery))
@@ -217,7 +235,7 @@ impl Journal {
                 }
                 let event = AccessEvent::decode_record(&record).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("seq {seq}: {e}") })?;
                 self.seen.insert(idempotency_key(&event.source_system, &event.event_id), digest_prefix(&event.source_digest.0));
-                self.head = chain::next_head(&self.head, &chain::leaf(seq, &record));
+                self.head = chain::next_head(&self.head, seq, &chain::leaf(&record));
                 self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
                 self.next_seq += 1;
                 holds_unsealed = true;
@@ -275,10 +293,17 @@ impl Journal {
 
     /// Appends one event to the write-ahead journal. Not durable until `commit`.
     pub fn append(&mut self, event: AccessEvent) -> Result<Appended, JournalError> {
+        self.append_prepared(PreparedRecord::new(event))
+    }
+
+    /// Appends an event whose encoding and leaf hash were computed beforehand (in
+    /// parallel, by the caller). Not durable until `commit`.
+    pub fn append_prepared(&mut self, prepared: PreparedRecord) -> Result<Appended, JournalError> {
+        let PreparedRecord { event, record, leaf } = prepared;
         let key = idempotency_key(&event.source_system, &event.event_id);
         let digest = digest_prefix(&event.source_digest.0);
         if let Some(&seen) = self.seen.get(&key) {
-            return Ok(if seen == digest { Appended::Duplicate } else { Appended::Conflict });
+            return Ok(if seen == digest { Appended::Duplicate } else { Appended::Conflict { source_system: event.source_system, event_id: event.event_id } });
         }
         let seq = self.next_seq;
         if self.wal.is_none() {
@@ -286,12 +311,10 @@ impl Journal {
             self.unsealed_wal_files.push(writer.path().to_owned());
             self.wal = Some(writer);
         }
-        self.scratch.clear();
-        event.encode_record(&mut self.scratch);
         if let Some(wal) = self.wal.as_mut() {
-            wal.append(seq, &self.scratch)?;
+            wal.append(seq, &record)?;
         }
-        self.head = chain::next_head(&self.head, &chain::leaf(seq, &self.scratch));
+        self.head = chain::next_head(&self.head, seq, &leaf);
         self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
         self.seen.insert(key, digest);
         self.next_seq += 1;

@@ -52,8 +52,8 @@ pub fn vectors() -> Vec<(&'static str, String)> {
     let mut record = Vec::new();
     event.encode_record(&mut record);
     let genesis = chain::genesis(&STORE_ID);
-    let leaf1 = chain::leaf(1, &record);
-    let head1 = chain::next_head(&genesis, &leaf1);
+    let leaf1 = chain::leaf(&record);
+    let head1 = chain::next_head(&genesis, 1, &leaf1);
     let key = SigningKey::from_seed("vector-key", KEY_SEED);
     let checkpoint = Checkpoint {
         origin: Checkpoint::origin_for(&STORE_ID),

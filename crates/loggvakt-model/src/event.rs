@@ -74,7 +74,7 @@ macro_rules! access_event {
             }
 
             /// One Arrow column per field, in the order of [`AccessEvent::arrow_fields`].
-            pub fn columns(events: &[AccessEvent]) -> Vec<ArrayRef> {
+            pub fn columns<'a>(events: &[&'a AccessEvent]) -> Vec<ArrayRef> {
                 vec![
                     $( <$ty as FieldValue>::build_array(events.iter().map(|e| &e.$name)), )*
                     <$aty as FieldValue>::build_array(events.iter().map(|e| &e.$aname)),
@@ -285,7 +285,8 @@ mod tests {
 
         #[test]
         fn arrow_columns_encode_the_same_bytes(events in proptest::collection::vec(event(), 1..8)) {
-            let batch = RecordBatch::try_new(event_schema(), AccessEvent::columns(&events)).expect("batch");
+            let refs: Vec<&AccessEvent> = events.iter().collect();
+            let batch = RecordBatch::try_new(event_schema(), AccessEvent::columns(&refs)).expect("batch");
             let columns = EventColumns::new(&batch).expect("columns");
             for (row, e) in events.iter().enumerate() {
                 let mut from_columns = Vec::new();

@@ -218,12 +218,98 @@ impl Default for EventOptions {
     }
 }
 
-/// Writes `options.events` AuditEvents as NDJSON and returns how many lines it wrote.
+/// One access to generate: who, whom, when, and how.
+struct Access {
+    employee: usize,
+    patient: Option<usize>,
+    second: i64,
+    document: u64,
+    self_authorised: bool,
+}
+
+/// A care episode: a patient treated by a small team in one organisation, who open the
+/// record in bursts over hours or days. This is what makes most accesses legitimate, and
+/// what makes access logs compress: the same patient and users recur.
+struct Episode {
+    patient: usize,
+    team: Vec<usize>,
+    next: i64,
+    remaining: u32,
+    documents: [u64; 3],
+    emergency: bool,
+}
+
+fn new_episode(world: &World, by_org: &[Vec<usize>], rng: &mut Rng, start: i64) -> Episode {
+    let org = if rng.chance(0.7) { 0 } else { 1 + rng.below(world.orgs.len() as u64 - 1) as usize };
+    let staff = &by_org[org];
+    let lead = staff[rng.below(staff.len() as u64) as usize];
+    let unit = world.employees[lead].unit;
+    let same_unit: Vec<usize> = staff.iter().copied().filter(|&e| world.employees[e].unit == unit).take(64).collect();
+    let team = (0..2 + rng.below(6)).map(|_| same_unit[rng.below(same_unit.len() as u64) as usize]).chain([lead]).collect();
+    Episode {
+        patient: rng.below(world.patients.len() as u64) as usize,
+        team,
+        next: start,
+        remaining: 3 + rng.below(40) as u32,
+        documents: [rng.below(10_000_000), rng.below(10_000_000), rng.below(10_000_000)],
+        emergency: rng.chance(0.03),
+    }
+}
+
+/// Writes `options.events` AuditEvents as NDJSON, in time order as a source exports them,
+/// and returns how many lines it wrote.
 pub fn write_events(world: &World, options: &EventOptions, out: &mut impl Write) -> io::Result<u64> {
     let mut rng = Rng::new(options.seed.wrapping_mul(31).wrapping_add(7));
+    let mut by_org: Vec<Vec<usize>> = vec![Vec::new(); world.orgs.len()];
+    for (i, e) in world.employees.iter().enumerate() {
+        by_org[e.org].push(i);
+    }
+    for (org, staff) in by_org.iter_mut().enumerate() {
+        if staff.is_empty() {
+            staff.push(org % world.employees.len().max(1));
+        }
+    }
+    let week = 7 * 24 * 3600;
+    // Enough overlapping episodes that the accesses fill the week evenly.
+    let concurrent = ((options.events / 20).max(1) as f64 * 12.0 * 3600.0 / week as f64).ceil().max(1.0) as usize;
+    let mut episodes: Vec<Episode> = (0..concurrent)
+        .map(|_| {
+            let start = options.week_start + rng.below(12 * 3600) as i64;
+            new_episode(world, &by_org, &mut rng, start)
+        })
+        .collect();
+    // Episodes by their next access time, earliest first.
+    let mut due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> = episodes.iter().enumerate().map(|(i, e)| std::cmp::Reverse((e.next, i))).collect();
     let mut written = 0u64;
     let mut lines = 0u64;
     let mut buf = String::with_capacity(64 * 1024);
+    let mut next_access = |rng: &mut Rng, episodes: &mut Vec<Episode>| -> Access {
+        let std::cmp::Reverse((_, i)) = due.pop().unwrap_or(std::cmp::Reverse((0, 0)));
+        let ep = &mut episodes[i];
+        let second = ep.next.min(options.week_start + week - 1);
+        let employee = ep.team[rng.below(ep.team.len() as u64) as usize];
+        let access = if rng.chance(0.02) {
+            // A log-in: no patient.
+            Access { employee, patient: None, second, document: 0, self_authorised: false }
+        } else {
+            Access {
+                employee,
+                patient: Some(ep.patient),
+                second,
+                document: ep.documents[rng.below(3) as usize],
+                self_authorised: ep.emergency && rng.chance(0.5),
+            }
+        };
+        let gap = if rng.chance(0.8) { 900 } else { 6 * 3600 };
+        ep.next += 30 + rng.below(gap) as i64;
+        ep.remaining = ep.remaining.saturating_sub(1);
+        if ep.remaining == 0 || ep.next >= options.week_start + week {
+            let start = (second + rng.below(1800) as i64).min(options.week_start + week - 1);
+            *ep = new_episode(world, &by_org, rng, start);
+        }
+        due.push(std::cmp::Reverse((ep.next, i)));
+        access
+    };
     while written < options.events {
         buf.clear();
         let remaining = options.events - written;
@@ -234,13 +320,15 @@ pub fn write_events(world: &World, options: &EventOptions, out: &mut impl Write)
                     buf.push(',');
                 }
                 buf.push_str(r#"{"resource":"#);
-                audit_event(world, options, &mut rng, &mut buf);
+                let access = next_access(&mut rng, &mut episodes);
+                audit_event(world, options, &access, &mut rng, &mut buf);
                 buf.push_str(r#","request":{"method":"POST","url":"AuditEvent"}}"#);
             }
             buf.push_str("]}");
             written += 10;
         } else {
-            audit_event(world, options, &mut rng, &mut buf);
+            let access = next_access(&mut rng, &mut episodes);
+            audit_event(world, options, &access, &mut rng, &mut buf);
             written += 1;
         }
         buf.push('\n');
@@ -256,15 +344,15 @@ fn instant(seconds: i64, micros: u64) -> String {
     (t + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S%.3f+01:00").to_string()
 }
 
-fn audit_event(world: &World, options: &EventOptions, rng: &mut Rng, buf: &mut String) {
-    let e = &world.employees[rng.below(world.employees.len() as u64) as usize];
+fn audit_event(world: &World, options: &EventOptions, access: &Access, rng: &mut Rng, buf: &mut String) {
+    let e = &world.employees[access.employee];
     let org = &world.orgs[e.org];
     let (unit_id, unit_name) = &org.units[e.unit];
     let r5 = rng.chance(options.r5_share);
-    let login = rng.chance(0.02);
-    let btg = !login && rng.chance(0.02);
+    let login = access.patient.is_none();
+    let btg = access.self_authorised;
     let by_role = rng.chance(options.role_reference_share);
-    let second = options.week_start + rng.below(7 * 24 * 3600) as i64;
+    let second = access.second;
     let at = instant(second, rng.below(1000) * 1000);
     let recorded = instant(second + 1, rng.below(1000) * 1000);
     let (letter, subtype, dicom) = if login {
@@ -324,8 +412,8 @@ fn audit_event(world: &World, options: &EventOptions, rng: &mut Rng, buf: &mut S
     }
     let _ = write!(buf, r#"],"source":{{"observer":{{"display":"{}","identifier":{{"value":"{}"}}}},"type":[{{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4"}}]}}"#, org.source_system, org.source_system);
     if !login {
-        let patient = &world.patients[rng.below(world.patients.len() as u64) as usize];
-        let doc = rng.below(1_000_000);
+        let patient = &world.patients[access.patient.unwrap_or_default()];
+        let doc = access.document;
         if r5 {
             let _ = write!(
                 buf,

@@ -215,7 +215,7 @@ fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head:
                         report.problem(Problem::new(ProblemKind::MissingRecord, format!("write-ahead journal jumps to seq {seq}")).in_file(&file).at_seq(next));
                         return;
                     }
-                    head = chain::next_head(&head, &chain::leaf(*seq, record));
+                    head = chain::next_head(&head, *seq, &chain::leaf(record));
                     next += 1;
                     report.unsealed_records += 1;
                 }

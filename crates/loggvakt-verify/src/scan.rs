@@ -135,7 +135,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
             columns.encode_record(row, &mut record);
             let mut tag = [0u8; TAG_LEN];
             tag.copy_from_slice(tags.value(row));
-            out.rows.push(RowHash { seq, leaf: chain::leaf(seq, &record), tag, segment: index as u32, row: file_row });
+            out.rows.push(RowHash { seq, leaf: chain::leaf(&record), tag, segment: index as u32, row: file_row });
         }
         row_base += batch.num_rows() as u32;
         tick(batch.num_rows() as u64);
@@ -197,7 +197,7 @@ pub(crate) fn check_epoch(store: &Path, m: &Manifest, manifest_file: &str, tick:
             continue;
         }
         // Among copies of one seq, the genuine one is the one that chains.
-        let candidates: Vec<Hash> = group.iter().map(|r| chain::next_head(&head, &r.leaf)).collect();
+        let candidates: Vec<Hash> = group.iter().map(|r| chain::next_head(&head, seq, &r.leaf)).collect();
         let genuine = group.iter().zip(&candidates).position(|(r, h)| chain::tag(h) == r.tag);
         for (k, r) in group.iter().enumerate() {
             if Some(k) != genuine && group.len() > 1 {
