@@ -8,7 +8,7 @@
 //! Must not: write the store except through [`loggvakt_journal::Journal`], print, or stop
 //! at a bad record: one bad line never costs the good lines around it.
 
-mod lines;
+pub mod lines;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -99,58 +99,101 @@ pub struct Ingest<'j, O: IngestObserver> {
     context: ContextIndex,
     options: IngestOptions,
     observer: O,
-    summary: IngestSummary,
 }
 
-impl<'j, O: IngestObserver> Ingest<'j, O> {
+/// Decoded input on its way to the journal: one chunk of lines (or one whole file), which
+/// becomes durable as a unit.
+struct Batch {
+    path: PathBuf,
+    data: Vec<u8>,
+    /// (line number, byte range in `data`, what the line decoded to)
+    lines: Vec<(u64, std::ops::Range<usize>, Vec<Item>)>,
+    /// Durable through this line of `path` once applied and committed.
+    last_line: u64,
+    bytes: u64,
+    /// A file was opened (counted when its first batch is applied).
+    opens_file: bool,
+}
+
+impl<'j, O: IngestObserver + Send> Ingest<'j, O> {
     pub fn new(journal: &'j mut Journal, options: IngestOptions, observer: O) -> Result<Self, IngestError> {
         let context = load_context(journal.store_dir())?;
-        Ok(Ingest { journal, context, options, observer, summary: IngestSummary::default() })
-    }
-
-    pub fn summary(&self) -> &IngestSummary {
-        &self.summary
+        Ok(Ingest { journal, context, options, observer })
     }
 
     /// Ingests every file, then seals what is pending.
-    pub fn run(mut self, paths: &[PathBuf]) -> Result<IngestSummary, IngestError> {
-        for path in paths {
-            self.file(path)?;
-        }
-        if self.journal.seal()?.is_some() {
-            self.summary.epochs_sealed += 1;
-        }
-        self.summary.durable_seq = self.journal.durable_seq();
-        Ok(self.summary)
+    ///
+    /// Decoding (on the rayon pool, driven from this thread) and journal writing (append,
+    /// fsync, seal, on a thread of its own) overlap: while one chunk is being made durable
+    /// the next is being mapped. At most two decoded chunks wait, so memory stays bounded.
+    pub fn run(self, paths: &[PathBuf]) -> Result<IngestSummary, IngestError> {
+        let Ingest { journal, mut context, options, observer } = self;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+            let writer = scope.spawn(move || {
+                let mut writer = Writer { journal, observer, summary: IngestSummary::default() };
+                for batch in rx {
+                    writer.batch(batch)?;
+                }
+                if writer.journal.seal()?.is_some() {
+                    writer.summary.epochs_sealed += 1;
+                }
+                writer.summary.durable_seq = writer.journal.durable_seq();
+                Ok::<_, IngestError>(writer.summary)
+            });
+            let mut decoder = Decoder { context: &mut context, options: &options, tx };
+            let decoded = paths.iter().try_for_each(|path| decoder.file(path));
+            drop(decoder);
+            let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            // A writer error is the cause when both failed (the decoder then only saw a closed channel).
+            let summary = written?;
+            decoded?;
+            Ok(summary)
+        })
+    }
+}
+
+struct Decoder<'a> {
+    context: &'a mut ContextIndex,
+    options: &'a IngestOptions,
+    tx: std::sync::mpsc::SyncSender<Batch>,
+}
+
+impl Decoder<'_> {
+    fn send(&self, batch: Batch) -> Result<(), IngestError> {
+        // A closed channel means the writer stopped on an error, which `run` reports.
+        self.tx.send(batch).map_err(|_| IngestError::Input { path: PathBuf::new(), source: std::io::Error::other("journal writer stopped") })
     }
 
     fn file(&mut self, path: &Path) -> Result<(), IngestError> {
         let io = |source| IngestError::Input { path: path.to_owned(), source };
         let file = File::open(path).map_err(io)?;
-        self.summary.files += 1;
         let mut chunker = LineChunker::new(file, self.options.chunk_bytes);
         let mut line_oriented = None;
         let mut whole = Vec::new();
+        let mut opens_file = true;
+        let mut batch = |data: Vec<u8>, lines, last_line, bytes| {
+            let b = Batch { path: path.to_owned(), data, lines, last_line, bytes, opens_file };
+            opens_file = false;
+            b
+        };
         while let Some(piece) = chunker.next_piece().map_err(io)? {
             match piece {
                 Piece::Oversized { line, offset, length, prefix } => {
-                    self.summary.bytes += length + 1;
-                    self.observer.bytes_read(length + 1);
-                    self.summary.messages += 1;
                     let reason = format!(
                         "line is {length} bytes, over the {} byte hard limit; its first {} bytes are kept here, the whole line is at byte offset {offset} of the input",
                         HARD_LINE_CAP, KEPT_PREFIX
                     );
-                    self.quarantine(path, Some(line), None, reason, &prefix)?;
-                    self.commit(path, line)?;
+                    let rejected = Item::Rejected(Rejection { entry: None, reason, raw: None, unresolved_reference: false });
+                    let range = 0..prefix.len();
+                    self.send(batch(prefix, vec![(line, range, vec![rejected])], line, length + 1))?;
                 }
                 Piece::Lines { data, first_line } => {
-                    self.summary.bytes += data.len() as u64;
-                    self.observer.bytes_read(data.len() as u64);
                     let oriented = *line_oriented.get_or_insert_with(|| is_line_oriented(path, &data));
                     if oriented {
-                        let last = self.lines(path, &data, first_line)?;
-                        self.commit(path, last)?;
+                        let (lines, last) = self.lines(&data, first_line);
+                        let bytes = data.len() as u64;
+                        self.send(batch(data, lines, last, bytes))?;
                     } else {
                         whole.extend_from_slice(&data);
                     }
@@ -158,33 +201,43 @@ impl<'j, O: IngestObserver> Ingest<'j, O> {
             }
         }
         if line_oriented == Some(false) {
-            self.summary.messages += 1;
-            let items = prepare(decode_message(&whole, &self.context, Timestamp::now(), self.options.max_message_bytes.max(whole.len().min(1 << 30))));
-            self.learn_context(items.iter());
-            self.apply(path, Some(1), &whole, items)?;
-            self.commit(path, 1)?;
+            let max = self.options.max_message_bytes.max(whole.len().min(1 << 30));
+            let items = prepare(decode_message(&whole, self.context, Timestamp::now(), max));
+            learn_context(self.context, items.iter());
+            let (range, bytes) = (0..whole.len(), whole.len() as u64);
+            self.send(batch(whole, vec![(1, range, items)], 1, bytes))?;
+        } else if line_oriented.is_none() {
+            self.send(batch(Vec::new(), vec![], 0, 0))?; // an empty file still counts as read
         }
         Ok(())
     }
 
-    /// Maps a chunk of lines in parallel and applies them in order; returns the last line number.
-    fn lines(&mut self, path: &Path, data: &[u8], first_line: u64) -> Result<u64, IngestError> {
-        let lines: Vec<(u64, &[u8])> = data
-            .split(|b| *b == b'\n')
-            .enumerate()
-            .map(|(i, l)| (first_line + i as u64, l.strip_suffix(b"\r").unwrap_or(l)))
-            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-            .collect();
+    /// Maps a chunk of lines in parallel; returns them in order with the last line number.
+    #[allow(clippy::type_complexity)]
+    fn lines(&mut self, data: &[u8], first_line: u64) -> (Vec<(u64, std::ops::Range<usize>, Vec<Item>)>, u64) {
+        let mut lines: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
+        let mut start = 0;
+        for (i, end) in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())).enumerate() {
+            if start > data.len() {
+                break;
+            }
+            let line = &data[start..end];
+            let trimmed = line.strip_suffix(b"\r").map_or(end, |l| start + l.len());
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                lines.push((first_line + i as u64, start..trimmed));
+            }
+            start = end + 1;
+        }
         let last = first_line + memchr::memchr_iter(b'\n', data).count().saturating_sub(usize::from(data.ends_with(b"\n"))) as u64;
         let received_at = Timestamp::now();
         let max = self.options.max_message_bytes;
         let decode = |raw: &[u8], context: &ContextIndex| prepare(decode_message(raw, context, received_at, max));
-        let context = &self.context;
-        let mut items: Vec<Vec<Item>> = lines.par_iter().map(|(_, raw)| decode(raw, context)).collect();
+        let context = &*self.context;
+        let mut items: Vec<Vec<Item>> = lines.par_iter().map(|(_, range)| decode(&data[range.clone()], context)).collect();
         // Context resources in the chunk count as sent before the chunk's AuditEvents, so
         // lines that failed only for want of one are decoded again once it is known.
-        if self.learn_context(items.iter().flatten()) {
-            let context = &self.context;
+        if learn_context(self.context, items.iter().flatten()) {
+            let context = &*self.context;
             let retried: Vec<(usize, Vec<Item>)> = items
                 .iter()
                 .enumerate()
@@ -192,45 +245,65 @@ impl<'j, O: IngestObserver> Ingest<'j, O> {
                 .map(|(i, _)| i)
                 .collect::<Vec<_>>()
                 .into_par_iter()
-                .map(|i| (i, decode(lines[i].1, context)))
+                .map(|i| (i, decode(&data[lines[i].1.clone()], context)))
                 .collect();
             for (i, line_items) in retried {
                 items[i] = line_items;
             }
         }
-        for ((line, raw), line_items) in lines.iter().zip(items) {
-            self.summary.messages += 1;
-            self.apply(path, Some(*line), raw, line_items)?;
-        }
-        Ok(last)
+        let lines = lines.into_iter().zip(items).map(|((line, range), items)| (line, range, items)).collect();
+        (lines, last)
     }
+}
 
-    /// Adds the context resources among `items` to the index; true if there were any.
-    fn learn_context<'a>(&mut self, items: impl Iterator<Item = &'a Item>) -> bool {
-        let mut learned = false;
-        for item in items {
-            if let Item::Context(resource) = item {
-                // A resource that does not parse was rejected already; one that does is kept.
-                let _ = self.context.insert(resource);
-                learned = true;
-            }
+/// Adds the context resources among `items` to the index; true if there were any.
+fn learn_context<'a>(context: &mut ContextIndex, items: impl Iterator<Item = &'a Item>) -> bool {
+    let mut learned = false;
+    for item in items {
+        if let Item::Context(resource) = item {
+            // A resource that does not parse was rejected already; one that does is kept.
+            let _ = context.insert(resource);
+            learned = true;
         }
-        learned
+    }
+    learned
+}
+
+/// The journal side of ingest: applies decoded batches in order and makes them durable.
+struct Writer<'j, O: IngestObserver> {
+    journal: &'j mut Journal,
+    observer: O,
+    summary: IngestSummary,
+}
+
+impl<O: IngestObserver> Writer<'_, O> {
+    fn batch(&mut self, batch: Batch) -> Result<(), IngestError> {
+        if batch.opens_file {
+            self.summary.files += 1;
+        }
+        self.summary.bytes += batch.bytes;
+        self.observer.bytes_read(batch.bytes);
+        if batch.lines.is_empty() && batch.last_line == 0 {
+            return Ok(());
+        }
+        for (line, range, items) in batch.lines {
+            self.summary.messages += 1;
+            self.apply(&batch.path, Some(line), &batch.data[range], items)?;
+        }
+        self.commit(&batch.path, batch.last_line)
     }
 
     fn apply(&mut self, path: &Path, line: Option<u64>, raw: &[u8], items: Vec<Item>) -> Result<(), IngestError> {
         for item in items {
             match item {
-                Item::Event { entry, record } => {
-                    match self.journal.append_prepared(record)? {
-                        Appended::Stored { .. } => self.summary.stored += 1,
-                        Appended::Duplicate => self.summary.duplicates += 1,
-                        Appended::Conflict { source_system, event_id } => {
-                            let reason = format!("event id '{event_id}' from source '{source_system}' is already stored with different content; a source must not reuse an id");
-                            self.quarantine(path, line, entry, reason, raw)?;
-                        }
+                Item::Event { entry, record } => match self.journal.append_prepared(record)? {
+                    Appended::Stored { .. } => self.summary.stored += 1,
+                    Appended::Duplicate => self.summary.duplicates += 1,
+                    Appended::Conflict { source_system, event_id } => {
+                        let reason = format!("event id '{event_id}' from source '{source_system}' is already stored with different content; a source must not reuse an id");
+                        self.quarantine(path, line, entry, reason, raw)?;
                     }
-                }
+                },
                 Item::Context(resource) => {
                     self.journal.keep_context(&resource.raw)?;
                     self.summary.context_resources += 1;

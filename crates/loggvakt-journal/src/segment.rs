@@ -58,7 +58,8 @@ pub fn epoch_of_file_name(name: &str) -> Option<u64> {
     name.strip_prefix("seg-")?.strip_suffix(".parquet")?.split('-').next()?.parse().ok()
 }
 
-fn writer_properties(kv: Vec<KeyValue>) -> Result<WriterProperties, JournalError> {
+/// The writer settings of every segment (also used by the benchmark's plain-Parquet baseline).
+pub fn writer_properties(kv: Vec<KeyValue>) -> Result<WriterProperties, JournalError> {
     let zstd = ZstdLevel::try_new(3).map_err(|e| JournalError::Parquet(e.to_string()))?;
     let random = |p: &str| ColumnPath::from(p);
     Ok(WriterProperties::builder()

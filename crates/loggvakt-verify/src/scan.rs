@@ -72,7 +72,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
     if chain::to_hex(blake3::hash(&bytes).as_bytes()) != entry.blake3 {
         out.problems.push(Problem::new(ProblemKind::ModifiedFile, "file bytes differ from the hash in its manifest; row checks below locate the change").in_file(file));
     }
-    let segment = match SegmentFile::from_bytes(&path, bytes, 8192) {
+    let segment = match SegmentFile::from_bytes(&path, bytes, 65_536) {
         Ok(s) => s,
         Err(e) => {
             out.problems.push(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(file).at_seq(entry.first_seq));
@@ -89,8 +89,12 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
         out.problems.push(Problem::new(ProblemKind::RenamedSegment, format!("file says it belongs to epoch {}, its manifest is epoch {epoch}", segment.meta(META_EPOCH).unwrap_or("?"))).in_file(file));
     }
     let (tenant, date) = partition_of(file);
+    // The partition's day as a range of microseconds, so rows are checked without formatting dates.
+    let day = date.and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc().timestamp_micros());
+    let in_day = |t: i64| day.is_some_and(|start| (start..start + 86_400_000_000).contains(&t));
     let mut record = Vec::with_capacity(1024);
     let mut row_base = 0u32;
+    // The sort key of the previous row, owned only across batch boundaries.
     let mut previous_key: Option<(Option<String>, i64, u64)> = None;
     for batch in segment.reader {
         let batch = match batch {
@@ -111,7 +115,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
             let file_row = row_base + row as u32;
             let seq = seqs.value(row) as u64;
             let occurred = columns.occurred_at(row);
-            if tenant != Some(columns.tenant_orgnr(row)) || date != Some(occurred.utc_date().as_str()) {
+            if tenant != Some(columns.tenant_orgnr(row)) || !in_day(occurred.0) {
                 out.problems.push(
                     Problem::new(ProblemKind::WrongPartition, format!("row is for tenant {} on {}, not this partition", columns.tenant_orgnr(row), occurred.utc_date()))
                         .in_file(file)
@@ -119,8 +123,13 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
                         .at_seq(seq),
                 );
             }
-            let key = (columns.patient_id(row).map(str::to_owned), occurred.0, seq);
-            if let Some(prev) = &previous_key {
+            let key = (columns.patient_id(row), occurred.0, seq);
+            let previous = if row == 0 {
+                previous_key.as_ref().map(|(p, t, s)| (p.as_deref(), *t, *s))
+            } else {
+                Some((columns.patient_id(row - 1), columns.occurred_at(row - 1).0, seqs.value(row - 1) as u64))
+            };
+            if let Some(prev) = previous {
                 if prev.cmp(&key) != Ordering::Less {
                     out.problems.push(
                         Problem::new(ProblemKind::RowOrder, format!("row is out of the segment's (patient, time, seq) order after seq {}: rows were reordered", prev.2))
@@ -130,7 +139,9 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
                     );
                 }
             }
-            previous_key = Some(key);
+            if row + 1 == batch.num_rows() {
+                previous_key = Some((key.0.map(str::to_owned), key.1, key.2));
+            }
             record.clear();
             columns.encode_record(row, &mut record);
             let mut tag = [0u8; TAG_LEN];
