@@ -166,9 +166,9 @@ fn a_tail_cut_below_a_store_checkpoint_is_reported_as_truncated() {
     assert_reports(&ws.verify(&store, None), &["[truncated]", "covers 600 records", &format!("seq {}", last.first_seq)]);
 }
 
-#[test]
-fn a_rollback_to_an_older_copy_is_caught_with_a_held_checkpoint() {
-    let ws = Workspace::new();
+/// A store of 300 events copied aside, then grown to 600, with the regulator's checkpoint
+/// of the grown store: returns (old copy, held checkpoint).
+fn old_copy_and_newer_checkpoint(ws: &Workspace) -> (std::path::PathBuf, std::path::PathBuf) {
     let store = ws.path("store");
     let first = ws.samples("first", 1, 300);
     assert!(ws.ingest(&store, &first, &[]).status.success());
@@ -178,6 +178,13 @@ fn a_rollback_to_an_older_copy_is_caught_with_a_held_checkpoint() {
     assert!(ws.ingest(&store, &second[1..], &[]).status.success());
     let held = ws.path("regulator.note");
     ws.export_checkpoint(&store, &held);
+    (old_copy, held)
+}
+
+#[test]
+fn a_rollback_to_an_older_copy_is_caught_with_a_held_checkpoint() {
+    let ws = Workspace::new();
+    let (old_copy, held) = old_copy_and_newer_checkpoint(&ws);
     assert!(ws.verify(&old_copy, None).status.success(), "the old copy is internally consistent");
     assert_reports(&ws.verify(&old_copy, Some(&held)), &["[rolled back]", "covers 600 records", "ends at seq 300"]);
 }
@@ -185,15 +192,7 @@ fn a_rollback_to_an_older_copy_is_caught_with_a_held_checkpoint() {
 #[test]
 fn a_rolled_back_and_rewritten_history_is_reported_as_forked() {
     let ws = Workspace::new();
-    let store = ws.path("store");
-    let first = ws.samples("first", 1, 300);
-    assert!(ws.ingest(&store, &first, &[]).status.success());
-    let old_copy = ws.path("old-copy");
-    copy_dir(&store, &old_copy);
-    let second = ws.samples("second", 2, 300);
-    assert!(ws.ingest(&store, &second[1..], &[]).status.success());
-    let held = ws.path("regulator.note");
-    ws.export_checkpoint(&store, &held);
+    let (old_copy, held) = old_copy_and_newer_checkpoint(&ws);
     // The operator restores the old copy and writes other events in place of the real ones.
     let other = ws.samples("other", 3, 300);
     assert!(ws.ingest(&old_copy, &other[1..], &[]).status.success());

@@ -1,49 +1,35 @@
 //! Context resources kept beside the journal (outside the chain), so that input may refer
 //! to a PractitionerRole or Organization sent in an earlier file: `context/resources.ndjson`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::fsutil::AppendLog;
 use crate::JournalError;
 
 const CONTEXT_FILE: &str = "context/resources.ndjson";
 
 pub(crate) struct ContextFile {
-    path: PathBuf,
-    out: Option<BufWriter<File>>,
+    log: AppendLog,
 }
 
 impl ContextFile {
     pub fn new(store: &Path) -> Self {
-        ContextFile { path: store.join(CONTEXT_FILE), out: None }
+        ContextFile { log: AppendLog::new(store.join(CONTEXT_FILE)) }
     }
 
     pub fn append(&mut self, raw: &[u8]) -> Result<(), JournalError> {
         if raw.contains(&b'\n') {
             // Keep one resource per line; JSON allows the newlines to be dropped.
-            let compact: serde_json::Value = serde_json::from_slice(raw).map_err(|e| JournalError::io(&self.path, std::io::Error::other(e)))?;
-            let line = serde_json::to_vec(&compact).map_err(|e| JournalError::io(&self.path, std::io::Error::other(e)))?;
-            return self.append(&line);
+            let invalid = |e| JournalError::io(self.log.path(), std::io::Error::other(e));
+            let compact: serde_json::Value = serde_json::from_slice(raw).map_err(invalid)?;
+            let line = serde_json::to_vec(&compact).map_err(invalid)?;
+            return self.log.append(&[&line, b"\n"]);
         }
-        if self.out.is_none() {
-            if let Some(parent) = self.path.parent() {
-                crate::fsutil::create_dir_durable(parent)?;
-            }
-            let file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| JournalError::io(&self.path, e))?;
-            self.out = Some(BufWriter::new(file));
-        }
-        if let Some(out) = self.out.as_mut() {
-            out.write_all(raw).and_then(|_| out.write_all(b"\n")).map_err(|e| JournalError::io(&self.path, e))?;
-        }
-        Ok(())
+        self.log.append(&[raw, b"\n"])
     }
 
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        if let Some(out) = self.out.as_mut() {
-            out.flush().and_then(|_| out.get_ref().sync_data()).map_err(|e| JournalError::io(&self.path, e))?;
-        }
-        Ok(())
+        self.log.sync()
     }
 }
 

@@ -1,8 +1,8 @@
 //! Durable file operations: write to a temporary name, fsync, rename, fsync the directory.
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::Path;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use crate::JournalError;
 
@@ -44,5 +44,48 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<(), JournalError> {
     match to.parent() {
         Some(parent) => sync_dir(parent),
         None => Ok(()),
+    }
+}
+
+/// An append-only side file (quarantine, kept context): created with its directory on the
+/// first append, made durable by `sync`.
+pub(crate) struct AppendLog {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    unsynced: bool,
+}
+
+impl AppendLog {
+    pub fn new(path: PathBuf) -> Self {
+        AppendLog { path, out: None, unsynced: false }
+    }
+
+    pub fn append(&mut self, parts: &[&[u8]]) -> Result<(), JournalError> {
+        if self.out.is_none() {
+            let parent = self.path.parent().unwrap_or(Path::new("."));
+            create_dir_durable(parent)?;
+            let file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| JournalError::io(&self.path, e))?;
+            sync_dir(parent)?;
+            self.out = Some(BufWriter::new(file));
+        }
+        if let Some(out) = self.out.as_mut() {
+            for part in parts {
+                out.write_all(part).map_err(|e| JournalError::io(&self.path, e))?;
+            }
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if let (Some(out), true) = (self.out.as_mut(), self.unsynced) {
+            out.flush().and_then(|_| out.get_ref().sync_data()).map_err(|e| JournalError::io(&self.path, e))?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }

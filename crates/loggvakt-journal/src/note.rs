@@ -23,6 +23,20 @@ fn key_hash(name: &str, public: &[u8; 32]) -> u32 {
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
+/// Splits `<name>+<hash>+<base64(0x01 ‖ 32 bytes)>` (the key bytes may contain '+').
+fn key_fields(text: &str) -> Result<(&str, &str, [u8; 32]), &'static str> {
+    let mut parts = text.trim().splitn(3, '+');
+    let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("wrong number of '+' fields");
+    };
+    let raw = B64.decode(key).map_err(|_| "key is not base64")?;
+    if raw.len() != 33 || raw[0] != ALG_ED25519 {
+        return Err("not an Ed25519 key");
+    }
+    let bytes: [u8; 32] = raw[1..].try_into().map_err(|_| "key length")?;
+    Ok((name, hash, bytes))
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('+') && name.chars().all(|c| c.is_ascii_graphic())
 }
@@ -55,16 +69,7 @@ impl SigningKey {
     pub fn parse(text: &str) -> Result<Self, JournalError> {
         let bad = |why: &str| JournalError::Key(format!("not a loggvakt private key ({why}); expected PRIVATE+KEY+<name>+<hash>+<key>"));
         let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
-        // The base64 key may itself contain '+', so split off only name and hash.
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("wrong number of '+' fields"));
-        };
-        let raw = B64.decode(key).map_err(|_| bad("key is not base64"))?;
-        if raw.len() != 33 || raw[0] != ALG_ED25519 {
-            return Err(bad("key is not an Ed25519 seed"));
-        }
-        let seed: [u8; 32] = raw[1..].try_into().map_err(|_| bad("seed length"))?;
+        let (name, hash, seed) = key_fields(rest).map_err(bad)?;
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);
         let expected = key_hash(name, key.verifying_key().as_bytes());
         if u32::from_str_radix(hash, 16).ok() != Some(expected) {
@@ -103,15 +108,7 @@ pub struct VerifierKey {
 impl VerifierKey {
     pub fn parse(text: &str) -> Result<Self, JournalError> {
         let bad = |why: &str| JournalError::Key(format!("'{text}' is not a verifier key ({why}); expected <name>+<hash>+<key>"));
-        let mut parts = text.trim().splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("wrong number of '+' fields"));
-        };
-        let raw = B64.decode(key).map_err(|_| bad("key is not base64"))?;
-        if raw.len() != 33 || raw[0] != ALG_ED25519 {
-            return Err(bad("not an Ed25519 key"));
-        }
-        let public: [u8; 32] = raw[1..].try_into().map_err(|_| bad("key length"))?;
+        let (name, hash, public) = key_fields(text).map_err(bad)?;
         let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| bad("not a valid curve point"))?;
         let expected = key_hash(name, &public);
         if u32::from_str_radix(hash, 16).ok() != Some(expected) {

@@ -1,14 +1,13 @@
 //! The quarantine: input that could not be mapped, kept whole with the reason, outside the
 //! chain. One NDJSON file per writer session under `quarantine/`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::AppendLog;
 use crate::JournalError;
 
 /// One quarantined message (or Bundle entry).
@@ -43,43 +42,22 @@ impl QuarantineEntry {
 }
 
 pub(crate) struct QuarantineWriter {
-    path: PathBuf,
-    out: Option<BufWriter<File>>,
-    pending: bool,
+    log: AppendLog,
 }
 
 impl QuarantineWriter {
     pub fn new(store: &Path) -> Self {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
-        let path = store.join("quarantine").join(format!("{stamp}-{}.ndjson", std::process::id()));
-        QuarantineWriter { path, out: None, pending: false }
+        QuarantineWriter { log: AppendLog::new(store.join("quarantine").join(format!("{stamp}-{}.ndjson", std::process::id()))) }
     }
 
     pub fn append(&mut self, entry: &QuarantineEntry) -> Result<(), JournalError> {
-        if self.out.is_none() {
-            if let Some(parent) = self.path.parent() {
-                crate::fsutil::create_dir_durable(parent)?;
-            }
-            let file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| JournalError::io(&self.path, e))?;
-            self.out = Some(BufWriter::new(file));
-            if let Some(parent) = self.path.parent() {
-                crate::fsutil::sync_dir(parent)?;
-            }
-        }
-        let out = self.out.as_mut().ok_or_else(|| JournalError::io(&self.path, std::io::Error::other("quarantine not open")))?;
-        let mut line = serde_json::to_vec(entry).map_err(|e| JournalError::io(&self.path, std::io::Error::other(e)))?;
-        line.push(b'\n');
-        out.write_all(&line).map_err(|e| JournalError::io(&self.path, e))?;
-        self.pending = true;
-        Ok(())
+        let line = serde_json::to_vec(entry).map_err(|e| JournalError::io(self.log.path(), std::io::Error::other(e)))?;
+        self.log.append(&[&line, b"\n"])
     }
 
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        if let (Some(out), true) = (self.out.as_mut(), self.pending) {
-            out.flush().and_then(|_| out.get_ref().sync_data()).map_err(|e| JournalError::io(&self.path, e))?;
-            self.pending = false;
-        }
-        Ok(())
+        self.log.sync()
     }
 }
 
