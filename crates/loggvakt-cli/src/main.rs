@@ -43,8 +43,20 @@ enum Command {
     /// Make an Ed25519 signing key for checkpoints, and its public verifier key.
     Keygen(keys::KeygenArgs),
     /// Read FHIR AuditEvent files (JSON, NDJSON, Bundles) into a store; quarantine what cannot be mapped.
+    #[command(after_long_help = "Examples:\n  \
+loggvakt ingest --store /srv/loggvakt --key /etc/loggvakt/operator.key export/AuditEvent.ndjson\n  \
+loggvakt ingest --store /srv/loggvakt --key operator.key --report-durable context.ndjson events.ndjson\n\n\
+An event counts as stored only once it is fsynced; running the same files again stores nothing twice \
+(events are identified by source system and AuditEvent.id), so an interrupted run is resumed by running it again.")]
     Ingest(ingest::IngestArgs),
     /// Prove from the files and trusted public keys alone that a store is complete and unaltered.
+    #[command(after_long_help = "Examples:\n  \
+loggvakt verify --store /mnt/copy-of-store --trusted-keys trusted-keys.txt\n  \
+loggvakt verify --store /mnt/copy-of-store --trusted-keys trusted-keys.txt --checkpoint checkpoint-2026-11-01.note --json\n\n\
+Every record is re-hashed from its Parquet row and folded into the chain; the chain head must match checkpoints \
+signed by a trusted key. Each problem is reported with the file, the row and the sequence number. Without --checkpoint, \
+a store whose newest epochs were removed together with their checkpoints looks complete: keep a checkpoint \
+from 'export-checkpoint' outside the operator's reach to catch that. The format is specified in docs/format.md.")]
     Verify(verify::VerifyArgs),
     /// Copy the newest signed checkpoint out of a store, for a regulator to keep out of the operator's reach.
     ExportCheckpoint(verify::ExportArgs),

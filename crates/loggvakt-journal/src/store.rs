@@ -444,3 +444,106 @@ impl Journal {
         self.seal()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::vectors::vector_event;
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed("test", [3; 32])
+    }
+
+    fn event(n: u64) -> AccessEvent {
+        AccessEvent { event_id: format!("e-{n}"), ..vector_event() }
+    }
+
+    /// Appends and commits `n` events without sealing, as if the process died right after.
+    fn committed_but_unsealed(dir: &Path, n: u64) {
+        let options = JournalOptions { max_epoch_records: usize::MAX, max_epoch_age: Duration::from_secs(3600) };
+        let (mut journal, _) = Journal::open(dir, key(), options).expect("open");
+        for i in 0..n {
+            assert!(matches!(journal.append(event(i)).expect("append"), Appended::Stored { .. }));
+        }
+        assert_eq!(journal.commit().expect("commit"), n);
+        drop(journal); // dropping does not seal: on disk this is what a crash leaves
+    }
+
+    #[test]
+    fn committed_records_survive_a_crash_and_are_sealed_on_reopen() {
+        let tmp = tempfile_dir();
+        let dir = tmp.path().to_owned();
+        committed_but_unsealed(&dir, 10);
+        let (journal, recovery) = Journal::open(&dir, key(), JournalOptions::default()).expect("reopen");
+        assert_eq!(recovery.replayed, 10);
+        assert_eq!(journal.durable_seq(), 10);
+        drop(journal);
+        let stored = crate::read_sealed_events(&dir).expect("read");
+        assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_reported() {
+        let tmp = tempfile_dir();
+        let dir = tmp.path().to_owned();
+        committed_but_unsealed(&dir, 5);
+        let wal = crate::layout::list_wal_files(&dir).expect("wal").pop().expect("a wal file");
+        // Half a frame header and some bytes: a write the crash cut short.
+        std::fs::OpenOptions::new().append(true).open(&wal).expect("wal").write_all(&[200, 0, 0, 0, 1, 2, 3]).expect("tear");
+        let (_, recovery) = Journal::open(&dir, key(), JournalOptions::default()).expect("reopen");
+        assert_eq!((recovery.replayed, recovery.torn_bytes), (5, 7));
+    }
+
+    #[test]
+    fn damage_inside_the_journal_refuses_to_open() {
+        let tmp = tempfile_dir();
+        let dir = tmp.path().to_owned();
+        committed_but_unsealed(&dir, 5);
+        let wal = crate::layout::list_wal_files(&dir).expect("wal").pop().expect("a wal file");
+        let mut bytes = std::fs::read(&wal).expect("read");
+        bytes[24 + 16 + 3] ^= 0xff; // inside the first record, with whole frames after it
+        std::fs::write(&wal, bytes).expect("damage");
+        let err = Journal::open(&dir, key(), JournalOptions::default()).err().expect("must refuse");
+        assert!(err.to_string().contains("whole frames follow it"), "{err}");
+    }
+
+    #[test]
+    fn an_epoch_without_its_checkpoint_is_removed_and_resealed() {
+        let tmp = tempfile_dir();
+        let dir = tmp.path().to_owned();
+        committed_but_unsealed(&dir, 4);
+        let (mut journal, _) = Journal::open(&dir, key(), JournalOptions::default()).expect("reopen seals epoch 1");
+        for i in 4..8 {
+            journal.append(event(i)).expect("append");
+        }
+        journal.commit().expect("commit");
+        let wal = crate::layout::list_wal_files(&dir).expect("wal").pop().expect("a wal file");
+        let wal_bytes = std::fs::read(&wal).expect("wal");
+        journal.seal().expect("seal epoch 2");
+        drop(journal);
+        // The state a crash between writing epoch 2's manifest and its checkpoint leaves:
+        // segments and manifest present, no checkpoint, the write-ahead journal still there.
+        std::fs::remove_file(dir.join(crate::manifest::checkpoint_rel_path(8))).expect("drop checkpoint");
+        std::fs::write(&wal, wal_bytes).expect("restore wal");
+        let (_, recovery) = Journal::open(&dir, key(), JournalOptions::default()).expect("recover");
+        assert!(recovery.removed_uncommitted.iter().any(|f| f.contains("epoch-00000002")), "{:?}", recovery.removed_uncommitted);
+        assert_eq!(recovery.replayed, 4);
+        assert!(dir.join(crate::manifest::checkpoint_rel_path(8)).exists(), "epoch 2 sealed and signed again");
+        let seqs: Vec<u64> = crate::read_sealed_events(&dir).expect("read").into_iter().map(|(s, _)| s).collect();
+        assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_second_writer_is_refused() {
+        let tmp = tempfile_dir();
+        let dir = tmp.path().to_owned();
+        let (_first, _) = Journal::open(&dir, key(), JournalOptions::default()).expect("first");
+        assert!(matches!(Journal::open(&dir, key(), JournalOptions::default()), Err(JournalError::Locked { .. })));
+    }
+
+    fn tempfile_dir() -> tempfile::TempDir {
+        tempfile::tempdir().expect("temp dir")
+    }
+}
