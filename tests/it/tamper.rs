@@ -259,3 +259,21 @@ fn a_rotated_key_continues_the_chain() {
     assert!(out.status.success(), "{report}");
     assert!(report.contains("test-operator+") && report.contains("test-operator-2027+"), "both key ids sign: {report}");
 }
+
+#[test]
+fn the_report_reads_in_bokmal_for_a_norwegian_locale() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let verify_nb = |extra: &[&str], lang_env: &str| {
+        run(loggvakt().env("LANG", lang_env).arg("verify").arg("--store").arg(&store).arg("--trusted-keys").arg(&ws.trusted).args(extra))
+    };
+    let intact = text(&verify_nb(&[], "nb_NO.UTF-8"));
+    assert!(intact.starts_with("INTAKT: 600 poster"), "{intact}");
+    let (rel, path) = victim_segment(&store);
+    rewrite_segment(&path, |rows| rows[1].event.user_name = Some("Someone Else".into()));
+    let out = verify_nb(&["--lang", "nb"], "en_GB.UTF-8");
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out);
+    assert!(report.starts_with("IKKE INTAKT"), "{report}");
+    assert!(report.lines().any(|l| l.contains("[endret post]") && l.contains(&rel) && l.contains("rad 1") && l.contains("et felt er endret")), "{report}");
+}

@@ -90,7 +90,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     crate::verify::export(&crate::verify::ExportArgs { store: store.clone(), out: held.clone(), trusted_keys: Some(trusted.clone()) })?;
 
     step(5, "Verify offline: re-derive every record's hash from the files and check the signatures");
-    let verify_code = crate::verify::run(&crate::verify::VerifyArgs { store: store.clone(), trusted_keys: trusted.clone(), checkpoint: Some(held.clone()), json: false })?;
+    let verify_code = crate::verify::run(&crate::verify::VerifyArgs { store: store.clone(), trusted_keys: trusted.clone(), checkpoint: Some(held.clone()), json: false, lang: None })?;
 
     println!("\n== Where things are");
     println!("  store (Hive-partitioned Parquet): {}", store.join("data").display());

@@ -23,6 +23,21 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Language of the report: 'nb' (bokmål) or 'en'. Defaults to bokmål when LANG says
+    /// Norwegian, else English.
+    #[arg(long, value_parser = ["nb", "en"])]
+    pub lang: Option<String>,
+}
+
+/// Bokmål when asked for, or when the locale is Norwegian (nb, nn or no).
+fn wants_bokmal(lang: Option<&str>) -> bool {
+    match lang {
+        Some(l) => l == "nb",
+        None => ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .is_some_and(|l| l.starts_with("nb") || l.starts_with("nn") || l.starts_with("no")),
+    }
 }
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -46,6 +61,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if wants_bokmal(args.lang.as_deref()) {
+        print!("{}", loggvakt_verify::Bokmal(&report));
     } else {
         print!("{report}");
     }

@@ -12,6 +12,7 @@
 //! signed checkpoint fixes), so epochs and the segments inside them are checked in
 //! parallel; memory is bounded by the epochs in flight, not by the store.
 
+mod norsk;
 mod report;
 mod scan;
 
@@ -26,6 +27,7 @@ use loggvakt_journal::note::SignatureProblem;
 use loggvakt_journal::{Checkpoint, VerifierKey};
 use rayon::prelude::*;
 
+pub use norsk::Bokmal;
 pub use report::{Problem, ProblemKind, Report};
 use scan::{check_epoch, EpochOutcome};
 

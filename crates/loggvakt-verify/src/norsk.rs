@@ -1,0 +1,105 @@
+//! The verification report in Norwegian (bokmål), for the supervisory authorities who read it.
+//! The kind of each problem and the summary are translated; each problem's specific
+//! detail follows in English, as `--json` gives it.
+
+use std::fmt;
+
+use crate::report::{ProblemKind, Report};
+
+impl ProblemKind {
+    pub fn label_nb(self) -> &'static str {
+        match self {
+            ProblemKind::ModifiedRecord => "endret post",
+            ProblemKind::MissingRecord => "manglende post",
+            ProblemKind::DuplicateRecord => "duplisert post",
+            ProblemKind::UnexpectedRecord => "innsatt post",
+            ProblemKind::RowOrder => "rader omstokket",
+            ProblemKind::WrongPartition => "rad i feil partisjon",
+            ProblemKind::MissingSegment => "manglende segment",
+            ProblemKind::UnexpectedSegment => "ukjent segment",
+            ProblemKind::RenamedSegment => "omdøpt segment",
+            ProblemKind::ModifiedFile => "endret fil",
+            ProblemKind::MissingManifest => "manglende manifest",
+            ProblemKind::ManifestMismatch => "manifest stemmer ikke",
+            ProblemKind::ChainBreak => "brudd i kjeden",
+            ProblemKind::CheckpointMismatch => "sjekkpunkt stemmer ikke",
+            ProblemKind::UnsignedEpoch => "usignert epoke",
+            ProblemKind::UntrustedSignature => "ikke-klarert signatur",
+            ProblemKind::ForgedCheckpoint => "forfalsket sjekkpunkt",
+            ProblemKind::Truncated => "avkortet",
+            ProblemKind::RolledBack => "rullet tilbake",
+            ProblemKind::Forked => "omskrevet historikk",
+            ProblemKind::Unreadable => "uleselig",
+        }
+    }
+
+    /// What the problem means, in one sentence.
+    pub fn meaning_nb(self) -> &'static str {
+        match self {
+            ProblemKind::ModifiedRecord => "Innholdet i posten gir ikke kjedehashen som er lagret for den: et felt er endret, eller raden er byttet ut eller flyttet.",
+            ProblemKind::MissingRecord => "Et sekvensnummer mangler: en eller flere rader er slettet.",
+            ProblemKind::DuplicateRecord => "Et sekvensnummer finnes flere ganger: en rad er satt inn.",
+            ProblemKind::UnexpectedRecord => "En rad har et sekvensnummer utenfor sin epoke: en rad er satt inn.",
+            ProblemKind::RowOrder => "Radene står ikke i segmentets faste rekkefølge: filen er skrevet om.",
+            ProblemKind::WrongPartition => "Raden hører til en annen virksomhet eller dato enn katalogen den ligger i.",
+            ProblemKind::MissingSegment => "En fil som manifestet lister opp, finnes ikke: den er slettet eller omdøpt.",
+            ProblemKind::UnexpectedSegment => "En datafil som intet manifest lister opp: satt inn eller flyttet.",
+            ProblemKind::RenamedSegment => "Filens egne metadata oppgir et annet navn: filer er omdøpt eller byttet om.",
+            ProblemKind::ModifiedFile => "Filens bytes stemmer ikke med hashen i manifestet.",
+            ProblemKind::MissingManifest => "Et manifest mangler i rekken av epoker.",
+            ProblemKind::ManifestMismatch => "Manifestet er ikke det sjekkpunktet signerte.",
+            ProblemKind::ChainBreak => "Kjeden henger ikke sammen over en epokegrense, eller hoder og rader er skrevet om sammen.",
+            ProblemKind::CheckpointMismatch => "Et klarert sjekkpunkt stemmer ikke med lageret.",
+            ProblemKind::UnsignedEpoch => "Ingen klarert nøkkel har signert denne epoken.",
+            ProblemKind::UntrustedSignature => "Sjekkpunktet er bare signert med nøkler som ikke står i listen over klarerte nøkler.",
+            ProblemKind::ForgedCheckpoint => "Signaturen på sjekkpunktet er ikke gyldig: det er forfalsket eller endret.",
+            ProblemKind::Truncated => "Poster som et signert sjekkpunkt dekker, er borte fra slutten av loggen.",
+            ProblemKind::RolledBack => "Lageret er en eldre tilstand enn sjekkpunktet du har tatt vare på.",
+            ProblemKind::Forked => "Historikken i lageret er en annen enn sjekkpunktet du har: rullet tilbake og skrevet om.",
+            ProblemKind::Unreadable => "En fil kan ikke leses.",
+        }
+    }
+}
+
+/// A report rendered in bokmål.
+pub struct Bokmal<'a>(pub &'a Report);
+
+impl fmt::Display for Bokmal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        if r.is_intact() {
+            writeln!(f, "INTAKT: {} poster i {} segmenter over {} epoker; hver post er hashet inn i den signerte kjeden.", r.records, r.segments, r.epochs)?;
+        } else {
+            writeln!(f, "IKKE INTAKT: {} problem(er) i {} poster, {} segmenter, {} epoker.", r.problems.len(), r.records, r.segments, r.epochs)?;
+        }
+        let signers = if r.signers.is_empty() { "ingen klarert nøkkel".to_owned() } else { r.signers.iter().cloned().collect::<Vec<_>>().join(", ") };
+        writeln!(f, "  verifiserte sjekkpunkter: {} (signert av {signers})", r.checkpoints_checked)?;
+        if let Some((size, time, signer)) = &r.latest_checkpoint {
+            writeln!(f, "  nyeste sjekkpunkt: {size} poster, {time}, av {signer}")?;
+        }
+        writeln!(f, "  kjedehode etter sekvens {}: {}", r.last_sealed_seq, r.head)?;
+        if r.held_checkpoint_ok {
+            writeln!(f, "  sjekkpunktet du har tatt vare på, stemmer med lageret")?;
+        }
+        if r.unverified_rows > 0 {
+            writeln!(f, "  {} rader etter et brudd i sin epoke kunne ikke kontrolleres enkeltvis", r.unverified_rows)?;
+        }
+        if r.unsealed_records > 0 {
+            writeln!(f, "  {} bekreftede poster ligger ennå bare i skriveloggen (WAL) og er ikke dekket av en signatur", r.unsealed_records)?;
+        }
+        for p in &r.problems {
+            write!(f, "  [{}]", p.kind.label_nb())?;
+            if let Some(file) = &p.file {
+                write!(f, " {file}")?;
+            }
+            if let Some(row) = p.row {
+                write!(f, " rad {row}")?;
+            }
+            if let Some(seq) = p.seq {
+                write!(f, " sekvens {seq}")?;
+            }
+            writeln!(f, ": {} ({})", p.kind.meaning_nb(), p.detail)?;
+        }
+        Ok(())
+    }
+}
