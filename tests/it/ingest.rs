@@ -118,3 +118,27 @@ fn a_second_writer_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("is open by another writer"), "{}", text(&out));
 }
+
+#[test]
+fn segments_carry_page_indexes_and_statistics_for_patient_and_time_lookups() {
+    use parquet::file::reader::FileReader;
+    use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
+
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let segment = &manifests(&store)[0].segments[0];
+    let file = std::fs::File::open(store.join(&segment.path)).expect("segment");
+    let reader = SerializedFileReader::new_with_options(file, ReadOptionsBuilder::new().with_page_index().build()).expect("parquet");
+    let metadata = reader.metadata();
+    let schema = metadata.file_metadata().schema_descr();
+    let column = |name: &str| (0..schema.num_columns()).find(|&i| schema.column(i).name() == name).expect("column");
+    let (patient, occurred) = (column("patient_id"), column("occurred_at"));
+    let column_index = metadata.column_index().expect("a column index is written");
+    let offset_index = metadata.offset_index().expect("an offset index is written");
+    assert!(!offset_index[0][patient].page_locations().is_empty());
+    for c in [patient, occurred] {
+        assert!(!matches!(column_index[0][c], parquet::file::page_index::column_index::ColumnIndexMetaData::NONE), "page min/max for column {c}");
+        let stats = metadata.row_group(0).column(c).statistics().expect("row-group statistics");
+        assert!(stats.min_bytes_opt().is_some() && stats.max_bytes_opt().is_some());
+    }
+}
