@@ -30,7 +30,7 @@ fn assert_quarantined(bad: &[u8], reason_parts: &[&str]) {
     let ws = Workspace::new();
     let input = sandwich(&ws, bad);
     let store = ws.path("store");
-    let out = ws.ingest(&store, &[input.clone()], &[]);
+    let out = ws.ingest(&store, std::slice::from_ref(&input), &[]);
     let summary = text(&out);
     assert_eq!(out.status.code(), Some(3), "exit 3 says some input was quarantined:\n{summary}");
     assert!(summary.contains("2 events stored") && summary.contains("1 quarantined"), "{summary}");

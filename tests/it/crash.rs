@@ -84,7 +84,7 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
         acknowledged.extend(lines.iter().take(acked_line as usize).flatten().cloned());
 
         // Restart: opening the store recovers it; nothing new is ingested.
-        let out = ws.ingest(&store, &[empty.clone()], &[]);
+        let out = ws.ingest(&store, std::slice::from_ref(&empty), &[]);
         assert!(out.status.success(), "round {round}: restart after kill -9 at {after:?}: {}", text(&out));
         let verified = ws.verify(&store, None);
         assert!(verified.status.success(), "round {round}: verify after kill -9 at {after:?}: {}", text(&verified));

@@ -46,7 +46,7 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
 
 pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading signing key {}", path.display()))?;
-    Ok(SigningKey::parse(&text).with_context(|| format!("in {}", path.display()))?)
+    SigningKey::parse(&text).with_context(|| format!("in {}", path.display()))
 }
 
 pub fn read_trusted_keys(path: &Path) -> anyhow::Result<Vec<loggvakt_journal::VerifierKey>> {

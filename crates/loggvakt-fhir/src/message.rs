@@ -14,6 +14,8 @@ use crate::resources::{AuditEvent, Bundle, Head};
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 << 20;
 
 /// What one message decodes to, in input order.
+// Events are by far the common case; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
     Event { entry: Option<usize>, event: AccessEvent },

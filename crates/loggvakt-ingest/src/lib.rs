@@ -343,6 +343,7 @@ impl<O: IngestObserver> Writer<'_, O> {
 }
 
 /// A decoded message, with events already encoded and hashed (on the mapping threads).
+#[allow(clippy::large_enum_variant)] // events are the common case
 enum Item {
     Event { entry: Option<usize>, record: PreparedRecord },
     Context(ContextResource),

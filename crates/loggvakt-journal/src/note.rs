@@ -255,7 +255,7 @@ mod tests {
         let verifier = VerifierKey::parse(&again.verifier().to_text()).expect("parse public");
         let cp = Checkpoint { origin: "loggvakt/00".into(), size: 7, head: [9; 32], epoch: 2, manifest: Some([1; 32]), time: "2026-11-22T10:00:00Z".into() };
         let note = cp.sign(&key);
-        let (opened, id) = Checkpoint::open(&note, &[verifier.clone()]).expect("parse").expect("trusted");
+        let (opened, id) = Checkpoint::open(&note, std::slice::from_ref(&verifier)).expect("parse").expect("trusted");
         assert_eq!(opened, cp);
         assert_eq!(id, verifier.id());
         let forged = note.replace("\n7\n", "\n8\n");

@@ -97,14 +97,9 @@ pub fn read_wal(path: &Path, store_id: &[u8; 16]) -> Result<WalContents, Journal
     }
     let mut out = WalContents::default();
     let mut at = HEADER_LEN;
-    loop {
-        match parse_frame(&bytes, at) {
-            Some((seq, record, end)) => {
-                out.records.push((seq, record.to_vec()));
-                at = end;
-            }
-            None => break,
-        }
+    while let Some((seq, record, end)) = parse_frame(&bytes, at) {
+        out.records.push((seq, record.to_vec()));
+        at = end;
     }
     out.valid_len = at as u64;
     out.torn_bytes = (bytes.len() - at) as u64;

@@ -74,7 +74,7 @@ macro_rules! access_event {
             }
 
             /// One Arrow column per field, in the order of [`AccessEvent::arrow_fields`].
-            pub fn columns<'a>(events: &[&'a AccessEvent]) -> Vec<ArrayRef> {
+            pub fn columns(events: &[&AccessEvent]) -> Vec<ArrayRef> {
                 vec![
                     $( <$ty as FieldValue>::build_array(events.iter().map(|e| &e.$name)), )*
                     <$aty as FieldValue>::build_array(events.iter().map(|e| &e.$aname)),

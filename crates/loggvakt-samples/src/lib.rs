@@ -126,7 +126,8 @@ fn orgnr(rng: &mut Rng) -> String {
 fn person(rng: &mut Rng) -> Person {
     // Surnames drawn with a falling weight, so common names are common, as in Norway.
     let rank = (rng.below(SURNAMES.len() as u64) * rng.below(SURNAMES.len() as u64)) / SURNAMES.len() as u64;
-    Person { fnr: person_id(rng), given: *rng.pick(GIVEN_NAMES), family: SURNAMES[rank as usize] }
+    let given = GIVEN_NAMES[rng.below(GIVEN_NAMES.len() as u64) as usize];
+    Person { fnr: person_id(rng), given, family: SURNAMES[rank as usize] }
 }
 
 const ROLES: &[&str] = &["LEGE", "SYKEPLEIER", "HELSESEKRETAER", "FYSIOTERAPEUT", "PSYKOLOG"];
@@ -161,7 +162,7 @@ impl World {
                     hpr: format!("{}", 1_000_000 + rng.below(8_999_999)),
                     org,
                     unit,
-                    role: *rng.pick(ROLES),
+                    role: ROLES[rng.below(ROLES.len() as u64) as usize],
                     role_id: format!("role-{i}"),
                 }
             })

@@ -166,7 +166,7 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
     if let Some(note) = &options.held_checkpoint {
         check_held(note, options, &origin, &manifests, &checkpoints, &mut report);
     }
-    report.problems.sort_by(|a, b| (a.seq, a.file.clone(), a.row).cmp(&(b.seq, b.file.clone(), b.row)));
+    report.problems.sort_by(|a, b| (a.seq, &a.file, a.row).cmp(&(b.seq, &b.file, b.row)));
     Ok(report)
 }
 
