@@ -62,6 +62,17 @@ impl ContextIndex {
         Ok(())
     }
 
+    /// Adds a kept resource from its JSON alone (its key is its `resourceType/id`).
+    pub fn insert_raw(&mut self, raw: &[u8]) -> Result<(), MapError> {
+        let head: crate::resources::Head<'_> = crate::message::parse_with_path(raw, "resource")?;
+        let (Some(resource_type), Some(id)) = (head.resource_type, head.id) else {
+            return Err(MapError::new("resource", "a kept context resource needs resourceType and id"));
+        };
+        let entry = parse_entry(resource_type.as_str(), raw)?;
+        self.entries.insert(format!("{}/{}", resource_type.as_str(), id.as_str()), entry);
+        Ok(())
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&ContextEntry> {
         self.entries.get(key)
     }

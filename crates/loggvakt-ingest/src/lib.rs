@@ -69,17 +69,10 @@ impl IngestObserver for NoObserver {}
 pub fn load_context(store: &Path) -> Result<ContextIndex, IngestError> {
     let mut index = ContextIndex::new();
     for raw in loggvakt_journal::read_context(store)? {
-        if let Some(key) = context_key(&raw) {
-            // Kept resources were valid when kept; one that no longer parses is skipped, not fatal.
-            let _ = index.insert(&ContextResource { key, raw });
-        }
+        // Kept resources were valid when kept; one that no longer parses is skipped, not fatal.
+        let _ = index.insert_raw(&raw);
     }
     Ok(index)
-}
-
-fn context_key(raw: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
-    Some(format!("{}/{}", v.get("resourceType")?.as_str()?, v.get("id")?.as_str()?))
 }
 
 fn is_line_oriented(path: &Path, head: &[u8]) -> bool {

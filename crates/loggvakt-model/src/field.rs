@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use arrow_array::{
-    Array, ArrayRef, FixedSizeBinaryArray, Int64Array, StringArray, TimestampMicrosecondArray,
-};
+use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, ArrayRef, FixedSizeBinaryArray, Int64Array, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, TimeUnit};
 
 use crate::canonical::{CanonicalError, Reader};
@@ -69,6 +68,12 @@ fn downcast<'a, T: 'static>(array: &'a ArrayRef, name: &'static str, nullable: b
     Ok(typed)
 }
 
+/// Sized for typical identifiers and codes, so building a segment's columns does not
+/// grow each buffer a dozen times.
+fn string_builder(rows: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, rows * 24)
+}
+
 fn put_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
@@ -87,7 +92,9 @@ impl FieldValue for String {
         r.string()
     }
     fn build_array<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
-        Arc::new(values.map(|v| Some(v.as_str())).collect::<StringArray>())
+        let mut builder = string_builder(values.size_hint().0);
+        values.for_each(|v| builder.append_value(v));
+        Arc::new(builder.finish())
     }
     fn column<'a>(array: &'a ArrayRef, name: &'static str) -> Result<Self::Column<'a>, ColumnError> {
         downcast(array, name, false, &DataType::Utf8)
@@ -119,7 +126,9 @@ impl FieldValue for Option<String> {
         if r.presence()? { Ok(Some(r.string()?)) } else { Ok(None) }
     }
     fn build_array<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
-        Arc::new(values.map(|v| v.as_deref()).collect::<StringArray>())
+        let mut builder = string_builder(values.size_hint().0);
+        values.for_each(|v| builder.append_option(v.as_deref()));
+        Arc::new(builder.finish())
     }
     fn column<'a>(array: &'a ArrayRef, name: &'static str) -> Result<Self::Column<'a>, ColumnError> {
         downcast(array, name, true, &DataType::Utf8)
