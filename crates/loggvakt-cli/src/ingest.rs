@@ -56,6 +56,12 @@ impl IngestObserver for Progress {
 }
 
 pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    // Check every input before touching the store, so a typo does not leave half a run.
+    for file in &args.files {
+        if !file.is_file() {
+            anyhow::bail!("input {} is not a readable file", file.display());
+        }
+    }
     let key = crate::keys::read_signing_key(&args.key)?;
     let options = JournalOptions { max_epoch_records: args.epoch_records.max(1), max_epoch_age: Duration::from_secs_f64(args.epoch_seconds.max(0.0)) };
     let (mut journal, recovery) = Journal::open(&args.store, key, options).with_context(|| format!("opening store {}", args.store.display()))?;
