@@ -99,7 +99,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("\n== Try");
     println!("  loggvakt verify --store {} --trusted-keys {} --checkpoint {}", store.display(), trusted.display(), held.display());
     println!(
-        "  duckdb -c \"SELECT tenant, action, count(*) FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY 3 DESC\"",
+        "  python3 -c \"import duckdb; duckdb.sql(\\\"SELECT tenant, action, count(*) FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY 3 DESC\\\").show()\"",
         store.display()
     );
     // Exit 3 from ingest is expected here (the bad examples are quarantined on purpose).

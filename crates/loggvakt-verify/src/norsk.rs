@@ -61,16 +61,21 @@ impl ProblemKind {
     }
 }
 
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A report rendered in bokmål.
 pub struct Bokmal<'a>(pub &'a Report);
 
 impl fmt::Display for Bokmal<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
+        let (records, segments, epochs) = (counted(r.records, "post", "poster"), counted(r.segments, "segment", "segmenter"), counted(r.epochs, "epoke", "epoker"));
         if r.is_intact() {
-            writeln!(f, "INTAKT: {} poster i {} segmenter over {} epoker; hver post er hashet inn i den signerte kjeden.", r.records, r.segments, r.epochs)?;
+            writeln!(f, "INTAKT: {records} i {segments} over {epochs}; hver post er hashet inn i den signerte kjeden.")?;
         } else {
-            writeln!(f, "IKKE INTAKT: {} problem(er) i {} poster, {} segmenter, {} epoker.", r.problems.len(), r.records, r.segments, r.epochs)?;
+            writeln!(f, "IKKE INTAKT: {} i {records}, {segments}, {epochs}.", counted(r.problems.len() as u64, "problem", "problemer"))?;
         }
         let signers = if r.signers.is_empty() { "ingen klarert nøkkel".to_owned() } else { r.signers.iter().cloned().collect::<Vec<_>>().join(", ") };
         writeln!(f, "  verifiserte sjekkpunkter: {} (signert av {signers})", r.checkpoints_checked)?;

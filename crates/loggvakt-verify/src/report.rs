@@ -124,6 +124,10 @@ impl fmt::Display for Problem {
     }
 }
 
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub records: u64,
@@ -156,9 +160,22 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_intact() {
-            writeln!(f, "INTACT: {} records in {} segments over {} epochs; every record hashes into the signed chain.", self.records, self.segments, self.epochs)?;
+            writeln!(
+                f,
+                "INTACT: {} in {} over {}; every record hashes into the signed chain.",
+                counted(self.records, "record"),
+                counted(self.segments, "segment"),
+                counted(self.epochs, "epoch")
+            )?;
         } else {
-            writeln!(f, "NOT INTACT: {} problem(s) in {} records, {} segments, {} epochs.", self.problems.len(), self.records, self.segments, self.epochs)?;
+            writeln!(
+                f,
+                "NOT INTACT: {} in {}, {}, {}.",
+                counted(self.problems.len() as u64, "problem"),
+                counted(self.records, "record"),
+                counted(self.segments, "segment"),
+                counted(self.epochs, "epoch")
+            )?;
         }
         writeln!(f, "  checkpoints verified: {} (signed by {})", self.checkpoints_checked, if self.signers.is_empty() { "no trusted key".to_owned() } else { self.signers.iter().cloned().collect::<Vec<_>>().join(", ") })?;
         if let Some((size, time, signer)) = &self.latest_checkpoint {
