@@ -88,6 +88,23 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn arbitrary_bytes_are_rejected_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            for d in decode_message(&bytes, &ContextIndex::new(), Timestamp(0), DEFAULT_MAX_MESSAGE_BYTES) {
+                proptest::prop_assert!(!matches!(d, Decoded::Rejected(ref r) if r.reason.is_empty()), "a rejection always says why");
+            }
+        }
+
+        #[test]
+        fn damaged_audit_events_are_rejected_or_mapped_never_panic(cut in 0usize..4000, byte in proptest::prelude::any::<u8>(), at in 0usize..4000, r5 in proptest::prelude::any::<bool>()) {
+            let mut raw = if r5 { R5 } else { R4 }.as_bytes().to_vec();
+            let at = at % raw.len();
+            raw[at] = byte;
+            raw.truncate(raw.len() - cut % raw.len());
+            let decoded = decode_message(&raw, &ContextIndex::new(), Timestamp(0), DEFAULT_MAX_MESSAGE_BYTES);
+            proptest::prop_assert!(!decoded.is_empty(), "every message yields something");
+        }
+
+        #[test]
         fn key_order_and_whitespace_do_not_change_the_canonical_encoding(seed in proptest::prelude::any::<u64>(), r5 in proptest::prelude::any::<bool>()) {
             let original = if r5 { R5 } else { R4 };
             let value: Value = serde_json::from_str(original).expect("example parses");
