@@ -93,16 +93,8 @@ impl fmt::Display for Bokmal<'_> {
             writeln!(f, "  {} bekreftede poster ligger ennå bare i skriveloggen (WAL) og er ikke dekket av en signatur", r.unsealed_records)?;
         }
         for p in &r.problems {
-            write!(f, "  [{}]", p.kind.label_nb())?;
-            if let Some(file) = &p.file {
-                write!(f, " {file}")?;
-            }
-            if let Some(row) = p.row {
-                write!(f, " rad {row}")?;
-            }
-            if let Some(seq) = p.seq {
-                write!(f, " sekvens {seq}")?;
-            }
+            write!(f, "  ")?;
+            p.write_heading(f, p.kind.label_nb(), "rad", "sekvens")?;
             writeln!(f, ": {} ({})", p.kind.meaning_nb(), p.detail)?;
         }
         Ok(())

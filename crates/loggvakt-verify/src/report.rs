@@ -108,18 +108,26 @@ impl Problem {
     }
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}]", self.kind.label())?;
+impl Problem {
+    /// `[label] file row N seq N`, with the words for row and seq given.
+    pub(crate) fn write_heading(&self, f: &mut fmt::Formatter<'_>, label: &str, row_word: &str, seq_word: &str) -> fmt::Result {
+        write!(f, "[{label}]")?;
         if let Some(file) = &self.file {
             write!(f, " {file}")?;
         }
         if let Some(row) = self.row {
-            write!(f, " row {row}")?;
+            write!(f, " {row_word} {row}")?;
         }
         if let Some(seq) = self.seq {
-            write!(f, " seq {seq}")?;
+            write!(f, " {seq_word} {seq}")?;
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_heading(f, self.kind.label(), "row", "seq")?;
         write!(f, ": {}", self.detail)
     }
 }
