@@ -71,7 +71,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     step(3, "Ingest: map, hash-chain, fsync, seal into Parquet, sign checkpoints (bad lines are quarantined, not dropped)");
     let ingest_args = crate::ingest::IngestArgs {
         store: store.clone(),
-        key: key.clone(),
+        key: Some(key.clone()),
         files,
         report_durable: false,
         max_message_bytes: loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES,

@@ -12,9 +12,10 @@ pub struct IngestArgs {
     /// The store directory (created if missing).
     #[arg(long)]
     pub store: PathBuf,
-    /// Private key that signs checkpoints (from 'loggvakt keygen').
+    /// Private key that signs checkpoints (from 'loggvakt keygen'). Keep it outside the
+    /// store: whoever holds it can sign checkpoints.
     #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// Input files: FHIR R4/R5 AuditEvent JSON (one resource or a Bundle), or NDJSON with one
     /// resource per line (.ndjson/.jsonl). Practitioner, PractitionerRole, Organization and
     /// Patient resources in the input are kept as context that later events may refer to.
@@ -62,7 +63,13 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("input {} is not a readable file", file.display());
         }
     }
-    let key = crate::keys::read_signing_key(&args.key)?;
+    let Some(key_path) = &args.key else {
+        anyhow::bail!(
+            "no signing key: pass --key FILE or set LOGGVAKT_SIGNING_KEY. Make one with \
+             'loggvakt keygen --name NAME --out FILE --trusted-keys trusted-keys.txt' and keep it outside the store"
+        );
+    };
+    let key = crate::keys::read_signing_key(key_path)?;
     let options = JournalOptions { max_epoch_records: args.epoch_records.max(1), max_epoch_age: Duration::from_secs_f64(args.epoch_seconds.max(0.0)) };
     let (mut journal, recovery) = Journal::open(&args.store, key, options).with_context(|| format!("opening store {}", args.store.display()))?;
     if recovery.replayed > 0 || recovery.torn_bytes > 0 || !recovery.removed_uncommitted.is_empty() {
