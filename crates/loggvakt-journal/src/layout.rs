@@ -50,11 +50,16 @@ pub fn list_sorted(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBu
 
 /// Every `*.parquet` file under `data/`, relative to the store, sorted.
 pub fn list_segment_files(store: &Path) -> Result<Vec<String>, JournalError> {
-    fn walk(dir: &Path, store: &Path, out: &mut Vec<String>) -> Result<(), JournalError> {
+    list_files_under(store, "data", |name| name.ends_with(".parquet"))
+}
+
+/// Files below `store/sub` whose name passes `keep`, relative to the store, sorted.
+pub fn list_files_under(store: &Path, sub: &str, keep: impl Fn(&str) -> bool + Copy) -> Result<Vec<String>, JournalError> {
+    fn walk(dir: &Path, store: &Path, keep: impl Fn(&str) -> bool + Copy, out: &mut Vec<String>) -> Result<(), JournalError> {
         for path in list_sorted(dir, |_| true)? {
             if path.is_dir() {
-                walk(&path, store, out)?;
-            } else if path.extension().is_some_and(|e| e == "parquet") {
+                walk(&path, store, keep, out)?;
+            } else if path.file_name().and_then(|n| n.to_str()).is_some_and(keep) {
                 if let Ok(rel) = path.strip_prefix(store) {
                     out.push(rel.to_string_lossy().into_owned());
                 }
@@ -63,7 +68,7 @@ pub fn list_segment_files(store: &Path) -> Result<Vec<String>, JournalError> {
         Ok(())
     }
     let mut out = Vec::new();
-    walk(&store.join("data"), store, &mut out)?;
+    walk(&store.join(sub), store, keep, &mut out)?;
     out.sort();
     Ok(out)
 }

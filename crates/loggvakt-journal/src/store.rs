@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::chain::{self, Hash};
 use crate::fsutil::{create_dir_durable, sync_dir, write_atomic};
-use crate::layout::{list_checkpoints, list_segment_files, list_wal_files, read_manifests, StoreInfo, STORE_FILE, STORE_FORMAT};
+use crate::layout::{list_checkpoints, list_files_under, list_segment_files, list_wal_files, read_manifests, StoreInfo, STORE_FILE, STORE_FORMAT};
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
 use crate::context::ContextFile;
@@ -192,6 +192,14 @@ impl Journal {
             if manifest.epoch > committed_epoch {
                 std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
                 recovery.removed_uncommitted.push(manifest_rel_path(manifest.epoch));
+            }
+        }
+        // Temporary files are writes a crash interrupted before their rename: never committed.
+        for sub in ["data", "manifests", "checkpoints"] {
+            for rel in list_files_under(&self.dir, sub, |name| name.ends_with(".tmp"))? {
+                let path = self.dir.join(&rel);
+                std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+                recovery.removed_uncommitted.push(rel);
             }
         }
         for rel in list_segment_files(&self.dir)? {
@@ -533,6 +541,20 @@ mod tests {
         assert!(dir.join(crate::manifest::checkpoint_rel_path(8)).exists(), "epoch 2 sealed and signed again");
         let seqs: Vec<u64> = crate::read_sealed_events(&dir).expect("read").into_iter().map(|(s, _)| s).collect();
         assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn files_a_crash_left_half_written_are_removed() {
+        let tmp = tempfile_dir();
+        let dir = tmp.path().to_owned();
+        committed_but_unsealed(&dir, 3);
+        let partial = dir.join("data/tenant=998877601/date=2026-11-16/seg-00000001-0000.parquet.tmp");
+        std::fs::create_dir_all(partial.parent().expect("parent")).expect("dir");
+        std::fs::write(&partial, b"PAR1 half a file").expect("partial");
+        let (_, recovery) = Journal::open(&dir, key(), JournalOptions::default()).expect("reopen");
+        assert!(!partial.exists());
+        assert!(recovery.removed_uncommitted.iter().any(|f| f.ends_with(".parquet.tmp")), "{:?}", recovery.removed_uncommitted);
+        assert_eq!(crate::read_sealed_events(&dir).expect("read").len(), 3);
     }
 
     #[test]
