@@ -1,5 +1,10 @@
 //! Times the phases of ingest on one NDJSON file, single-threaded: where does the time go?
+//! `cargo run --release -p loggvakt-ingest --example phase_timing FILE.ndjson`
 use std::time::Instant;
+
+// The same allocator as the loggvakt binary, so the figures compare.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let path = std::env::args().nth(1).expect("usage: phase_timing FILE.ndjson");
