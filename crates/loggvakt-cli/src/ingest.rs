@@ -70,7 +70,11 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let key = crate::keys::read_signing_key(key_path)?;
-    let options = JournalOptions { max_epoch_records: args.epoch_records.max(1), max_epoch_age: Duration::from_secs_f64(args.epoch_seconds.max(0.0)) };
+    let options = JournalOptions {
+        max_epoch_records: args.epoch_records.max(1),
+        max_epoch_age: Duration::from_secs_f64(args.epoch_seconds.max(0.0)),
+        ..Default::default()
+    };
     let (mut journal, recovery) = Journal::open(&args.store, key, options).with_context(|| format!("opening store {}", args.store.display()))?;
     if recovery.replayed > 0 || recovery.torn_bytes > 0 || !recovery.removed_uncommitted.is_empty() {
         eprintln!(

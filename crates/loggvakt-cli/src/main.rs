@@ -101,6 +101,12 @@ fn samples(args: &SamplesArgs) -> anyhow::Result<(PathBuf, PathBuf, u64)> {
 }
 
 fn main() -> ExitCode {
+    // Behave like other Unix tools when the reader of our output goes away (`| head`):
+    // end quietly instead of panicking on a failed print.
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),

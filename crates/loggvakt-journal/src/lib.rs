@@ -12,6 +12,7 @@
 pub mod chain;
 mod context;
 mod fsutil;
+mod idempotency;
 pub mod layout;
 pub mod manifest;
 pub mod note;

@@ -7,16 +7,13 @@
 //! checkpoint file is the commit point of a seal, and recovery removes any segments and
 //! manifests a crash left without one, then re-seals from the write-ahead journal.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, FixedSizeBinaryArray, StringArray};
 use loggvakt_model::AccessEvent;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 use rayon::prelude::*;
 
 use crate::chain::{self, Hash};
@@ -25,6 +22,7 @@ use crate::layout::{list_checkpoints, list_files_under, list_segment_files, list
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
 use crate::context::ContextFile;
+use crate::idempotency::{identity, IdempotencyIndex};
 use crate::quarantine::{QuarantineEntry, QuarantineWriter};
 use crate::segment::{epoch_of_file_name, segment_rel_path, write_segment, SealedRecord};
 use crate::wal::{cut_torn_tail, read_wal, wal_path, WalWriter};
@@ -36,11 +34,13 @@ pub struct JournalOptions {
     pub max_epoch_records: usize,
     /// Seal, and so sign a checkpoint, at least this often while records arrive.
     pub max_epoch_age: Duration,
+    /// Access dates whose event ids are held in memory for recognising resends.
+    pub idempotency_days: usize,
 }
 
 impl Default for JournalOptions {
     fn default() -> Self {
-        JournalOptions { max_epoch_records: 500_000, max_epoch_age: Duration::from_secs(5) }
+        JournalOptions { max_epoch_records: 500_000, max_epoch_age: Duration::from_secs(5), idempotency_days: 8 }
     }
 }
 
@@ -91,7 +91,7 @@ pub struct Journal {
     durable_seq: u64,
     epoch: u64,
     epoch_started: Option<Instant>,
-    seen: HashMap<u128, u64>,
+    index: IdempotencyIndex,
     quarantine: QuarantineWriter,
     context: ContextFile,
 }
@@ -114,18 +114,6 @@ impl PreparedRecord {
     pub fn event(&self) -> &AccessEvent {
         &self.event
     }
-}
-
-fn idempotency_key(source_system: &str, event_id: &str) -> u128 {
-    let mut h = blake3::Hasher::new();
-    h.update(source_system.as_bytes());
-    h.update(&[0]);
-    h.update(event_id.as_bytes());
-    u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().unwrap_or([0; 16]))
-}
-
-fn digest_prefix(digest: &[u8]) -> u64 {
-    u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
 }
 
 fn lock_store(dir: &Path) -> Result<File, JournalError> {
@@ -154,6 +142,7 @@ impl Journal {
         }
         let (_, store_id) = StoreInfo::read(dir)?;
         create_dir_durable(&dir.join("wal"))?;
+        let idempotency_days = options.idempotency_days;
         let mut journal = Journal {
             dir: dir.to_owned(),
             store_id,
@@ -170,7 +159,7 @@ impl Journal {
             durable_seq: 0,
             epoch: 0,
             epoch_started: None,
-            seen: HashMap::new(),
+            index: IdempotencyIndex::new(dir, idempotency_days),
             quarantine: QuarantineWriter::new(dir),
             context: ContextFile::new(dir),
         };
@@ -218,11 +207,6 @@ impl Journal {
         }
         self.sealed_head = self.head;
         self.durable_seq = self.next_seq - 1;
-        for (manifest, _, _) in &manifests {
-            for segment in &manifest.segments {
-                self.load_idempotency_keys(&self.dir.join(&segment.path))?;
-            }
-        }
         let sealed_seq = self.next_seq - 1;
         for path in list_wal_files(&self.dir)? {
             let contents = read_wal(&path, &self.store_id)?;
@@ -242,7 +226,9 @@ impl Journal {
                     });
                 }
                 let event = AccessEvent::decode_record(&record).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("seq {seq}: {e}") })?;
-                self.seen.insert(idempotency_key(&event.source_system, &event.event_id), digest_prefix(&event.source_digest.0));
+                let (day, key, digest) = identity(&event);
+                self.index.lookup(day, key, &self.pending)?;
+                self.index.insert(day, key, digest);
                 self.head = chain::next_head(&self.head, seq, &chain::leaf(&record));
                 self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
                 self.next_seq += 1;
@@ -260,30 +246,6 @@ impl Journal {
             self.seal()?;
         }
         Ok(recovery)
-    }
-
-    fn load_idempotency_keys(&mut self, path: &Path) -> Result<(), JournalError> {
-        let file = File::open(path).map_err(|e| JournalError::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
-        let wanted = ["event_id", "source_system", "source_digest"];
-        let schema = builder.parquet_schema();
-        let indices = (0..schema.num_columns()).filter(|&i| wanted.contains(&schema.column(i).name()));
-        let mask = ProjectionMask::leaves(schema, indices);
-        let reader = builder.with_projection(mask).build().map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
-        for batch in reader {
-            let batch = batch.map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
-            let column = |name: &str| batch.column_by_name(name).ok_or_else(|| JournalError::Corrupt { path: path.to_owned(), detail: format!("column {name} missing") });
-            let ids = column("event_id")?.as_any().downcast_ref::<StringArray>().cloned();
-            let sources = column("source_system")?.as_any().downcast_ref::<StringArray>().cloned();
-            let digests = column("source_digest")?.as_any().downcast_ref::<FixedSizeBinaryArray>().cloned();
-            let (Some(ids), Some(sources), Some(digests)) = (ids, sources, digests) else {
-                return Err(JournalError::Corrupt { path: path.to_owned(), detail: "idempotency columns have the wrong types".into() });
-            };
-            for row in 0..batch.num_rows() {
-                self.seen.insert(idempotency_key(sources.value(row), ids.value(row)), digest_prefix(digests.value(row)));
-            }
-        }
-        Ok(())
     }
 
     pub fn store_dir(&self) -> &Path {
@@ -308,9 +270,8 @@ impl Journal {
     /// parallel, by the caller). Not durable until `commit`.
     pub fn append_prepared(&mut self, prepared: PreparedRecord) -> Result<Appended, JournalError> {
         let PreparedRecord { event, record, leaf } = prepared;
-        let key = idempotency_key(&event.source_system, &event.event_id);
-        let digest = digest_prefix(&event.source_digest.0);
-        if let Some(&seen) = self.seen.get(&key) {
+        let (day, key, digest) = identity(&event);
+        if let Some(seen) = self.index.lookup(day, key, &self.pending)? {
             return Ok(if seen == digest { Appended::Duplicate } else { Appended::Conflict { source_system: event.source_system, event_id: event.event_id } });
         }
         let seq = self.next_seq;
@@ -324,7 +285,7 @@ impl Journal {
         }
         self.head = chain::next_head(&self.head, seq, &leaf);
         self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
-        self.seen.insert(key, digest);
+        self.index.insert(day, key, digest);
         self.next_seq += 1;
         self.epoch_started.get_or_insert_with(Instant::now);
         Ok(Appended::Stored { seq })
@@ -457,6 +418,8 @@ impl Journal {
 mod tests {
     use std::io::Write;
 
+    use loggvakt_model::{Digest16, Timestamp};
+
     use super::*;
     use crate::vectors::vector_event;
 
@@ -470,7 +433,7 @@ mod tests {
 
     /// Appends and commits `n` events without sealing, as if the process died right after.
     fn committed_but_unsealed(dir: &Path, n: u64) {
-        let options = JournalOptions { max_epoch_records: usize::MAX, max_epoch_age: Duration::from_secs(3600) };
+        let options = JournalOptions { max_epoch_records: usize::MAX, max_epoch_age: Duration::from_secs(3600), ..Default::default() };
         let (mut journal, _) = Journal::open(dir, key(), options).expect("open");
         for i in 0..n {
             assert!(matches!(journal.append(event(i)).expect("append"), Appended::Stored { .. }));
@@ -555,6 +518,26 @@ mod tests {
         assert!(!partial.exists());
         assert!(recovery.removed_uncommitted.iter().any(|f| f.ends_with(".parquet.tmp")), "{:?}", recovery.removed_uncommitted);
         assert_eq!(crate::read_sealed_events(&dir).expect("read").len(), 3);
+    }
+
+    #[test]
+    fn resends_are_recognised_across_days_evictions_and_seals() {
+        let tmp = tempfile_dir();
+        let options = JournalOptions { idempotency_days: 1, ..Default::default() };
+        let (mut journal, _) = Journal::open(tmp.path(), key(), options.clone()).expect("open");
+        let on_day = |n: u64, day: i64| AccessEvent { occurred_at: Timestamp(vector_event().occurred_at.0 + day * 86_400_000_000), ..event(n) };
+        assert!(matches!(journal.append(on_day(1, 0)).expect("append"), Appended::Stored { .. }));
+        assert!(matches!(journal.append(on_day(2, 1)).expect("append"), Appended::Stored { .. }), "day 0 is evicted: one day held");
+        assert_eq!(journal.append(on_day(1, 0)).expect("append"), Appended::Duplicate, "found again among the pending records");
+        journal.seal().expect("seal");
+        assert!(matches!(journal.append(on_day(3, 2)).expect("append"), Appended::Stored { .. }));
+        assert_eq!(journal.append(on_day(2, 1)).expect("append"), Appended::Duplicate, "found again in the sealed segments");
+        let mut reused = on_day(1, 0);
+        reused.source_digest = Digest16([9; 16]);
+        assert!(matches!(journal.append(reused).expect("append"), Appended::Conflict { .. }));
+        drop(journal);
+        let (mut reopened, _) = Journal::open(tmp.path(), key(), options).expect("reopen");
+        assert_eq!(reopened.append(on_day(3, 2)).expect("append"), Appended::Duplicate, "after a restart too");
     }
 
     #[test]
