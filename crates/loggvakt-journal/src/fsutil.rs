@@ -47,6 +47,18 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<(), JournalError> {
     }
 }
 
+fn ends_mid_line(path: &Path) -> Result<bool, JournalError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| JournalError::io(path, e))?;
+    let len = file.metadata().map_err(|e| JournalError::io(path, e))?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1)).and_then(|_| file.read_exact(&mut last)).map_err(|e| JournalError::io(path, e))?;
+    Ok(last[0] != b'\n')
+}
+
 /// An append-only side file (quarantine, kept context): created with its directory on the
 /// first append, made durable by `sync`.
 pub(crate) struct AppendLog {
@@ -66,7 +78,13 @@ impl AppendLog {
             create_dir_durable(parent)?;
             let file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| JournalError::io(&self.path, e))?;
             sync_dir(parent)?;
-            self.out = Some(BufWriter::new(file));
+            let mut out = BufWriter::new(file);
+            // A crash may have cut the last line short; start on a fresh line so that
+            // only the cut line is lost, not the next one too.
+            if ends_mid_line(&self.path)? {
+                out.write_all(b"\n").map_err(|e| JournalError::io(&self.path, e))?;
+            }
+            self.out = Some(out);
         }
         if let Some(out) = self.out.as_mut() {
             for part in parts {

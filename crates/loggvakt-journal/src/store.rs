@@ -541,6 +541,20 @@ mod tests {
     }
 
     #[test]
+    fn a_context_line_cut_by_a_crash_costs_only_itself() {
+        let tmp = tempfile_dir();
+        let path = tmp.path().join("context/resources.ndjson");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(&path, b"{\"resourceType\":\"Organization\",\"id\":\"a\"}\n{\"resourceType\":\"Organiz").expect("cut line");
+        let (mut journal, _) = Journal::open(tmp.path(), key(), JournalOptions::default()).expect("open");
+        journal.keep_context(br#"{"resourceType":"Organization","id":"b"}"#).expect("keep");
+        journal.commit().expect("commit");
+        let kept = crate::read_context(tmp.path()).expect("read");
+        assert_eq!(kept.len(), 3, "the whole first line, the cut one, and the new one on a line of its own");
+        assert_eq!(kept[2], br#"{"resourceType":"Organization","id":"b"}"#.to_vec());
+    }
+
+    #[test]
     fn a_second_writer_is_refused() {
         let tmp = tempfile_dir();
         let dir = tmp.path().to_owned();
