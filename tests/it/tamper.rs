@@ -277,3 +277,19 @@ fn the_report_reads_in_bokmal_for_a_norwegian_locale() {
     assert!(report.starts_with("IKKE INTAKT"), "{report}");
     assert!(report.lines().any(|l| l.contains("[endret post]") && l.contains(&rel) && l.contains("rad 1") && l.contains("et felt er endret")), "{report}");
 }
+
+#[test]
+fn an_html_report_for_the_case_file_shows_status_and_each_problem() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let (rel, path) = victim_segment(&store);
+    // A file name an attacker chose ends up in the report; it must not become markup.
+    std::fs::rename(&path, path.with_file_name("seg-<b>x<i>.parquet")).expect("rename");
+    let page = ws.path("report.html");
+    let out = run(loggvakt().arg("verify").arg("--store").arg(&store).arg("--trusted-keys").arg(&ws.trusted).args(["--lang", "nb", "--html"]).arg(&page));
+    assert_eq!(out.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).expect("report written");
+    assert!(html.starts_with("<!doctype html>") && html.contains("lang=\"nb\""));
+    assert!(html.contains("IKKE INTAKT: ") && html.contains("manglende segment") && html.contains(&rel));
+    assert!(html.contains("seg-&lt;b&gt;x&lt;i&gt;.parquet") && !html.contains("<b>x"), "names from the store are escaped");
+}

@@ -90,12 +90,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     crate::verify::export(&crate::verify::ExportArgs { store: store.clone(), out: held.clone(), trusted_keys: Some(trusted.clone()) })?;
 
     step(5, "Verify offline: re-derive every record's hash from the files and check the signatures");
-    let verify_code = crate::verify::run(&crate::verify::VerifyArgs { store: store.clone(), trusted_keys: trusted.clone(), checkpoint: Some(held.clone()), json: false, lang: None })?;
+    let verify_code = crate::verify::run(&crate::verify::VerifyArgs {
+        store: store.clone(),
+        trusted_keys: trusted.clone(),
+        checkpoint: Some(held.clone()),
+        json: false,
+        lang: None,
+        html: Some(dir.join("regulator/verification.html")),
+    })?;
 
     println!("\n== Where things are");
     println!("  store (Hive-partitioned Parquet): {}", store.join("data").display());
     println!("  quarantine, with reasons:         {}", store.join("quarantine").display());
     println!("  signed checkpoints:               {}", store.join("checkpoints").display());
+    println!("  verification report (HTML):       {}", dir.join("regulator/verification.html").display());
     println!("\n== Try");
     println!("  loggvakt verify --store {} --trusted-keys {} --checkpoint {}", store.display(), trusted.display(), held.display());
     println!(

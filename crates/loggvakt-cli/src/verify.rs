@@ -27,6 +27,9 @@ pub struct VerifyArgs {
     /// Norwegian, else English.
     #[arg(long, value_parser = ["nb", "en"])]
     pub lang: Option<String>,
+    /// Also write the report as a self-contained HTML page (for a case file), in the same language.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 /// Bokmål when asked for, or when the locale is Norwegian (nb, nn or no).
@@ -59,9 +62,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let options = VerifyOptions { trusted_keys, held_checkpoint, progress: Some(&progress) };
     let report = verify_store(&args.store, &options).map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
+    let bokmal = wants_bokmal(args.lang.as_deref());
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::html::render(&report, &args.store.display().to_string(), bokmal)).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if wants_bokmal(args.lang.as_deref()) {
+    } else if bokmal {
         print!("{}", loggvakt_verify::Bokmal(&report));
     } else {
         print!("{report}");
