@@ -27,6 +27,10 @@ struct Words {
     notes: &'static str,
     none: &'static str,
     how: &'static str,
+    row: &'static str,
+    seq: &'static str,
+    problem: &'static str,
+    problems_count: &'static str,
 }
 
 const EN: Words = Words {
@@ -49,6 +53,10 @@ const EN: Words = Words {
     notes: "Notes",
     none: "none",
     how: "Checked offline with loggvakt verify from the files, the published format (docs/format.md) and the trusted public keys alone.",
+    row: "row",
+    seq: "seq",
+    problem: "problem",
+    problems_count: "problems",
 };
 
 const NB: Words = Words {
@@ -71,11 +79,17 @@ const NB: Words = Words {
     notes: "Merknader",
     none: "ingen",
     how: "Kontrollert uten nett med loggvakt verify, bare fra filene, det publiserte formatet (docs/format.md) og de klarerte offentlige nøklene.",
+    row: "rad",
+    seq: "sekvens",
+    problem: "problem",
+    problems_count: "problemer",
 };
 
 pub fn render(report: &Report, store: &str, bokmal: bool) -> String {
     let w = if bokmal { &NB } else { &EN };
-    let (status_class, status) = if report.is_intact() { ("ok", w.intact.to_owned()) } else { ("bad", format!("{}: {}", w.not_intact, report.problems.len())) };
+    let n = report.problems.len();
+    let (status_class, status) =
+        if report.is_intact() { ("ok", w.intact.to_owned()) } else { ("bad", format!("{}: {n} {}", w.not_intact, if n == 1 { w.problem } else { w.problems_count })) };
     let signers = if report.signers.is_empty() { w.none.to_owned() } else { report.signers.iter().cloned().collect::<Vec<_>>().join(", ") };
     let row = |k: &str, v: &str| format!("<tr><th>{}</th><td>{}</td></tr>\n", escape(k), escape(v));
     let mut html = format!(
@@ -104,7 +118,7 @@ th,td{{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px
     } else {
         html += &format!("<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>\n", escape(w.kind), escape(w.place), escape(w.detail));
         for p in &report.problems {
-            let place = [p.file.clone(), p.row.map(|r| format!("row {r}")), p.seq.map(|s| format!("seq {s}"))].into_iter().flatten().collect::<Vec<_>>().join(", ");
+            let place = [p.file.clone(), p.row.map(|r| format!("{} {r}", w.row)), p.seq.map(|s| format!("{} {s}", w.seq))].into_iter().flatten().collect::<Vec<_>>().join(", ");
             let (label, detail) = if bokmal { (p.kind.label_nb(), format!("{} ({})", p.kind.meaning_nb(), p.detail)) } else { (p.kind.label(), p.detail.clone()) };
             html += &format!("<tr><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>\n", escape(label), escape(&place), escape(&detail));
         }
