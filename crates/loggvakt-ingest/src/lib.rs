@@ -210,10 +210,9 @@ impl Decoder<'_> {
     fn lines(&mut self, data: &[u8], first_line: u64) -> (Vec<(u64, std::ops::Range<usize>, Vec<Item>)>, u64) {
         let mut lines: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
         let mut start = 0;
+        let mut newlines = 0u64;
         for (i, end) in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())).enumerate() {
-            if start > data.len() {
-                break;
-            }
+            newlines = i as u64; // the last piece follows the last newline
             let line = &data[start..end];
             let trimmed = line.strip_suffix(b"\r").map_or(end, |l| start + l.len());
             if !line.iter().all(u8::is_ascii_whitespace) {
@@ -221,7 +220,7 @@ impl Decoder<'_> {
             }
             start = end + 1;
         }
-        let last = first_line + memchr::memchr_iter(b'\n', data).count().saturating_sub(usize::from(data.ends_with(b"\n"))) as u64;
+        let last = first_line + newlines.saturating_sub(u64::from(data.ends_with(b"\n")));
         let received_at = Timestamp::now();
         let max = self.options.max_message_bytes;
         let decode = |raw: &[u8], context: &ContextIndex| prepare(decode_message(raw, context, received_at, max));

@@ -21,12 +21,10 @@ use crate::layout::list_sorted;
 use crate::segment::SealedRecord;
 use crate::JournalError;
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
 /// An event's access day, the 128-bit key of its identity, and the first 8 bytes of its
 /// source digest (to tell a resend from a reused id).
 pub(crate) fn identity(event: &AccessEvent) -> (i64, u128, u64) {
-    (event.occurred_at.0.div_euclid(MICROS_PER_DAY), key_of(&event.source_system, &event.event_id), digest_prefix(&event.source_digest.0))
+    (event.occurred_at.utc_day(), key_of(&event.source_system, &event.event_id), digest_prefix(&event.source_digest.0))
 }
 
 fn key_of(source_system: &str, event_id: &str) -> u128 {
@@ -95,7 +93,7 @@ impl IdempotencyIndex {
 
     /// Every tenant's segments for one date: `data/tenant=*/date=<day>/*.parquet`.
     fn segments_of(&self, day: i64) -> Result<Vec<PathBuf>, JournalError> {
-        let date = loggvakt_model::Timestamp(day * MICROS_PER_DAY).utc_date();
+        let date = loggvakt_model::Timestamp::day_to_date(day);
         let mut out = Vec::new();
         for tenant in list_sorted(&self.store.join("data"), |n| n.starts_with("tenant="))? {
             out.extend(list_sorted(&tenant.join(format!("date={date}")), |n| n.ends_with(".parquet"))?);

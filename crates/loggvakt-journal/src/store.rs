@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use loggvakt_model::AccessEvent;
+use loggvakt_model::{AccessEvent, Timestamp};
 use rayon::prelude::*;
 
 use crate::chain::{self, Hash};
@@ -335,18 +335,19 @@ impl Journal {
         let epoch = self.epoch + 1;
         let first_seq = self.pending[0].seq;
         let last_seq = self.next_seq - 1;
-        let mut partitions: BTreeMap<(String, String), Vec<&SealedRecord>> = BTreeMap::new();
+        // Keyed by day number, not date text: the date is formatted once per partition, not per record.
+        let mut partitions: BTreeMap<(&str, i64), Vec<&SealedRecord>> = BTreeMap::new();
         for record in &self.pending {
-            partitions.entry((record.event.tenant_orgnr.clone(), record.event.occurred_at.utc_date())).or_default().push(record);
+            partitions.entry((record.event.tenant_orgnr.as_str(), record.event.occurred_at.utc_day())).or_default().push(record);
         }
         let jobs: Vec<(String, Vec<&SealedRecord>)> = partitions
             .into_iter()
             .enumerate()
-            .map(|(index, ((tenant, date), mut rows))| {
+            .map(|(index, ((tenant, day), mut rows))| {
                 rows.sort_by(|a, b| {
                     (a.event.patient_id.as_deref(), a.event.occurred_at, a.seq).cmp(&(b.event.patient_id.as_deref(), b.event.occurred_at, b.seq))
                 });
-                (segment_rel_path(&tenant, &date, epoch, index), rows)
+                (segment_rel_path(tenant, &Timestamp::day_to_date(day), epoch, index), rows)
             })
             .collect();
         let dir = &self.dir;

@@ -12,6 +12,8 @@ use arrow_schema::{DataType, TimeUnit};
 use crate::canonical::{CanonicalError, Reader};
 use crate::ColumnError;
 
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
 /// Microseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub i64);
@@ -21,6 +23,19 @@ impl Timestamp {
         chrono::DateTime::from_timestamp_micros(self.0)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
             .unwrap_or_else(|| format!("{}µs", self.0))
+    }
+    /// Days since 1970-01-01 in UTC: the date partition a record belongs to.
+    pub fn utc_day(self) -> i64 {
+        self.0.div_euclid(MICROS_PER_DAY)
+    }
+    /// The `YYYY-MM-DD` of a day number from [`Timestamp::utc_day`].
+    pub fn day_to_date(day: i64) -> String {
+        Timestamp(day.saturating_mul(MICROS_PER_DAY)).utc_date()
+    }
+    /// The day number of a `YYYY-MM-DD` date.
+    pub fn date_to_day(date: &str) -> Option<i64> {
+        let midnight = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?;
+        Some(Timestamp(midnight.and_utc().timestamp_micros()).utc_day())
     }
     /// The UTC calendar date, as `YYYY-MM-DD`; partitions are cut by it.
     pub fn utc_date(self) -> String {

@@ -8,7 +8,7 @@ use arrow_array::{Array, FixedSizeBinaryArray, Int64Array};
 use loggvakt_journal::chain::{self, Hash, Tag, TAG_LEN};
 use loggvakt_journal::manifest::{Manifest, SegmentEntry};
 use loggvakt_journal::segment::{SegmentFile, META_EPOCH, META_PATH, SEQ_COLUMN, TAG_COLUMN};
-use loggvakt_model::EventColumns;
+use loggvakt_model::{EventColumns, Timestamp};
 use rayon::prelude::*;
 
 use crate::report::{Problem, ProblemKind};
@@ -89,9 +89,8 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
         out.problems.push(Problem::new(ProblemKind::RenamedSegment, format!("file says it belongs to epoch {}, its manifest is epoch {epoch}", segment.meta(META_EPOCH).unwrap_or("?"))).in_file(file));
     }
     let (tenant, date) = partition_of(file);
-    // The partition's day as a range of microseconds, so rows are checked without formatting dates.
-    let day = date.and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc().timestamp_micros());
-    let in_day = |t: i64| day.is_some_and(|start| (start..start + 86_400_000_000).contains(&t));
+    // Rows are checked by day number, so no date is formatted per row.
+    let day = date.and_then(Timestamp::date_to_day);
     let mut record = Vec::with_capacity(1024);
     let mut row_base = 0u32;
     // The sort key of the previous row, owned only across batch boundaries.
@@ -115,7 +114,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
             let file_row = row_base + row as u32;
             let seq = seqs.value(row) as u64;
             let occurred = columns.occurred_at(row);
-            if tenant != Some(columns.tenant_orgnr(row)) || !in_day(occurred.0) {
+            if tenant != Some(columns.tenant_orgnr(row)) || day != Some(occurred.utc_day()) {
                 out.problems.push(
                     Problem::new(ProblemKind::WrongPartition, format!("row is for tenant {} on {}, not this partition", columns.tenant_orgnr(row), occurred.utc_date()))
                         .in_file(file)
