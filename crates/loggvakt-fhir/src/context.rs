@@ -35,6 +35,8 @@ pub struct ContextResource {
     /// `Type/id`, the key references use.
     pub key: String,
     pub raw: Vec<u8>,
+    /// What decoding read from it, so adding it to an index does not parse it again.
+    pub(crate) entry: ContextEntry,
 }
 
 /// Context resources seen so far, by `Type/id`.
@@ -54,12 +56,9 @@ impl ContextIndex {
         self.entries.is_empty()
     }
 
-    /// Adds (or replaces, for a newer version) a context resource.
-    pub fn insert(&mut self, resource: &ContextResource) -> Result<(), MapError> {
-        let resource_type = resource.key.split('/').next().unwrap_or_default();
-        let entry = parse_entry(resource_type, &resource.raw)?;
-        self.entries.insert(resource.key.clone(), entry);
-        Ok(())
+    /// Adds (or replaces, for a newer version) a decoded context resource.
+    pub fn insert(&mut self, resource: &ContextResource) {
+        self.entries.insert(resource.key.clone(), resource.entry.clone());
     }
 
     /// Adds a kept resource from its JSON alone (its key is its `resourceType/id`).

@@ -135,8 +135,8 @@ fn decode_resource(raw: &[u8], resource_type: &str, view: &ContextView<'_>, rece
 fn context_resource(raw: &[u8], resource_type: &str) -> Result<ContextResource, MapError> {
     let head: Head<'_> = parse_with_path(raw, resource_type)?;
     let id = head.id.ok_or_else(|| MapError::new(format!("{resource_type}.id"), "is missing; a context resource without an id cannot be referred to"))?;
-    parse_entry(resource_type, raw)?;
-    Ok(ContextResource { key: format!("{resource_type}/{}", id.as_str()), raw: raw.to_vec() })
+    let entry = parse_entry(resource_type, raw)?;
+    Ok(ContextResource { key: format!("{resource_type}/{}", id.as_str()), raw: raw.to_vec(), entry })
 }
 
 fn decode_bundle(raw: &[u8], context: &ContextIndex, received_at: Timestamp) -> Vec<Decoded> {

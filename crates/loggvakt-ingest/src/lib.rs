@@ -253,8 +253,7 @@ fn learn_context<'a>(context: &mut ContextIndex, items: impl Iterator<Item = &'a
     let mut learned = false;
     for item in items {
         if let Item::Context(resource) = item {
-            // A resource that does not parse was rejected already; one that does is kept.
-            let _ = context.insert(resource);
+            context.insert(resource);
             learned = true;
         }
     }
