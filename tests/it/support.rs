@@ -49,7 +49,7 @@ impl Workspace {
     pub fn samples(&self, name: &str, seed: u64, events: u64) -> Vec<PathBuf> {
         let out_dir = self.path(name);
         let out = run(loggvakt()
-            .args(["samples", "--seed", &seed.to_string(), "--events", &events.to_string(), "--employees", "60", "--patients", "400"])
+            .args(["samples", "--flat", "--seed", &seed.to_string(), "--events", &events.to_string(), "--employees", "60", "--patients", "400"])
             .arg("--out")
             .arg(&out_dir));
         assert!(out.status.success(), "samples: {}", text(&out));

@@ -20,9 +20,12 @@ pub struct DemoArgs {
     /// Working directory for the demo (re-used only if an earlier demo made it).
     #[arg(long, default_value = "loggvakt-demo")]
     pub dir: PathBuf,
-    /// Number of synthetic access events (one week in a small region).
-    #[arg(long, default_value_t = 200_000)]
-    pub events: u64,
+    /// Size of the synthetic region (medium: ~30 000 persons, ~150 000 accesses in a week).
+    #[arg(long, value_enum, default_value_t = crate::Scale::Medium)]
+    pub scale: crate::Scale,
+    /// Seed of the synthetic region.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
 }
 
 fn step(n: u32, text: &str) {
@@ -56,16 +59,28 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     step(1, "Make a signing key for checkpoints (the operator keeps the private half; regulators get the public one)");
     crate::keys::keygen(&crate::keys::KeygenArgs { name: "demo-operator-2026".into(), out: key.clone(), trusted_keys: Some(trusted.clone()) })?;
 
-    step(2, "Generate sample input: a region's staff, and a week of FHIR AuditEvents as a bulk export writes them");
-    let (context, events, _) = crate::samples(&crate::SamplesArgs { out: input.clone(), seed: 2026, events: args.events, employees: 2_000, patients: 50_000 })?;
-    let mut files = vec![context, events];
+    step(2, "Generate a synthetic region: population, staff, care evidence (FHIR bulk NDJSON) and a week of AuditEvents with injected snooping");
+    let week = chrono::NaiveDate::from_ymd_opt(2026, 11, 16).unwrap_or_default();
+    let samples = crate::region_samples(&crate::SamplesArgs {
+        out: input.clone(),
+        seed: args.seed,
+        scale: args.scale,
+        week,
+        flat: false,
+        events: 0,
+        employees: 0,
+        patients: 0,
+    })?;
+    println!("  {} context resources in {}", samples.resources, samples.context_dir.display());
+    println!("  {} access events in {} ({} injected snooping, ground truth in {})", samples.accesses, samples.events.display(), samples.injected, samples.labels.display());
+    // Staff and organisations go in with the events, so events that name a user only by a
+    // PractitionerRole reference resolve to the employer.
+    let mut files: Vec<PathBuf> = ["Organization", "Practitioner", "PractitionerRole"].iter().map(|t| samples.context_dir.join(format!("{t}.ndjson"))).collect();
+    files.push(samples.events.clone());
     for (name, text) in EXAMPLES {
         let path = input.join(name);
         std::fs::write(&path, text)?;
         files.push(path);
-    }
-    for f in &files {
-        println!("  {}", f.display());
     }
 
     step(3, "Ingest: map, hash-chain, fsync, seal into Parquet, sign checkpoints (bad lines are quarantined, not dropped)");
@@ -84,12 +99,19 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  quarantined {}:{}: {}", q.input.rsplit('/').next().unwrap_or(&q.input), q.line.unwrap_or(0), q.reason);
     }
 
-    step(4, "Export the newest signed checkpoint, as a regulator would keep it");
+    step(4, "Import the context: population register, staff, organisations and care evidence, as a versioned snapshot");
+    crate::analyse::context(&crate::analyse::ContextCommand::Import(crate::analyse::ImportArgs {
+        store: store.clone(),
+        inputs: vec![samples.context_dir.clone()],
+        all_problems: false,
+    }))?;
+
+    step(5, "Export the newest signed checkpoint, as a regulator would keep it");
     let held = dir.join("regulator/checkpoint.note");
     std::fs::create_dir_all(dir.join("regulator"))?;
     crate::verify::export(&crate::verify::ExportArgs { store: store.clone(), out: held.clone(), trusted_keys: Some(trusted.clone()) })?;
 
-    step(5, "Verify offline: re-derive every record's hash from the files and check the signatures");
+    step(6, "Verify offline: re-derive every record's hash from the files and check the signatures");
     let verify_code = crate::verify::run(&crate::verify::VerifyArgs {
         store: store.clone(),
         trusted_keys: trusted.clone(),
@@ -99,7 +121,28 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         html: Some(dir.join("regulator/verification.html")),
     })?;
 
+    step(7, "Detect: run every detector (SQL on DataFusion) over the week, explain accesses by care, rank cases per organisation");
+    let review = dir.join("review");
+    crate::analyse::detect(&crate::analyse::DetectArgs {
+        store: store.clone(),
+        from: week,
+        to: week + chrono::Duration::days(6),
+        org: None,
+        out: review.clone(),
+        capacity: None,
+        settings: None,
+        detectors: None,
+        queries: None,
+        params: Vec::new(),
+        key: Some(key.clone()),
+        operator: "demo-privacy-officer".into(),
+    })?;
+
+    step(8, "Evaluate the queues against the injected ground truth");
+    crate::analyse::eval(&crate::analyse::EvalArgs { queues: review.clone(), labels: samples.labels.clone(), json: false })?;
+
     println!("\n== Where things are");
+    println!("  review queues and reports, per organisation: {}", review.display());
     println!("  store (Hive-partitioned Parquet): {}", store.join("data").display());
     println!("  quarantine, with reasons:         {}", store.join("quarantine").display());
     println!("  signed checkpoints:               {}", store.join("checkpoints").display());

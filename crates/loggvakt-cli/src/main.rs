@@ -10,6 +10,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod analyse;
 mod demo;
 mod html;
 mod ingest;
@@ -61,30 +62,70 @@ from 'export-checkpoint' outside the operator's reach to catch that. The format 
     Verify(verify::VerifyArgs),
     /// Copy the newest signed checkpoint out of a store, for a regulator to keep out of the operator's reach.
     ExportCheckpoint(verify::ExportArgs),
-    /// Write synthetic sample input: a region's staff and patients, and a week of AuditEvents as NDJSON.
+    /// Import population, staff, organisations and care evidence (FHIR bulk NDJSON) as context for detection.
+    #[command(subcommand)]
+    Context(analyse::ContextCommand),
+    /// Find likely snooping in a period and write each organisation's ranked review queue and report.
+    #[command(after_long_help = "Examples:\n  \
+loggvakt detect --store /srv/loggvakt --key operator.key --from 2026-11-16 --to 2026-11-22 --out review/2026-w47\n  \
+loggvakt detect --store /srv/loggvakt --key operator.key --from 2026-11-16 --to 2026-11-22 --org 974749025 --capacity 40 --out review\n  \
+loggvakt detect ... --detectors ./my-detectors --param neighbour.max_house_distance=4\n\n\
+Every detector is a SQL file (built in from the repository's detectors/, or --detectors DIR) run by DataFusion over \
+the journal and the context snapshot. An access is explained when care evidence (encounter, episode of care, \
+appointment) links the patient to the accessor, the accessor's unit, or a colleague in the care team, within the \
+organisation's window. One accessor's flagged accesses form a case; cases are ranked by severity, strength and \
+repetition, and cut at each organisation's capacity. Outputs per organisation (OUT/<orgnr>/): report.html, \
+queue.json, queue.csv, flags.csv, notices.json, unexplained.csv. The run itself is logged in the journal.")]
+    Detect(analyse::DetectArgs),
+    /// Score a detect run against ground-truth labels: precision, recall and F1 per detector and per queue.
+    Eval(analyse::EvalArgs),
+    /// Write a synthetic region: FHIR context (population, staff, care) and a week of AuditEvents with snooping labels.
+    #[command(after_long_help = "Examples:\n  \
+loggvakt samples --out sample --seed 7 --scale small      (context/*.ndjson, AuditEvent.ndjson, labels.csv)\n  \
+loggvakt samples --out load --flat --events 1000000       (a plain event stream of exactly N events, for load tests)")]
     Samples(SamplesArgs),
 }
 
-#[derive(clap::Args)]
-struct SamplesArgs {
-    /// Directory to write context.ndjson and events.ndjson into.
-    #[arg(long)]
-    out: PathBuf,
-    /// Seed; the same seed gives the same files.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Number of access events.
-    #[arg(long, default_value_t = 10_000)]
-    events: u64,
-    /// Number of employees in the region.
-    #[arg(long, default_value_t = 2_000)]
-    employees: usize,
-    /// Number of patients in the region.
-    #[arg(long, default_value_t = 50_000)]
-    patients: usize,
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Scale {
+    /// ~3 000 persons, ~200 staff, ~15 000 accesses
+    Small,
+    /// ~30 000 persons, ~1 500 staff, ~150 000 accesses
+    Medium,
+    /// ~300 000 persons, ~15 000 staff, ~1.5 M accesses
+    Large,
 }
 
-fn samples(args: &SamplesArgs) -> anyhow::Result<(PathBuf, PathBuf, u64)> {
+#[derive(clap::Args)]
+pub(crate) struct SamplesArgs {
+    /// Directory to write into.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Seed; the same seed gives the same files.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Size of the region.
+    #[arg(long, value_enum, default_value_t = Scale::Small)]
+    pub(crate) scale: Scale,
+    /// The Monday the sample week starts (UTC).
+    #[arg(long, default_value = "2026-11-16")]
+    pub(crate) week: chrono::NaiveDate,
+    /// Instead of a region, write a plain stream of exactly --events AuditEvents
+    /// (context.ndjson, events.ndjson), for load and crash tests.
+    #[arg(long)]
+    pub(crate) flat: bool,
+    /// Number of events of a --flat stream.
+    #[arg(long, default_value_t = 10_000, requires = "flat")]
+    pub(crate) events: u64,
+    /// Staff of a --flat stream.
+    #[arg(long, default_value_t = 2_000, requires = "flat")]
+    pub(crate) employees: usize,
+    /// Patients of a --flat stream.
+    #[arg(long, default_value_t = 50_000, requires = "flat")]
+    pub(crate) patients: usize,
+}
+
+fn flat_samples(args: &SamplesArgs) -> anyhow::Result<(PathBuf, PathBuf, u64)> {
     use anyhow::Context as _;
     use std::io::Write as _;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -101,6 +142,38 @@ fn samples(args: &SamplesArgs) -> anyhow::Result<(PathBuf, PathBuf, u64)> {
     Ok((context_path, events_path, lines))
 }
 
+pub(crate) fn region_samples(args: &SamplesArgs) -> anyhow::Result<loggvakt_samples::region::Written> {
+    use anyhow::Context as _;
+    let scale = match args.scale {
+        Scale::Small => loggvakt_samples::RegionScale::Small,
+        Scale::Medium => loggvakt_samples::RegionScale::Medium,
+        Scale::Large => loggvakt_samples::RegionScale::Large,
+    };
+    let week_start = args.week.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or_default();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let region = loggvakt_samples::Region::generate(args.seed, scale, week_start);
+    Ok(region.write(&args.out, args.seed)?)
+}
+
+fn samples(args: &SamplesArgs) -> anyhow::Result<ExitCode> {
+    if args.flat {
+        let (c, e, lines) = flat_samples(args)?;
+        println!("wrote {} ({} events on {lines} lines) and {}", e.display(), args.events, c.display());
+    } else {
+        let w = region_samples(args)?;
+        println!(
+            "wrote {} context resources to {}, {} access events to {} ({} of them injected snooping, listed in {})",
+            w.resources,
+            w.context_dir.display(),
+            w.accesses,
+            w.events.display(),
+            w.injected,
+            w.labels.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     // Behave like other Unix tools when the reader of our output goes away (`| head`):
     // end quietly instead of panicking on a failed print.
@@ -115,10 +188,10 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::ExportCheckpoint(args) => verify::export(&args).map(|()| ExitCode::SUCCESS),
-        Command::Samples(args) => samples(&args).map(|(c, e, lines)| {
-            println!("wrote {} ({} events on {lines} lines) and {}", e.display(), args.events, c.display());
-            ExitCode::SUCCESS
-        }),
+        Command::Context(command) => analyse::context(&command),
+        Command::Detect(args) => analyse::detect(&args),
+        Command::Eval(args) => analyse::eval(&args),
+        Command::Samples(args) => samples(&args),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,9 @@ use std::io::{self, Write};
 
 use loggvakt_model::ids::{complete_orgnr, complete_person_id};
 
+pub mod region;
+pub use region::{Region, RegionScale};
+
 /// SplitMix64: small, fast, and the same on every platform.
 #[derive(Clone)]
 pub struct Rng(u64);
@@ -39,7 +42,7 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
-    fn uuid(&mut self) -> String {
+    pub fn uuid(&mut self) -> String {
         let a = self.next_u64();
         let b = self.next_u64();
         format!(
@@ -132,10 +135,9 @@ fn person(rng: &mut Rng) -> Person {
 
 const ROLES: &[&str] = &["LEGE", "SYKEPLEIER", "HELSESEKRETAER", "FYSIOTERAPEUT", "PSYKOLOG"];
 
-impl World {
-    /// A region with `employees` staff and `patients` patients.
-    pub fn generate(seed: u64, employees: usize, patients: usize) -> World {
-        let mut rng = Rng::new(seed);
+/// The region's organisations: a hospital trust (index 0), two municipalities (1, 2) and
+/// two GP offices (3, 4), each with its units and source system.
+pub(crate) fn organisations(rng: &mut Rng) -> Vec<Organisation> {
         let org_specs: [(&str, &[&str], &str); 5] = [
             ("Midtfjord sykehus HF", &["Akuttmottak", "Medisinsk klinikk", "Kirurgisk klinikk", "Barne- og ungdomsklinikken", "Psykisk helsevern", "Kvinneklinikken"], "EPJ-Midtfjord"),
             ("Nordvik kommune", &["Hjemmetjenesten", "Helsestasjon", "Legevakt"], "EPJ-Nordvik"),
@@ -143,15 +145,22 @@ impl World {
             ("Fjordbyen legesenter AS", &["Fastlegekontor"], "EPJ-Fjordbyen"),
             ("Åsen legekontor", &["Fastlegekontor"], "EPJ-Asen"),
         ];
-        let orgs: Vec<Organisation> = org_specs
+        org_specs
             .iter()
             .map(|(name, units, system)| Organisation {
-                orgnr: orgnr(&mut rng),
+                orgnr: orgnr(rng),
                 name: (*name).to_owned(),
                 units: units.iter().map(|u| (format!("{}", 4_000_000 + rng.below(999_999)), (*u).to_owned())).collect(),
                 source_system: system,
             })
-            .collect();
+            .collect()
+}
+
+impl World {
+    /// A region with `employees` staff and `patients` patients.
+    pub fn generate(seed: u64, employees: usize, patients: usize) -> World {
+        let mut rng = Rng::new(seed);
+        let orgs = organisations(&mut rng);
         let employees = (0..employees)
             .map(|i| {
                 // Most staff work at the hospital, as in a real region.
@@ -347,13 +356,36 @@ fn instant(seconds: i64, micros: u64) -> String {
 
 fn audit_event(world: &World, options: &EventOptions, access: &Access, rng: &mut Rng, buf: &mut String) {
     let e = &world.employees[access.employee];
-    let org = &world.orgs[e.org];
+    let patient = access.patient.map(|p| world.patients[p].fnr.as_str());
+    let style = EventStyle { r5_share: options.r5_share, role_reference_share: options.role_reference_share };
+    write_audit_event(&world.orgs[e.org], e, patient, access.second, access.document, access.self_authorised, &style, rng, buf);
+}
+
+/// How generated AuditEvents are spelled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventStyle {
+    pub r5_share: f64,
+    pub role_reference_share: f64,
+}
+
+/// Writes one AuditEvent of `e` opening `patient` (a log-in when `None`) and returns its id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_audit_event(
+    org: &Organisation,
+    e: &Employee,
+    patient: Option<&str>,
+    second: i64,
+    document: u64,
+    self_authorised: bool,
+    style: &EventStyle,
+    rng: &mut Rng,
+    buf: &mut String,
+) -> String {
     let (unit_id, unit_name) = &org.units[e.unit];
-    let r5 = rng.chance(options.r5_share);
-    let login = access.patient.is_none();
-    let btg = access.self_authorised;
-    let by_role = rng.chance(options.role_reference_share);
-    let second = access.second;
+    let r5 = rng.chance(style.r5_share);
+    let login = patient.is_none();
+    let btg = self_authorised;
+    let by_role = rng.chance(style.role_reference_share);
     let at = instant(second, rng.below(1000) * 1000);
     let recorded = instant(second + 1, rng.below(1000) * 1000);
     let (letter, subtype, dicom) = if login {
@@ -366,7 +398,8 @@ fn audit_event(world: &World, options: &EventOptions, access: &Access, rng: &mut
             _ => ("R", "read", ("rest", "RESTful Operation")),
         }
     };
-    let _ = write!(buf, r#"{{"resourceType":"AuditEvent","id":"{}""#, rng.uuid());
+    let event_id = rng.uuid();
+    let _ = write!(buf, r#"{{"resourceType":"AuditEvent","id":"{event_id}""#);
     if r5 {
         let _ = write!(
             buf,
@@ -412,22 +445,20 @@ fn audit_event(world: &World, options: &EventOptions, access: &Access, rng: &mut
         );
     }
     let _ = write!(buf, r#"],"source":{{"observer":{{"display":"{}","identifier":{{"value":"{}"}}}},"type":[{{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4"}}]}}"#, org.source_system, org.source_system);
-    if !login {
-        let patient = &world.patients[access.patient.unwrap_or_default()];
-        let doc = access.document;
+    if let Some(patient_fnr) = patient {
+        let doc = document;
         if r5 {
             let _ = write!(
                 buf,
-                r#","patient":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}}},"entity":[{{"what":{{"reference":"DocumentReference/{doc}"}},"role":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}]}}}}]"#,
-                patient.fnr
+                r#","patient":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{patient_fnr}"}}}},"entity":[{{"what":{{"reference":"DocumentReference/{doc}"}},"role":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}]}}}}]"#
             );
         } else {
             let _ = write!(
                 buf,
-                r#","entity":[{{"what":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}},{{"what":{{"reference":"DocumentReference/{doc}"}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}}}]"#,
-                patient.fnr
+                r#","entity":[{{"what":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{patient_fnr}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}},{{"what":{{"reference":"DocumentReference/{doc}"}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}}}]"#
             );
         }
     }
     buf.push('}');
+    event_id
 }

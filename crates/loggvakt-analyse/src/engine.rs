@@ -1,0 +1,475 @@
+//! Runs the queries and detectors on DataFusion: registers the journal's Parquet segments
+//! (Hive partitions `tenant`, `date`) and the current context snapshot, builds the views of
+//! `queries/`, runs every detector, and collects what the review queues are made from.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, IntervalMonthDayNanoArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{IntervalMonthDayNano, IntervalUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::detector::{Detector, SqlFile};
+use crate::settings::Settings;
+use crate::AnalyseError;
+
+/// The review period: whole UTC days, `to` included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+}
+
+impl Period {
+    /// The values `${from}`, `${to}` (exclusive instant), `${from_date}` and `${to_date}`
+    /// (inclusive partition dates) that SQL files may use.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        let end = self.to + chrono::Duration::days(1);
+        BTreeMap::from([
+            ("from".to_owned(), format!("{}T00:00:00Z", self.from)),
+            ("to".to_owned(), format!("{end}T00:00:00Z")),
+            ("from_date".to_owned(), self.from.to_string()),
+            ("to_date".to_owned(), self.to.to_string()),
+        ])
+    }
+}
+
+/// One access, as the views describe it (only flagged and sampled ones are collected).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AccessRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub source_system: String,
+    /// UTC microseconds.
+    pub occurred_at: i64,
+    pub tenant: String,
+    pub accessor_id: Option<String>,
+    pub accessor_hpr: Option<String>,
+    pub accessor_name: Option<String>,
+    pub unit_id: Option<String>,
+    pub unit_name: Option<String>,
+    pub role_code: Option<String>,
+    pub patient_id: Option<String>,
+    pub action: String,
+    pub basis: String,
+    pub purpose_code: Option<String>,
+    pub explained: bool,
+    pub explained_by: Option<String>,
+}
+
+/// One detector hit: which access, how strong, and the evidence columns by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    pub detector: usize,
+    pub seq: i64,
+    pub strength: f64,
+    pub evidence: BTreeMap<String, String>,
+}
+
+/// Accesses and how many of them care evidence explains, per organisation and unit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Coverage {
+    pub tenant: String,
+    pub unit_id: Option<String>,
+    pub unit_name: Option<String>,
+    pub accesses: u64,
+    pub explained: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Daily {
+    pub tenant: String,
+    pub date: String,
+    pub accesses: u64,
+    pub explained: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DetectorRun {
+    pub id: String,
+    pub flags: usize,
+    pub millis: u128,
+}
+
+/// Everything one analysis produced, before ranking.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub period: Period,
+    pub detectors: Vec<Detector>,
+    pub runs: Vec<DetectorRun>,
+    pub flags: Vec<Flag>,
+    /// Flagged and sampled accesses by seq.
+    pub accesses: HashMap<i64, AccessRow>,
+    /// For each flagged patient, the organisations with care evidence for them.
+    pub care_orgs: HashMap<String, Vec<String>>,
+    pub coverage: Vec<Coverage>,
+    pub daily: Vec<Daily>,
+    /// Unflagged accesses drawn for quality control, by tenant.
+    pub samples: BTreeMap<String, Vec<i64>>,
+    /// Event ids of accesses to a patient that nothing explained, by tenant.
+    pub unexplained: BTreeMap<String, Vec<String>>,
+    pub context_version: u32,
+    pub total_accesses: u64,
+    /// Legal entities' names from the context, by orgnr.
+    pub org_names: BTreeMap<String, String>,
+}
+
+/// What the engine is doing, for a progress display.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    Preparing(&'a str),
+    Detector { index: usize, of: usize, id: &'a str },
+    DetectorDone { id: &'a str, flags: usize },
+}
+
+/// Where and what to analyse.
+pub struct Job<'a> {
+    pub store: &'a Path,
+    pub period: Period,
+    /// Only this organisation's accesses (the tenant); `None` for all.
+    pub org: Option<&'a str>,
+    pub detectors: Vec<Detector>,
+    pub queries: Vec<SqlFile>,
+    /// `param=value` or `detector.param=value` overrides.
+    pub params: BTreeMap<String, String>,
+    pub settings: &'a Settings,
+}
+
+/// Runs the analysis (DataFusion on a runtime of its own; blocking).
+pub fn analyse(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| AnalyseError::io(job.store, e))?;
+    runtime.block_on(analyse_async(job, progress))
+}
+
+fn df(context: &str, e: datafusion::error::DataFusionError) -> AnalyseError {
+    AnalyseError::Query { context: context.to_owned(), reason: e.to_string() }
+}
+
+/// Registers the store's segments as `events`, and the current context snapshot's tables.
+pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<u32, AnalyseError> {
+    let data = store.join("data");
+    if !data.is_dir() {
+        return Err(AnalyseError::NoEvents(store.to_owned()));
+    }
+    let options = ParquetReadOptions {
+        table_partition_cols: vec![("tenant".into(), DataType::Utf8), ("date".into(), DataType::Utf8)],
+        ..Default::default()
+    };
+    let url = format!("{}/", data.canonicalize().map_err(|e| AnalyseError::io(&data, e))?.display());
+    ctx.register_parquet("events", &url, options).await.map_err(|e| df("registering the journal's segments", e))?;
+    let snapshot = loggvakt_context::current_snapshot(store)?.ok_or_else(|| AnalyseError::NoContext(store.to_owned()))?;
+    for (table, _) in loggvakt_context::TABLES {
+        let path = snapshot.dir.join(format!("{table}.parquet"));
+        ctx.register_parquet(*table, &path.display().to_string(), ParquetReadOptions::default()).await.map_err(|e| df(&format!("registering context table {table}"), e))?;
+    }
+    Ok(snapshot.version)
+}
+
+async fn collect(ctx: &SessionContext, sql: &str, context: &str) -> Result<Vec<RecordBatch>, AnalyseError> {
+    ctx.sql(sql).await.map_err(|e| df(context, e))?.collect().await.map_err(|e| df(context, e))
+}
+
+/// Per-organisation settings as a table, so SQL can join each access to its own windows.
+fn settings_table(settings: &Settings, tenants: &[String]) -> Result<MemTable, AnalyseError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("orgnr", DataType::Utf8, false),
+        Field::new("window_before_days", DataType::Int64, false),
+        Field::new("window_after_days", DataType::Int64, false),
+        Field::new("window_before", DataType::Interval(IntervalUnit::MonthDayNano), false),
+        Field::new("window_after", DataType::Interval(IntervalUnit::MonthDayNano), false),
+    ]));
+    let days = |d: i64| IntervalMonthDayNano::new(0, d.clamp(0, i32::MAX as i64) as i32, 0);
+    let resolved: Vec<_> = tenants.iter().map(|t| settings.for_org(t)).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(tenants.iter())),
+        Arc::new(Int64Array::from_iter_values(resolved.iter().map(|s| s.window_before_days))),
+        Arc::new(Int64Array::from_iter_values(resolved.iter().map(|s| s.window_after_days))),
+        Arc::new(IntervalMonthDayNanoArray::from_iter_values(resolved.iter().map(|s| days(s.window_before_days)))),
+        Arc::new(IntervalMonthDayNanoArray::from_iter_values(resolved.iter().map(|s| days(s.window_after_days)))),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| AnalyseError::Query { context: "settings table".into(), reason: e.to_string() })?;
+    MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| df("settings table", e))
+}
+
+/// Column access by name over collected batches, text for anything displayable.
+struct Rows<'a> {
+    batch: &'a RecordBatch,
+    formatters: Vec<(String, ArrayFormatter<'a>)>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(batch: &'a RecordBatch, options: &'a FormatOptions<'a>) -> Result<Self, AnalyseError> {
+        let mut formatters = Vec::new();
+        for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+            let f = ArrayFormatter::try_new(column.as_ref(), options).map_err(|e| AnalyseError::Query { context: "reading results".into(), reason: e.to_string() })?;
+            formatters.push((field.name().clone(), f));
+        }
+        Ok(Rows { batch, formatters })
+    }
+    fn text(&self, name: &str, row: usize) -> Option<String> {
+        let column = self.batch.column_by_name(name)?;
+        if column.is_null(row) {
+            return None;
+        }
+        self.formatters.iter().find(|(n, _)| n == name).map(|(_, f)| f.value(row).to_string())
+    }
+    fn int(&self, name: &str, row: usize) -> Option<i64> {
+        let column = self.batch.column_by_name(name)?;
+        let ints = column.as_any().downcast_ref::<Int64Array>()?;
+        (!ints.is_null(row)).then(|| ints.value(row))
+    }
+    fn float(&self, name: &str, row: usize) -> Option<f64> {
+        let column = self.batch.column_by_name(name)?;
+        if let Some(f) = column.as_any().downcast_ref::<Float64Array>() {
+            return (!f.is_null(row)).then(|| f.value(row));
+        }
+        self.int(name, row).map(|i| i as f64)
+    }
+    fn micros(&self, name: &str, row: usize) -> Option<i64> {
+        let column = self.batch.column_by_name(name)?;
+        let t = column.as_any().downcast_ref::<TimestampMicrosecondArray>()?;
+        (!t.is_null(row)).then(|| t.value(row))
+    }
+    fn flag(&self, name: &str, row: usize) -> bool {
+        self.text(name, row).is_some_and(|t| t == "true")
+    }
+}
+
+fn access_row(rows: &Rows<'_>, row: usize) -> Option<AccessRow> {
+    Some(AccessRow {
+        seq: rows.int("seq", row)?,
+        event_id: rows.text("event_id", row)?,
+        source_system: rows.text("source_system", row).unwrap_or_default(),
+        occurred_at: rows.micros("occurred_at", row)?,
+        tenant: rows.text("tenant", row)?,
+        accessor_id: rows.text("accessor_id", row),
+        accessor_hpr: rows.text("accessor_hpr", row),
+        accessor_name: rows.text("accessor_name", row),
+        unit_id: rows.text("unit_id", row),
+        unit_name: rows.text("unit_name", row),
+        role_code: rows.text("role_code", row),
+        patient_id: rows.text("patient_id", row),
+        action: rows.text("action", row).unwrap_or_default(),
+        basis: rows.text("basis", row).unwrap_or_default(),
+        purpose_code: rows.text("purpose_code", row),
+        explained: rows.flag("explained", row),
+        explained_by: rows.text("explained_by", row),
+    })
+}
+
+const FLAG_COLUMNS: &[&str] = &["seq", "strength"];
+
+async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
+    let config = SessionConfig::new().with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    progress(Progress::Preparing("registering the journal and the context"));
+    let context_version = register_store(&ctx, job.store).await?;
+
+    let mut common = job.period.values();
+    common.insert("org_filter".into(), match job.org {
+        Some(org) => format!("e.tenant = '{}'", org.replace('\'', "''")),
+        None => "TRUE".into(),
+    });
+    let tenants_sql = format!(
+        "SELECT DISTINCT tenant FROM events WHERE date >= '{}' AND date <= '{}' ORDER BY tenant",
+        job.period.from, job.period.to
+    );
+    let mut tenants = Vec::new();
+    for batch in collect(&ctx, &tenants_sql, "listing organisations").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        tenants.extend((0..batch.num_rows()).filter_map(|r| rows.text("tenant", r)));
+    }
+    ctx.register_table("org_settings", Arc::new(settings_table(job.settings, &tenants)?)).map_err(|e| df("org_settings", e))?;
+
+    for query in &job.queries {
+        let Some(view) = query.header.get("view") else { continue };
+        progress(Progress::Preparing(view));
+        let sql = query.render(&job.params, &common)?;
+        let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
+        if query.header.get("materialize").map(String::as_str) == Some("true") {
+            // Computed once, held in memory: every detector reads it.
+            let cached = frame.cache().await.map_err(|e| df(&query.origin, e))?;
+            ctx.register_table(view.as_str(), cached.into_view()).map_err(|e| df(&query.origin, e))?;
+        } else {
+            ctx.register_table(view.as_str(), frame.into_view()).map_err(|e| df(&query.origin, e))?;
+        }
+    }
+
+    let mut flags = Vec::new();
+    let mut runs = Vec::new();
+    for (index, detector) in job.detectors.iter().enumerate() {
+        progress(Progress::Detector { index, of: job.detectors.len(), id: &detector.id });
+        let started = Instant::now();
+        let mut overrides = BTreeMap::new();
+        for (key, value) in &job.params {
+            match key.split_once('.') {
+                Some((id, name)) if id == detector.id => {
+                    overrides.insert(name.to_owned(), value.clone());
+                }
+                None => {
+                    overrides.insert(key.clone(), value.clone());
+                }
+                _ => {}
+            }
+        }
+        let sql = detector.file.render(&overrides, &common)?;
+        let batches = collect(&ctx, &sql, &detector.file.origin).await?;
+        let mut count = 0;
+        for batch in &batches {
+            if batch.column_by_name("seq").is_none() || batch.column_by_name("strength").is_none() {
+                return Err(AnalyseError::Query { context: detector.file.origin.clone(), reason: "a detector must return the columns seq and strength".into() });
+            }
+            let options = FormatOptions::default();
+            let rows = Rows::new(batch, &options)?;
+            for row in 0..batch.num_rows() {
+                let (Some(seq), Some(strength)) = (rows.int("seq", row), rows.float("strength", row)) else { continue };
+                if strength <= 0.0 {
+                    continue;
+                }
+                let evidence = rows
+                    .formatters
+                    .iter()
+                    .filter(|(name, _)| !FLAG_COLUMNS.contains(&name.as_str()))
+                    .filter_map(|(name, _)| rows.text(name, row).map(|v| (name.clone(), v)))
+                    .collect();
+                flags.push(Flag { detector: index, seq, strength: strength.min(1.0), evidence });
+                count += 1;
+            }
+        }
+        progress(Progress::DetectorDone { id: &detector.id, flags: count });
+        runs.push(DetectorRun { id: detector.id.clone(), flags: count, millis: started.elapsed().as_millis() });
+    }
+
+    progress(Progress::Preparing("collecting flagged accesses and coverage"));
+    let flagged: HashSet<i64> = flags.iter().map(|f| f.seq).collect();
+    let mut accesses = HashMap::new();
+    let seq_schema = Arc::new(Schema::new(vec![Field::new("seq", DataType::Int64, false)]));
+    let seq_batch = RecordBatch::try_new(seq_schema.clone(), vec![Arc::new(Int64Array::from_iter_values(flagged.iter().copied()))])
+        .map_err(|e| AnalyseError::Query { context: "flagged".into(), reason: e.to_string() })?;
+    ctx.register_table("flagged", Arc::new(MemTable::try_new(seq_schema, vec![vec![seq_batch]]).map_err(|e| df("flagged", e))?)).map_err(|e| df("flagged", e))?;
+    let row_sql = "SELECT a.* FROM access_explained a JOIN flagged f ON f.seq = a.seq";
+    for batch in collect(&ctx, row_sql, "collecting flagged accesses").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            if let Some(a) = access_row(&rows, r) {
+                accesses.insert(a.seq, a);
+            }
+        }
+    }
+    // Quality control: a pseudo-random (but repeatable) draw of unflagged accesses.
+    let mut samples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let sample_sql = "SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY (a.seq * 2654435761) % 1000003) AS draw \
+        FROM access_explained a LEFT JOIN flagged f ON f.seq = a.seq WHERE f.seq IS NULL AND a.patient_id IS NOT NULL";
+    let sample_sql = format!("SELECT * FROM ({sample_sql}) WHERE draw <= {}", job.settings.max_qc_sample());
+    for batch in collect(&ctx, &sample_sql, "drawing the quality-control sample").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            if let Some(a) = access_row(&rows, r) {
+                let take = job.settings.for_org(&a.tenant).qc_sample;
+                let list = samples.entry(a.tenant.clone()).or_default();
+                if list.len() < take {
+                    list.push(a.seq);
+                    accesses.insert(a.seq, a);
+                }
+            }
+        }
+    }
+    for list in samples.values_mut() {
+        list.sort_unstable();
+    }
+
+    let mut coverage = Vec::new();
+    let mut total_accesses = 0;
+    let coverage_sql = "SELECT tenant, unit_id, MAX(unit_name) AS unit_name, COUNT(*) AS accesses, \
+        SUM(CASE WHEN explained THEN 1 ELSE 0 END) AS explained FROM access_explained WHERE patient_id IS NOT NULL \
+        GROUP BY tenant, unit_id ORDER BY tenant, unit_id";
+    for batch in collect(&ctx, coverage_sql, "explained share").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            let c = Coverage {
+                tenant: rows.text("tenant", r).unwrap_or_default(),
+                unit_id: rows.text("unit_id", r),
+                unit_name: rows.text("unit_name", r),
+                accesses: rows.int("accesses", r).unwrap_or(0) as u64,
+                explained: rows.int("explained", r).unwrap_or(0) as u64,
+            };
+            total_accesses += c.accesses;
+            coverage.push(c);
+        }
+    }
+    let mut daily = Vec::new();
+    let daily_sql = "SELECT tenant, CAST(CAST(occurred_at AS DATE) AS VARCHAR) AS day, COUNT(*) AS accesses, \
+        SUM(CASE WHEN explained THEN 1 ELSE 0 END) AS explained FROM access_explained WHERE patient_id IS NOT NULL \
+        GROUP BY 1, 2 ORDER BY 1, 2";
+    for batch in collect(&ctx, daily_sql, "accesses per day").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            daily.push(Daily {
+                tenant: rows.text("tenant", r).unwrap_or_default(),
+                date: rows.text("day", r).unwrap_or_default(),
+                accesses: rows.int("accesses", r).unwrap_or(0) as u64,
+                explained: rows.int("explained", r).unwrap_or(0) as u64,
+            });
+        }
+    }
+    let mut unexplained: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let unexplained_sql = "SELECT tenant, event_id FROM access_explained WHERE patient_id IS NOT NULL AND NOT explained ORDER BY tenant, event_id";
+    for batch in collect(&ctx, unexplained_sql, "unexplained accesses").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            if let (Some(t), Some(id)) = (rows.text("tenant", r), rows.text("event_id", r)) {
+                unexplained.entry(t).or_default().push(id);
+            }
+        }
+    }
+    // Where each flagged patient is in care, for the linked notices.
+    let mut care_orgs: HashMap<String, Vec<String>> = HashMap::new();
+    let care_sql = "SELECT DISTINCT c.patient_id, c.orgnr FROM care c JOIN (SELECT DISTINCT a.patient_id FROM access_explained a JOIN flagged f ON f.seq = a.seq) p \
+        ON p.patient_id = c.patient_id WHERE c.orgnr IS NOT NULL ORDER BY 1, 2";
+    for batch in collect(&ctx, care_sql, "patients' care organisations").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            if let (Some(p), Some(o)) = (rows.text("patient_id", r), rows.text("orgnr", r)) {
+                care_orgs.entry(p).or_default().push(o);
+            }
+        }
+    }
+    let mut org_names = BTreeMap::new();
+    let names_sql = "SELECT orgnr, MIN(name) AS name FROM organization WHERE resh IS NULL AND orgnr IS NOT NULL AND name IS NOT NULL GROUP BY orgnr";
+    for batch in collect(&ctx, names_sql, "organisation names").await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            if let (Some(o), Some(n)) = (rows.text("orgnr", r), rows.text("name", r)) {
+                org_names.insert(o, n);
+            }
+        }
+    }
+    Ok(Analysis {
+        org_names,
+        period: job.period,
+        detectors: job.detectors,
+        runs,
+        flags,
+        accesses,
+        care_orgs,
+        coverage,
+        daily,
+        samples,
+        unexplained,
+        context_version,
+        total_accesses,
+    })
+}

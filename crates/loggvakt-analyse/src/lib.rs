@@ -1,0 +1,47 @@
+//! # loggvakt-analyse
+//!
+//! Owns the snooping analysis: detectors as SQL files (`detectors/`, header + query) and
+//! shared views (`queries/`) run by Apache DataFusion over the journal's Parquet segments
+//! and the context snapshot; the explanation of accesses by care evidence; the grouping of
+//! flags into cases, their ranking and the per-organisation review queues; the reports
+//! (JSON, CSV, HTML); and the evaluation against ground-truth labels.
+//!
+//! Must not: write the journal (a review run is logged by the caller through the journal's
+//! own append API), print to the terminal, or put two organisations' data in one output.
+//! Detector logic lives in SQL, not here: adding a detector is adding a file.
+
+pub mod detector;
+pub mod engine;
+pub mod eval;
+pub mod queue;
+pub mod report;
+pub mod settings;
+
+pub use detector::{load_detectors, load_sql, Detector, SqlFile};
+pub use engine::{analyse, Analysis, Job, Period, Progress};
+pub use queue::{build_queues, Notice, Queue};
+pub use settings::Settings;
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyseError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{origin}{}: {reason}", if *line > 0 { format!(" line {line}") } else { String::new() })]
+    Definition { origin: String, line: usize, reason: String },
+    #[error("{context}: {reason}")]
+    Query { context: String, reason: String },
+    #[error("{} has no sealed events (no data/ directory); ingest some first", .0.display())]
+    NoEvents(PathBuf),
+    #[error("{} has no context; import population, staff and care evidence first with 'loggvakt context import --store {} FILES'", .0.display(), .0.display())]
+    NoContext(PathBuf),
+    #[error(transparent)]
+    Context(#[from] loggvakt_context::ContextError),
+}
+
+impl AnalyseError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        AnalyseError::Io { path: path.to_owned(), source }
+    }
+}

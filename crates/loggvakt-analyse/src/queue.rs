@@ -1,0 +1,320 @@
+//! From flags to review queues: group one accessor's flagged accesses into a case, score
+//! it, rank the cases of each organisation, and cut the queue at the reviewers' capacity.
+//!
+//! A flag weighs `severity × strength`, times a care factor: 0.15 when care evidence
+//! explains the access and the detector is excused by care; 1.5 when nothing explains it and
+//! no care relationship could excuse it (own record, family, ex-partner, protected
+//! address); 1 otherwise. Within a case each detector counts with its heaviest flag, raised
+//! by repetition (`1 + ¼·ln n` for n flagged accesses), and the detectors add up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::engine::{AccessRow, Analysis, Coverage, Daily, Flag};
+use crate::settings::{OrgSettings, Settings};
+
+/// One flagged access in a case, with every reason it was flagged.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseAccess {
+    /// The AuditEvent `id` the source gave the event.
+    pub event_id: String,
+    pub source_system: String,
+    pub seq: i64,
+    pub occurred_at: String,
+    pub patient_id: Option<String>,
+    pub action: String,
+    pub basis: String,
+    pub purpose_code: Option<String>,
+    pub unit_name: Option<String>,
+    pub explained: bool,
+    pub explained_by: Option<String>,
+    pub detectors: Vec<String>,
+    pub reasons_nb: Vec<String>,
+    pub reasons_en: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Accessor {
+    pub person_id: Option<String>,
+    pub hpr: Option<String>,
+    pub name: Option<String>,
+    pub unit_name: Option<String>,
+    pub role_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectorHit {
+    pub id: String,
+    pub title_nb: String,
+    pub title_en: String,
+    pub severity: u8,
+    pub accesses: usize,
+    pub weight: f64,
+}
+
+/// One accessor's flagged accesses in the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    pub case_id: String,
+    pub rank: usize,
+    pub score: f64,
+    pub accessor: Accessor,
+    pub patients: usize,
+    pub detectors: Vec<DetectorHit>,
+    pub accesses: Vec<CaseAccess>,
+}
+
+/// Per-detector figures for one organisation.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectorStat {
+    pub id: String,
+    pub title_nb: String,
+    pub title_en: String,
+    pub flagged_accesses: usize,
+    pub flagged_explained: usize,
+    pub in_queued_cases: usize,
+}
+
+/// A note to an organisation whose patient was in another organisation's case.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    pub to_orgnr: String,
+    pub from_orgnr: String,
+    pub case_id: String,
+    pub patient_id: String,
+    pub event_ids: Vec<String>,
+    pub detectors: Vec<String>,
+}
+
+/// One organisation's review queue and the figures around it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Queue {
+    pub orgnr: String,
+    pub org_name: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub settings: OrgSettings,
+    pub cases: Vec<Case>,
+    /// Cases above the threshold that did not fit the capacity.
+    pub cases_over_capacity: usize,
+    /// Cases below the threshold: flagged, but weak.
+    pub cases_below_threshold: usize,
+    pub quality_sample: Vec<CaseAccess>,
+    pub coverage: Vec<Coverage>,
+    pub daily: Vec<Daily>,
+    pub detectors: Vec<DetectorStat>,
+    pub accesses: u64,
+    pub explained: u64,
+}
+
+fn time_text(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
+}
+
+/// Fills `{name}` from the evidence and the access; an unknown name shows as "–".
+fn render(template: &str, flag: &Flag, access: &AccessRow) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = &after[..end];
+        let value = flag.evidence.get(name).cloned().or_else(|| match name {
+            "accessor" => access.accessor_name.clone().or_else(|| access.accessor_hpr.clone()),
+            "patient" => access.patient_id.clone(),
+            "time" => Some(time_text(access.occurred_at)),
+            "unit" => access.unit_name.clone(),
+            "strength" => Some(format!("{:.2}", flag.strength)),
+            _ => None,
+        });
+        out.push_str(value.as_deref().unwrap_or("–"));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn weight(analysis: &Analysis, flag: &Flag, access: &AccessRow) -> f64 {
+    let d = &analysis.detectors[flag.detector];
+    let care = match (access.explained, d.excused_by_care) {
+        (true, true) => 0.15,
+        (false, false) => 1.5,
+        _ => 1.0,
+    };
+    d.severity as f64 * flag.strength * care
+}
+
+fn accessor_key(a: &AccessRow) -> String {
+    a.accessor_id.clone().or_else(|| a.accessor_hpr.as_ref().map(|h| format!("hpr:{h}"))).or_else(|| a.accessor_name.as_ref().map(|n| format!("name:{n}"))).unwrap_or_else(|| "unknown".into())
+}
+
+fn case_access(analysis: &Analysis, access: &AccessRow, flags: &[&Flag]) -> CaseAccess {
+    let mut detectors = Vec::new();
+    let mut reasons_nb = Vec::new();
+    let mut reasons_en = Vec::new();
+    for f in flags {
+        let d = &analysis.detectors[f.detector];
+        detectors.push(d.id.clone());
+        reasons_nb.push(render(&d.explain_nb, f, access));
+        reasons_en.push(render(&d.explain_en, f, access));
+    }
+    CaseAccess {
+        event_id: access.event_id.clone(),
+        source_system: access.source_system.clone(),
+        seq: access.seq,
+        occurred_at: time_text(access.occurred_at),
+        patient_id: access.patient_id.clone(),
+        action: access.action.clone(),
+        basis: access.basis.clone(),
+        purpose_code: access.purpose_code.clone(),
+        unit_name: access.unit_name.clone(),
+        explained: access.explained,
+        explained_by: access.explained_by.clone(),
+        detectors,
+        reasons_nb,
+        reasons_en,
+    }
+}
+
+/// Builds every organisation's queue (or only `org`'s) and the notices to patients' care
+/// organisations. Queues never hold another organisation's accesses.
+pub fn build_queues(analysis: &Analysis, settings: &Settings) -> (Vec<Queue>, Vec<Notice>) {
+    // tenant → accessor → seq → flags
+    let mut grouped: BTreeMap<&str, BTreeMap<String, BTreeMap<i64, Vec<&Flag>>>> = BTreeMap::new();
+    for flag in &analysis.flags {
+        let Some(access) = analysis.accesses.get(&flag.seq) else { continue };
+        grouped.entry(access.tenant.as_str()).or_default().entry(accessor_key(access)).or_default().entry(flag.seq).or_default().push(flag);
+    }
+    let tenants: BTreeSet<&str> = analysis.coverage.iter().map(|c| c.tenant.as_str()).chain(grouped.keys().copied()).collect();
+    let mut queues = Vec::new();
+    let mut notices = Vec::new();
+    for tenant in tenants {
+        let org_settings = settings.for_org(tenant);
+        let mut cases = Vec::new();
+        for (key, by_seq) in grouped.get(tenant).into_iter().flatten() {
+            let mut per_detector: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+            let mut accesses = Vec::new();
+            let mut patients = BTreeSet::new();
+            let mut first: Option<&AccessRow> = None;
+            for (seq, flags) in by_seq {
+                let Some(access) = analysis.accesses.get(seq) else { continue };
+                first.get_or_insert(access);
+                patients.extend(access.patient_id.clone());
+                for f in flags {
+                    let w = weight(analysis, f, access);
+                    let entry = per_detector.entry(f.detector).or_insert((0.0, 0));
+                    entry.0 = entry.0.max(w);
+                    entry.1 += 1;
+                }
+                accesses.push(case_access(analysis, access, flags));
+            }
+            let Some(first) = first else { continue };
+            let score: f64 = per_detector.values().map(|(w, n)| w * (1.0 + 0.25 * (*n as f64).ln())).sum();
+            let mut detectors: Vec<DetectorHit> = per_detector
+                .iter()
+                .map(|(&d, &(w, n))| {
+                    let det = &analysis.detectors[d];
+                    DetectorHit { id: det.id.clone(), title_nb: det.title_nb.clone(), title_en: det.title_en.clone(), severity: det.severity, accesses: n, weight: w }
+                })
+                .collect();
+            detectors.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+            accesses.sort_by(|a, b| a.occurred_at.cmp(&b.occurred_at));
+            let case_id = format!("LV-{}-{}", analysis.period.from.format("%Y%m%d"), &blake3::hash(format!("{tenant}|{key}").as_bytes()).to_hex()[..8]);
+            cases.push(Case {
+                case_id,
+                rank: 0,
+                score: (score * 100.0).round() / 100.0,
+                accessor: Accessor {
+                    person_id: first.accessor_id.clone(),
+                    hpr: first.accessor_hpr.clone(),
+                    name: first.accessor_name.clone(),
+                    unit_name: first.unit_name.clone(),
+                    role_code: first.role_code.clone(),
+                },
+                patients: patients.len(),
+                detectors,
+                accesses,
+            });
+        }
+        cases.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.case_id.cmp(&b.case_id)));
+        let below = cases.iter().filter(|c| c.score < org_settings.min_score).count();
+        cases.retain(|c| c.score >= org_settings.min_score);
+        let over = cases.len().saturating_sub(org_settings.capacity);
+        cases.truncate(org_settings.capacity);
+        for (i, c) in cases.iter_mut().enumerate() {
+            c.rank = i + 1;
+        }
+        // Linked notices: the patient's care organisation, when it is not the employer.
+        for case in &cases {
+            let mut by_patient: BTreeMap<&str, (Vec<String>, BTreeSet<String>)> = BTreeMap::new();
+            for a in &case.accesses {
+                if let Some(p) = &a.patient_id {
+                    let entry = by_patient.entry(p).or_default();
+                    entry.0.push(a.event_id.clone());
+                    entry.1.extend(a.detectors.iter().cloned());
+                }
+            }
+            for (patient, (event_ids, detectors)) in by_patient {
+                let orgs: BTreeSet<&String> = analysis.care_orgs.get(patient).into_iter().flatten().filter(|o| o.as_str() != tenant).collect();
+                for to in orgs {
+                    notices.push(Notice {
+                        to_orgnr: to.clone(),
+                        from_orgnr: tenant.to_owned(),
+                        case_id: case.case_id.clone(),
+                        patient_id: patient.to_owned(),
+                        event_ids: event_ids.clone(),
+                        detectors: detectors.iter().cloned().collect(),
+                    });
+                }
+            }
+        }
+        let quality_sample = analysis
+            .samples
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .filter_map(|seq| analysis.accesses.get(seq))
+            .map(|a| case_access(analysis, a, &[]))
+            .collect();
+        let queued: BTreeSet<&str> = cases.iter().flat_map(|c| c.accesses.iter().map(|a| a.event_id.as_str())).collect();
+        let detectors = analysis
+            .detectors
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mine: Vec<&AccessRow> = analysis.flags.iter().filter(|f| f.detector == i).filter_map(|f| analysis.accesses.get(&f.seq)).filter(|a| a.tenant == tenant).collect();
+                DetectorStat {
+                    id: d.id.clone(),
+                    title_nb: d.title_nb.clone(),
+                    title_en: d.title_en.clone(),
+                    flagged_accesses: mine.len(),
+                    flagged_explained: mine.iter().filter(|a| a.explained).count(),
+                    in_queued_cases: mine.iter().filter(|a| queued.contains(a.event_id.as_str())).count(),
+                }
+            })
+            .collect();
+        let coverage: Vec<Coverage> = analysis.coverage.iter().filter(|c| c.tenant == tenant).cloned().collect();
+        queues.push(Queue {
+            orgnr: tenant.to_owned(),
+            org_name: analysis.org_names.get(tenant).cloned(),
+            from: analysis.period.from.to_string(),
+            to: analysis.period.to.to_string(),
+            settings: org_settings,
+            cases,
+            cases_over_capacity: over,
+            cases_below_threshold: below,
+            quality_sample,
+            accesses: coverage.iter().map(|c| c.accesses).sum(),
+            explained: coverage.iter().map(|c| c.explained).sum(),
+            coverage,
+            daily: analysis.daily.iter().filter(|d| d.tenant == tenant).cloned().collect(),
+            detectors,
+        });
+    }
+    (queues, notices)
+}

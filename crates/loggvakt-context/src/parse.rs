@@ -1,0 +1,516 @@
+//! FHIR R4 context resources reduced to what the tables need, and the second pass that
+//! resolves references between them into table rows.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use loggvakt_model::ids::{validate_orgnr, validate_person_id_as, IdSystem};
+
+use crate::normalise::{address_keys, name_key};
+use crate::tables::{Cell, TableBuilder};
+
+/// The resource types an import accepts.
+pub const SUPPORTED: &[&str] = &["Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "Encounter", "EpisodeOfCare", "Appointment"];
+
+#[derive(Debug, Default, Clone)]
+struct Ids {
+    person: Option<String>,
+    hpr: Option<String>,
+    orgnr: Option<String>,
+    resh: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Address {
+    text: String,
+    street: Option<String>,
+    building: Option<String>,
+    dwelling: Option<String>,
+    house_number: Option<i64>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// One resource, reduced. References are kept as `Type/id` keys until resolution.
+#[derive(Debug, Clone)]
+enum Parsed {
+    Organization { key: String, ids: Ids, name: Option<String>, part_of: Option<String> },
+    Patient { key: String, ids: Ids, family: Option<String>, given: Option<String>, protected: bool, deceased: bool, addresses: Vec<Address> },
+    RelatedPerson { key: String, patient: Option<String>, related: Ids, codes: Vec<String>, from: Option<i64>, to: Option<i64> },
+    Practitioner { key: String, ids: Ids, family: Option<String>, given: Option<String>, addresses: Vec<Address> },
+    PractitionerRole { key: String, practitioner: Option<String>, ids: Ids, organization: Option<String>, role: Option<String>, from: Option<i64>, to: Option<i64> },
+    Care { key: String, kind: &'static str, patient: Option<String>, patient_ids: Ids, organization: Option<String>, participants: Vec<String>, from: Option<i64>, to: Option<i64> },
+}
+
+/// A problem with one resource: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceProblem {
+    pub resource: String,
+    pub path: String,
+    pub reason: String,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn reference(v: Option<&Value>) -> Option<String> {
+    let text = v?.get("reference")?.as_str()?;
+    let text = text.split("/_history/").next().unwrap_or(text);
+    let mut parts = text.rsplit('/');
+    let id = parts.next()?;
+    let resource_type = parts.next()?;
+    Some(format!("{resource_type}/{id}"))
+}
+
+/// FHIR date or dateTime → UTC microseconds; a date is its midnight UTC, a partial date
+/// its first day.
+pub(crate) fn instant(text: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_micros());
+    }
+    let padded = match text.len() {
+        4 => format!("{text}-01-01"),
+        7 => format!("{text}-01"),
+        _ => text.to_owned(),
+    };
+    chrono::NaiveDate::parse_from_str(&padded, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc().timestamp_micros())
+}
+
+fn period(v: Option<&Value>) -> (Option<i64>, Option<i64>) {
+    let Some(p) = v else { return (None, None) };
+    (p.get("start").and_then(Value::as_str).and_then(instant), p.get("end").and_then(Value::as_str).and_then(instant))
+}
+
+fn identifiers(v: &Value, path: &str, key: &str, problems: &mut Vec<ResourceProblem>) -> Ids {
+    let mut ids = Ids::default();
+    let list: Vec<&Value> = match v.get("identifier") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(single @ Value::Object(_)) => vec![single],
+        _ => Vec::new(),
+    };
+    for (i, identifier) in list.into_iter().enumerate() {
+        let (Some(system), Some(value)) = (identifier.get("system").and_then(Value::as_str), identifier.get("value").and_then(Value::as_str)) else { continue };
+        match IdSystem::from_fhir_system(system) {
+            Some(kind) if kind.is_person() => match validate_person_id_as(value, kind) {
+                Ok(_) => {
+                    ids.person.get_or_insert_with(|| value.to_owned());
+                }
+                Err(e) => problems.push(ResourceProblem { resource: key.to_owned(), path: format!("{path}.identifier[{i}].value"), reason: format!("'{value}': {e}") }),
+            },
+            Some(IdSystem::Hpr) => {
+                ids.hpr.get_or_insert_with(|| value.to_owned());
+            }
+            Some(IdSystem::Orgnr) => match validate_orgnr(value) {
+                Ok(()) => {
+                    ids.orgnr.get_or_insert_with(|| value.to_owned());
+                }
+                Err(e) => problems.push(ResourceProblem { resource: key.to_owned(), path: format!("{path}.identifier[{i}].value"), reason: format!("'{value}': {e}") }),
+            },
+            Some(IdSystem::Resh) => {
+                ids.resh.get_or_insert_with(|| value.to_owned());
+            }
+            _ => {}
+        }
+    }
+    ids
+}
+
+fn human_name(v: &Value) -> (Option<String>, Option<String>) {
+    let Some(names) = v.get("name").and_then(Value::as_array) else { return (None, None) };
+    // The official name when marked, else the first.
+    let name = names.iter().find(|n| n.get("use").and_then(Value::as_str) == Some("official")).or_else(|| names.first());
+    let Some(name) = name else { return (None, None) };
+    let family = text(name, "family");
+    let given = name.get("given").and_then(Value::as_array).map(|g| g.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "));
+    (family, given)
+}
+
+fn addresses(v: &Value) -> Vec<Address> {
+    let Some(list) = v.get("address").and_then(Value::as_array) else { return Vec::new() };
+    list.iter()
+        .map(|a| {
+            let lines: Vec<&str> = a.get("line").and_then(Value::as_array).map(|l| l.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let postcode = a.get("postalCode").and_then(Value::as_str);
+            let city = a.get("city").and_then(Value::as_str);
+            let keys = address_keys(&lines, postcode, city);
+            let (from, mut to) = period(a.get("period"));
+            // An "old" address without an end has ended, date unknown: count it as ended
+            // when it began, so it is never taken for a current one.
+            if a.get("use").and_then(Value::as_str) == Some("old") && to.is_none() {
+                to = Some(from.unwrap_or(0));
+            }
+            let text = [lines.join(", "), [postcode.unwrap_or(""), city.unwrap_or("")].join(" ").trim().to_owned()].join(", ");
+            Address {
+                text,
+                street: keys.as_ref().map(|k| k.street.clone()),
+                building: keys.as_ref().map(|k| k.building.clone()),
+                dwelling: keys.as_ref().map(|k| k.dwelling.clone()),
+                house_number: keys.as_ref().and_then(|k| k.house_number),
+                from,
+                to,
+            }
+        })
+        .collect()
+}
+
+fn has_code(v: Option<&Value>, codes: &[&str]) -> bool {
+    let Some(list) = v.and_then(Value::as_array) else { return false };
+    list.iter().any(|c| c.get("code").and_then(Value::as_str).is_some_and(|code| codes.contains(&code)))
+}
+
+fn codes(v: Option<&Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    let concepts: Vec<&Value> = match v {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(c @ Value::Object(_)) => vec![c],
+        _ => Vec::new(),
+    };
+    for concept in concepts {
+        if let Some(codings) = concept.get("coding").and_then(Value::as_array) {
+            out.extend(codings.iter().filter_map(|c| c.get("code").and_then(Value::as_str)).map(str::to_owned));
+        }
+    }
+    out
+}
+
+/// Reduces one resource; `key` is its `Type/id`.
+fn parse(resource_type: &str, key: String, v: &Value, problems: &mut Vec<ResourceProblem>) -> Option<Parsed> {
+    Some(match resource_type {
+        "Organization" => Parsed::Organization { ids: identifiers(v, resource_type, &key, problems), name: text(v, "name"), part_of: reference(v.get("partOf")), key },
+        "Patient" => {
+            let (family, given) = human_name(v);
+            let protected = has_code(v.get("meta").and_then(|m| m.get("security")), &["R", "V"]);
+            let deceased = v.get("deceasedBoolean").and_then(Value::as_bool).unwrap_or(false) || v.get("deceasedDateTime").is_some();
+            Parsed::Patient { ids: identifiers(v, resource_type, &key, problems), family, given, protected, deceased, addresses: addresses(v), key }
+        }
+        "RelatedPerson" => {
+            let (from, to) = period(v.get("period"));
+            Parsed::RelatedPerson {
+                patient: reference(v.get("patient")),
+                related: identifiers(v, resource_type, &key, problems),
+                codes: codes(v.get("relationship")),
+                from,
+                to,
+                key,
+            }
+        }
+        "Practitioner" => {
+            let (family, given) = human_name(v);
+            Parsed::Practitioner { ids: identifiers(v, resource_type, &key, problems), family, given, addresses: addresses(v), key }
+        }
+        "PractitionerRole" => {
+            let (from, to) = period(v.get("period"));
+            let mut ids = Ids::default();
+            if let Some(p) = v.get("practitioner") {
+                if p.get("identifier").is_some() {
+                    ids = identifiers(p, "PractitionerRole.practitioner", &key, problems);
+                }
+            }
+            Parsed::PractitionerRole { practitioner: reference(v.get("practitioner")), ids, organization: reference(v.get("organization")), role: codes(v.get("code")).into_iter().next(), from, to, key }
+        }
+        "Encounter" | "EpisodeOfCare" | "Appointment" => {
+            let (kind, patient_field, org_field) = match resource_type {
+                "Encounter" => ("encounter", "subject", "serviceProvider"),
+                "EpisodeOfCare" => ("episode_of_care", "patient", "managingOrganization"),
+                _ => ("appointment", "", ""),
+            };
+            let (mut from, mut to) = period(v.get("period"));
+            if resource_type == "Appointment" {
+                from = v.get("start").and_then(Value::as_str).and_then(instant);
+                to = v.get("end").and_then(Value::as_str).and_then(instant);
+            }
+            let mut patient = reference(v.get(patient_field));
+            let patient_ids = v.get(patient_field).and_then(|p| p.get("identifier")).map(|_| identifiers(&v[patient_field], resource_type, &key, problems)).unwrap_or_default();
+            let mut participants = Vec::new();
+            for p in v.get("participant").and_then(Value::as_array).into_iter().flatten() {
+                let actor = reference(p.get("individual")).or_else(|| reference(p.get("actor")));
+                match actor {
+                    Some(a) if a.starts_with("Patient/") => patient = patient.or(Some(a)),
+                    Some(a) => participants.push(a),
+                    None => {}
+                }
+            }
+            participants.extend(reference(v.get("careManager")));
+            for team in v.get("team").and_then(Value::as_array).into_iter().flatten() {
+                participants.extend(reference(Some(team)));
+            }
+            Parsed::Care { kind, patient, patient_ids, organization: reference(v.get(org_field)), participants, from, to, key }
+        }
+        _ => return None,
+    })
+}
+
+/// Relation codes (v3-RoleCode) to the kind detectors use, and the kind seen from the
+/// other person.
+fn relation_kind(code: &str) -> (&'static str, &'static str) {
+    match code {
+        "FMRSPS" => ("former_partner", "former_partner"),
+        "SPS" | "HUSB" | "WIFE" | "DOMPART" | "SIGOTHR" => ("partner", "partner"),
+        "PRN" | "FTH" | "MTH" | "NPRN" | "ADOPTP" | "STPPRN" | "FTHFOST" | "MTHFOST" => ("parent", "child"),
+        "CHILD" | "SON" | "DAU" | "CHLDADOPT" | "CHLDFOST" | "STPCHLD" | "NCHILD" => ("child", "parent"),
+        "SIB" | "BRO" | "SIS" | "NSIB" | "HSIB" | "STPSIB" | "TWIN" => ("sibling", "sibling"),
+        "GRPRN" | "GRNDCHILD" | "AUNT" | "UNCLE" | "COUSN" | "NIECE" | "NEPHEW" | "FAMMEMB" | "EXT" => ("family", "family"),
+        _ => ("other", "other"),
+    }
+}
+
+/// Everything the tables are built from, with reference indexes.
+#[derive(Default)]
+pub(crate) struct Resolver {
+    parsed: Vec<Parsed>,
+    pub problems: Vec<ResourceProblem>,
+}
+
+#[derive(Clone, Default)]
+struct OrgEntry {
+    orgnr: Option<String>,
+    unit: Option<String>,
+}
+
+impl Resolver {
+    pub fn add(&mut self, resource_type: &str, key: String, v: &Value) {
+        if let Some(p) = parse(resource_type, key, v, &mut self.problems) {
+            self.parsed.push(p);
+        }
+    }
+
+    fn missing(&mut self, resource: &str, path: &str, target: &str) {
+        self.problems.push(ResourceProblem {
+            resource: resource.to_owned(),
+            path: path.to_owned(),
+            reason: format!("refers to {target}, which is in neither this import nor an earlier one"),
+        });
+    }
+
+    /// Resolves references and fills the tables (all but `resources`).
+    pub fn build(mut self) -> (Vec<TableBuilder>, Vec<ResourceProblem>) {
+        let mut orgs: HashMap<String, (Ids, Option<String>)> = HashMap::new();
+        let mut patients: HashMap<String, String> = HashMap::new();
+        let mut practitioners: HashMap<String, Ids> = HashMap::new();
+        for p in &self.parsed {
+            match p {
+                Parsed::Organization { key, ids, part_of, .. } => {
+                    orgs.insert(key.clone(), (ids.clone(), part_of.clone()));
+                }
+                Parsed::Patient { key, ids, .. } => {
+                    if let Some(id) = &ids.person {
+                        patients.insert(key.clone(), id.clone());
+                    }
+                }
+                Parsed::Practitioner { key, ids, .. } => {
+                    practitioners.insert(key.clone(), ids.clone());
+                }
+                _ => {}
+            }
+        }
+        // An organisation's legal entity (orgnr) is found by following partOf; its unit is
+        // the nearest RESH id on the way.
+        let resolve_org = |key: &str| -> Option<OrgEntry> {
+            let mut entry = OrgEntry::default();
+            let mut at = key.to_owned();
+            for _ in 0..8 {
+                let (ids, part_of) = orgs.get(&at)?;
+                if entry.unit.is_none() {
+                    entry.unit = ids.resh.clone();
+                }
+                if ids.orgnr.is_some() {
+                    entry.orgnr = ids.orgnr.clone();
+                    return Some(entry);
+                }
+                at = part_of.clone()?;
+            }
+            Some(entry)
+        };
+        let mut roles: HashMap<String, (Ids, OrgEntry)> = HashMap::new();
+        for p in &self.parsed {
+            if let Parsed::PractitionerRole { key, practitioner, ids, organization, .. } = p {
+                let mut person = ids.clone();
+                if let Some(found) = practitioner.as_ref().and_then(|r| practitioners.get(r)) {
+                    person.person = person.person.or_else(|| found.person.clone());
+                    person.hpr = person.hpr.or_else(|| found.hpr.clone());
+                }
+                let org = organization.as_deref().and_then(resolve_org).unwrap_or_default();
+                roles.insert(key.clone(), (person, org));
+            }
+        }
+        let mut tables: HashMap<&'static str, TableBuilder> =
+            ["organization", "person", "person_address", "relation", "practitioner", "employment", "care", "care_participant"].into_iter().map(|t| (t, TableBuilder::new(t))).collect();
+        let mut missing = Vec::new();
+        let parsed = std::mem::take(&mut self.parsed);
+        for p in &parsed {
+            match p {
+                Parsed::Organization { key, ids, name, part_of } => {
+                    let resolved = resolve_org(key).unwrap_or_default();
+                    if let Some(target) = part_of.as_ref().filter(|t| !orgs.contains_key(*t)) {
+                        missing.push((key.clone(), "Organization.partOf", target.clone()));
+                    }
+                    tables.get_mut("organization").map(|t| {
+                        t.push(&[Cell::Text(Some(key)), Cell::Text(resolved.orgnr.as_deref()), Cell::Text(ids.resh.as_deref()), Cell::Text(name.as_deref()), Cell::Text(part_of.as_deref())])
+                    });
+                }
+                Parsed::Patient { key, ids, family, given, protected, deceased, addresses } => {
+                    let Some(person) = &ids.person else {
+                        self.problems.push(ResourceProblem { resource: key.clone(), path: "Patient.identifier".into(), reason: "no fødselsnummer, D-nummer or H-nummer; the patient cannot be matched to accesses".into() });
+                        continue;
+                    };
+                    let family_key = family.as_deref().map(name_key);
+                    if let Some(t) = tables.get_mut("person") {
+                        t.push(&[
+                            Cell::Text(Some(person)),
+                            Cell::Text(Some(key)),
+                            Cell::Text(family.as_deref()),
+                            Cell::Text(given.as_deref()),
+                            Cell::Text(family_key.as_deref()),
+                            Cell::Flag(*protected),
+                            Cell::Flag(*deceased),
+                        ]);
+                    }
+                    push_addresses(&mut tables, person, "Patient", addresses);
+                }
+                Parsed::Practitioner { key, ids, family, given, addresses } => {
+                    if let Some(t) = tables.get_mut("practitioner") {
+                        t.push(&[Cell::Text(Some(key)), Cell::Text(ids.person.as_deref()), Cell::Text(ids.hpr.as_deref()), Cell::Text(family.as_deref()), Cell::Text(given.as_deref())]);
+                    }
+                    if let Some(person) = &ids.person {
+                        push_addresses(&mut tables, person, "Practitioner", addresses);
+                    }
+                }
+                Parsed::RelatedPerson { key, patient, related, codes, from, to } => {
+                    let Some(patient_ref) = patient else {
+                        self.problems.push(ResourceProblem { resource: key.clone(), path: "RelatedPerson.patient".into(), reason: "missing".into() });
+                        continue;
+                    };
+                    let Some(person) = patients.get(patient_ref) else {
+                        missing.push((key.clone(), "RelatedPerson.patient", patient_ref.clone()));
+                        continue;
+                    };
+                    let Some(related_id) = &related.person else {
+                        self.problems.push(ResourceProblem { resource: key.clone(), path: "RelatedPerson.identifier".into(), reason: "no person identifier for the related person".into() });
+                        continue;
+                    };
+                    let code = codes.first().map(String::as_str).unwrap_or("");
+                    let (kind, reverse) = relation_kind(code);
+                    if let Some(t) = tables.get_mut("relation") {
+                        t.push(&[Cell::Text(Some(person)), Cell::Text(Some(related_id)), Cell::Text(Some(code)), Cell::Text(Some(kind)), Cell::Time(*from), Cell::Time(*to)]);
+                        t.push(&[Cell::Text(Some(related_id)), Cell::Text(Some(person)), Cell::Text(Some(code)), Cell::Text(Some(reverse)), Cell::Time(*from), Cell::Time(*to)]);
+                    }
+                }
+                Parsed::PractitionerRole { key, practitioner, organization, role, from, to, .. } => {
+                    let (person, org) = roles.get(key).cloned().unwrap_or_default();
+                    if let Some(target) = practitioner.as_ref().filter(|t| !practitioners.contains_key(*t)) {
+                        missing.push((key.clone(), "PractitionerRole.practitioner", target.clone()));
+                    }
+                    if let Some(target) = organization.as_ref().filter(|t| !orgs.contains_key(*t)) {
+                        missing.push((key.clone(), "PractitionerRole.organization", target.clone()));
+                    }
+                    if let Some(t) = tables.get_mut("employment") {
+                        t.push(&[
+                            Cell::Text(Some(key)),
+                            Cell::Text(person.person.as_deref()),
+                            Cell::Text(person.hpr.as_deref()),
+                            Cell::Text(org.orgnr.as_deref()),
+                            Cell::Text(org.unit.as_deref()),
+                            Cell::Text(role.as_deref()),
+                            Cell::Time(*from),
+                            Cell::Time(*to),
+                        ]);
+                    }
+                }
+                Parsed::Care { key, kind, patient, patient_ids, organization, participants, from, to } => {
+                    let patient_id = patient_ids.person.clone().or_else(|| patient.as_ref().and_then(|r| patients.get(r).cloned()));
+                    let Some(patient_id) = patient_id else {
+                        match patient {
+                            Some(r) => missing.push((key.clone(), "subject", r.clone())),
+                            None => self.problems.push(ResourceProblem { resource: key.clone(), path: "patient".into(), reason: "names no patient".into() }),
+                        }
+                        continue;
+                    };
+                    let mut org = organization.as_deref().and_then(resolve_org);
+                    if let Some(target) = organization.as_ref().filter(|t| !orgs.contains_key(*t)) {
+                        missing.push((key.clone(), "organization", target.clone()));
+                    }
+                    for participant in participants {
+                        let ids = if participant.starts_with("PractitionerRole/") {
+                            roles.get(participant).map(|(ids, role_org)| {
+                                // An appointment knows its organisation through the booked role.
+                                if org.is_none() {
+                                    org = Some(role_org.clone());
+                                }
+                                ids.clone()
+                            })
+                        } else {
+                            practitioners.get(participant).cloned()
+                        };
+                        match ids {
+                            Some(ids) => {
+                                if let Some(t) = tables.get_mut("care_participant") {
+                                    t.push(&[Cell::Text(Some(key)), Cell::Text(ids.person.as_deref()), Cell::Text(ids.hpr.as_deref())]);
+                                }
+                            }
+                            None if participant.starts_with("Practitioner") => missing.push((key.clone(), "participant", participant.clone())),
+                            None => {}
+                        }
+                    }
+                    let org = org.unwrap_or_default();
+                    if let Some(t) = tables.get_mut("care") {
+                        t.push(&[
+                            Cell::Text(Some(key)),
+                            Cell::Text(Some(kind)),
+                            Cell::Text(Some(&patient_id)),
+                            Cell::Text(org.orgnr.as_deref()),
+                            Cell::Text(org.unit.as_deref()),
+                            Cell::Time(*from),
+                            Cell::Time(*to),
+                        ]);
+                    }
+                }
+            }
+        }
+        for (resource, path, target) in missing {
+            self.missing(&resource, path, &target);
+        }
+        let order = ["organization", "person", "person_address", "relation", "practitioner", "employment", "care", "care_participant"];
+        let built = order.iter().filter_map(|t| tables.remove(t)).collect();
+        (built, self.problems)
+    }
+}
+
+fn push_addresses(tables: &mut HashMap<&'static str, TableBuilder>, person: &str, source: &str, addresses: &[Address]) {
+    let Some(t) = tables.get_mut("person_address") else { return };
+    for a in addresses {
+        t.push(&[
+            Cell::Text(Some(person)),
+            Cell::Text(Some(source)),
+            Cell::Text(Some(&a.text)),
+            Cell::Text(a.street.as_deref()),
+            Cell::Text(a.building.as_deref()),
+            Cell::Text(a.dwelling.as_deref()),
+            Cell::Int(a.house_number),
+            Cell::Time(a.from),
+            Cell::Time(a.to),
+        ]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_date_times_become_utc_microseconds() {
+        assert_eq!(instant("2026-01-01"), Some(1_767_225_600_000_000));
+        assert_eq!(instant("2026-01-01T01:00:00+01:00"), Some(1_767_225_600_000_000));
+        assert_eq!(instant("2026"), instant("2026-01-01"));
+        assert_eq!(instant("not a date"), None);
+    }
+
+    #[test]
+    fn relation_codes_read_from_both_sides() {
+        assert_eq!(relation_kind("CHILD"), ("child", "parent"));
+        assert_eq!(relation_kind("FMRSPS"), ("former_partner", "former_partner"));
+        assert_eq!(relation_kind("SPS"), ("partner", "partner"));
+        assert_eq!(relation_kind("XYZ"), ("other", "other"));
+    }
+}

@@ -1,0 +1,207 @@
+//! The context tables: their columns (defined once, here) and a row builder that writes
+//! them as Parquet. Times are UTC microseconds, like the journal's; an open period has a
+//! null end.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+use crate::ContextError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A column's type in a context table.
+pub enum Kind {
+    Text,
+    Int,
+    Time,
+    Flag,
+}
+
+/// The tables of a snapshot and their columns. `docs/context.md` explains each.
+pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
+    ("resources", &[("resource_type", Kind::Text), ("id", Kind::Text), ("content_hash", Kind::Text), ("json", Kind::Text)]),
+    ("organization", &[("org_ref", Kind::Text), ("orgnr", Kind::Text), ("resh", Kind::Text), ("name", Kind::Text), ("part_of_ref", Kind::Text)]),
+    (
+        "person",
+        &[
+            ("person_id", Kind::Text),
+            ("patient_ref", Kind::Text),
+            ("family", Kind::Text),
+            ("given", Kind::Text),
+            ("family_key", Kind::Text),
+            ("protected", Kind::Flag),
+            ("deceased", Kind::Flag),
+        ],
+    ),
+    (
+        "person_address",
+        &[
+            ("person_id", Kind::Text),
+            ("source", Kind::Text),
+            ("address_text", Kind::Text),
+            ("street_key", Kind::Text),
+            ("building_key", Kind::Text),
+            ("dwelling_key", Kind::Text),
+            ("house_number", Kind::Int),
+            ("valid_from", Kind::Time),
+            ("valid_to", Kind::Time),
+        ],
+    ),
+    (
+        "relation",
+        &[("person_id", Kind::Text), ("related_id", Kind::Text), ("code", Kind::Text), ("kind", Kind::Text), ("valid_from", Kind::Time), ("valid_to", Kind::Time)],
+    ),
+    ("practitioner", &[("practitioner_ref", Kind::Text), ("person_id", Kind::Text), ("hpr", Kind::Text), ("family", Kind::Text), ("given", Kind::Text)]),
+    (
+        "employment",
+        &[
+            ("role_ref", Kind::Text),
+            ("person_id", Kind::Text),
+            ("hpr", Kind::Text),
+            ("orgnr", Kind::Text),
+            ("unit_id", Kind::Text),
+            ("role_code", Kind::Text),
+            ("valid_from", Kind::Time),
+            ("valid_to", Kind::Time),
+        ],
+    ),
+    (
+        "care",
+        &[
+            ("care_ref", Kind::Text),
+            ("kind", Kind::Text),
+            ("patient_id", Kind::Text),
+            ("orgnr", Kind::Text),
+            ("unit_id", Kind::Text),
+            ("valid_from", Kind::Time),
+            ("valid_to", Kind::Time),
+        ],
+    ),
+    ("care_participant", &[("care_ref", Kind::Text), ("person_id", Kind::Text), ("hpr", Kind::Text)]),
+];
+
+pub(crate) fn columns_of(table: &str) -> &'static [(&'static str, Kind)] {
+    TABLES.iter().find(|(name, _)| *name == table).map(|(_, c)| *c).unwrap_or(&[])
+}
+
+pub(crate) fn schema_of(table: &str) -> Arc<Schema> {
+    Arc::new(Schema::new(
+        columns_of(table)
+            .iter()
+            .map(|(name, kind)| {
+                let data_type = match kind {
+                    Kind::Text => DataType::Utf8,
+                    Kind::Int => DataType::Int64,
+                    Kind::Time => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    Kind::Flag => DataType::Boolean,
+                };
+                Field::new(*name, data_type, true)
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One cell of a row, in the table's column order.
+#[derive(Debug, Clone)]
+pub(crate) enum Cell<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
+    Time(Option<i64>),
+    Flag(bool),
+}
+
+enum Column {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Time(TimestampMicrosecondBuilder),
+    Flag(BooleanBuilder),
+}
+
+/// Rows of one table, built column by column.
+pub(crate) struct TableBuilder {
+    pub name: &'static str,
+    columns: Vec<Column>,
+    pub rows: usize,
+}
+
+impl TableBuilder {
+    pub fn new(name: &'static str) -> Self {
+        let columns = columns_of(name)
+            .iter()
+            .map(|(_, kind)| match kind {
+                Kind::Text => Column::Text(StringBuilder::new()),
+                Kind::Int => Column::Int(Int64Builder::new()),
+                Kind::Time => Column::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+                Kind::Flag => Column::Flag(BooleanBuilder::new()),
+            })
+            .collect();
+        TableBuilder { name, columns, rows: 0 }
+    }
+
+    /// Appends a row; the cells must follow [`TABLES`] for this table (checked in tests).
+    pub fn push(&mut self, row: &[Cell<'_>]) {
+        debug_assert_eq!(row.len(), self.columns.len(), "row width of {}", self.name);
+        for (column, cell) in self.columns.iter_mut().zip(row) {
+            match (column, cell) {
+                (Column::Text(b), Cell::Text(v)) => b.append_option(*v),
+                (Column::Int(b), Cell::Int(v)) => b.append_option(*v),
+                (Column::Time(b), Cell::Time(v)) => b.append_option(*v),
+                (Column::Flag(b), Cell::Flag(v)) => b.append_value(*v),
+                (Column::Text(b), _) => b.append_null(),
+                (Column::Int(b), _) => b.append_null(),
+                (Column::Time(b), _) => b.append_null(),
+                (Column::Flag(b), _) => b.append_null(),
+            }
+        }
+        self.rows += 1;
+    }
+
+    pub fn finish(mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| -> ArrayRef {
+                match c {
+                    Column::Text(b) => Arc::new(b.finish()),
+                    Column::Int(b) => Arc::new(b.finish()),
+                    Column::Time(b) => Arc::new(b.finish()),
+                    Column::Flag(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema_of(self.name), arrays)
+    }
+}
+
+/// Writes one table as a Parquet file (via a temporary name, then fsync and rename).
+pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), ContextError> {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+    let tmp = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let parquet_err = |source| ContextError::Parquet { path: path.to_owned(), source };
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+    writer.write(batch).map_err(parquet_err)?;
+    let file = writer.into_inner().map_err(parquet_err)?;
+    file.sync_all().map_err(|e| ContextError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ContextError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_builds_an_empty_batch_with_its_schema() {
+        for (name, columns) in TABLES {
+            let batch = TableBuilder::new(name).finish().unwrap();
+            assert_eq!(batch.num_columns(), columns.len(), "{name}");
+            assert_eq!(batch.num_rows(), 0);
+        }
+    }
+}
