@@ -9,7 +9,7 @@ fn python() -> String {
     std::env::var("LOGGVAKT_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-fn duckdb(sql: &str) -> String {
+pub fn duckdb(sql: &str) -> String {
     let script = format!("import duckdb\nfor row in duckdb.sql({sql:?}).fetchall():\n    print('|'.join(str(v) for v in row))\n");
     let out = Command::new(python()).arg("-c").arg(script).output().expect("python3 runs");
     assert!(

@@ -1,6 +1,7 @@
 //! Integration tests: each drives the real `loggvakt` binary against real files.
 //! One test crate, so the workspace links one test binary.
 
+mod analyse;
 mod bad_input;
 mod crash;
 mod duckdb;

@@ -422,18 +422,18 @@ impl Region {
             // Not every member of a team is recorded as a participant; their unit still is.
             let participants: Vec<usize> = team.iter().copied().filter(|_| !rng.chance(0.15)).collect();
             self.care.push(Care { kind, patient, org, unit, participants, start, end });
-            let from = (start - HOUR).max(self.week_start);
-            let to = end.map_or(week_end, |e| (e + DAY).min(week_end));
-            if to <= from {
-                continue;
-            }
+            // Accesses spread over the whole episode (an hour before it to a day after);
+            // those outside the week are not in this week's log.
+            // Ongoing municipal care is looked at throughout the week.
+            let from = if kind == CareKind::EpisodeOfCare { (start - HOUR).max(self.week_start) } else { start - HOUR };
+            let to = end.map_or(week_end, |e| e + DAY).max(from + HOUR);
             for i in 0..accesses {
                 let mut employee = team[rng.below(team.len() as u64) as usize];
                 let mut second = from + rng.below((to - from) as u64) as i64;
                 let btg = emergency && i < 2;
                 if btg {
                     // Self-authorised before the encounter was registered.
-                    second = (start - rng.below(3600) as i64).max(self.week_start);
+                    second = start - rng.below(3600) as i64;
                 } else if rng.chance(0.03) {
                     // A consultation from another unit that left no trace in patient logistics.
                     let others: Vec<usize> = self.active_staff(org, None).into_iter().filter(|&e| self.employees[e].unit != unit).collect();
@@ -441,12 +441,16 @@ impl Region {
                         employee = others[rng.below(others.len() as u64) as usize];
                     }
                 }
+                if second < self.week_start || second >= week_end {
+                    continue;
+                }
                 self.accesses.push(Planned { second, employee, patient: Some(patient), btg, label: None });
                 planned += 1;
             }
             if rng.chance(0.05) {
                 let e = team[0];
-                self.accesses.push(Planned { second: from, employee: e, patient: None, btg: false, label: None });
+                let second = from.clamp(self.week_start, week_end - 1);
+                self.accesses.push(Planned { second, employee: e, patient: None, btg: false, label: None });
             }
         }
     }
