@@ -1,0 +1,203 @@
+//! `loggvakt-bench-detect`: the full detector run of `loggvakt detect` (DataFusion) against
+//! DuckDB running the same detector SQL over the same Parquet (journal segments and context
+//! snapshot), in one run, on a generated region. Each engine runs as its own process under
+//! `/usr/bin/time`, so wall time and peak memory are measured the same way for both; the
+//! row count of every detector is compared between the engines as a cross-check.
+//!
+//! Steps: `loggvakt samples` → `ingest` → `context import` → `detect` → DuckDB.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Detector run on DataFusion (loggvakt detect) against DuckDB on the same SQL and Parquet")]
+struct Args {
+    /// Region size for `loggvakt samples`.
+    #[arg(long, default_value = "large")]
+    scale: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Working directory; kept between runs with --reuse.
+    #[arg(long, default_value = "target/bench-detect")]
+    dir: PathBuf,
+    /// Re-use the generated and ingested store of an earlier run in --dir.
+    #[arg(long)]
+    reuse: bool,
+    /// The loggvakt binary (a release build).
+    #[arg(long, default_value = "target/release/loggvakt")]
+    loggvakt: PathBuf,
+    /// Python with the duckdb package.
+    #[arg(long, env = "LOGGVAKT_PYTHON", default_value = "python3")]
+    python: String,
+}
+
+const FROM: &str = "2026-11-16";
+const TO: &str = "2026-11-22";
+
+fn step(what: &str, cmd: &mut Command) -> anyhow::Result<(f64, String)> {
+    let started = Instant::now();
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() && out.status.code() != Some(3) {
+        bail!("{what} failed:\n{text}");
+    }
+    eprintln!("{what}: {secs:.1} s");
+    Ok((secs, text))
+}
+
+/// Runs a command under `/usr/bin/time`, returning (wall seconds, peak RSS MiB, output).
+fn measured(what: &str, program: &Path, args: &[String]) -> anyhow::Result<(f64, f64, String)> {
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-f").arg("PEAK_RSS_KB=%M").arg(program).args(args);
+    let (secs, text) = step(what, &mut cmd)?;
+    let kb: f64 = text.lines().rev().find_map(|l| l.strip_prefix("PEAK_RSS_KB=")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
+    Ok((secs, kb / 1024.0, text))
+}
+
+fn duckdb_script(store: &Path, snapshot: &Path) -> anyhow::Result<String> {
+    let settings = loggvakt_analyse::Settings::default();
+    let period = loggvakt_analyse::Period { from: FROM.parse()?, to: TO.parse()? };
+    let mut common = period.values();
+    common.insert("org_filter".into(), "TRUE".into());
+    let none = BTreeMap::new();
+    let mut py = String::from("import duckdb, json, time\ncon = duckdb.connect()\ncon.execute(\"SET TimeZone='UTC'\")\nt0 = time.time()\nphases = {}\n");
+    let _ = writeln!(
+        py,
+        "con.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true, hive_types={{'tenant': VARCHAR, 'date': VARCHAR}})\")",
+        store.display()
+    );
+    for (table, _) in loggvakt_context::TABLES {
+        let _ = writeln!(py, "con.execute(\"CREATE VIEW {table} AS SELECT * FROM read_parquet('{}/{table}.parquet')\")", snapshot.display());
+    }
+    let _ = writeln!(
+        py,
+        "con.execute(\"CREATE TABLE org_settings AS SELECT DISTINCT tenant AS orgnr, {b} AS window_before_days, {a} AS window_after_days, INTERVAL {b} DAY AS window_before, INTERVAL {a} DAY AS window_after FROM events\")",
+        b = settings.window_before_days,
+        a = settings.window_after_days
+    );
+    for q in loggvakt_analyse::load_sql(None, "queries")? {
+        let Some(view) = q.header.get("view") else { continue };
+        let kind = if q.header.get("materialize").map(String::as_str) == Some("true") { "TABLE" } else { "VIEW" };
+        let sql = q.render(&none, &common)?;
+        let _ = writeln!(py, "s = time.time()\ncon.execute({:?})\nphases[{:?}] = time.time() - s", format!("CREATE {kind} {view} AS {sql}"), view);
+    }
+    py.push_str("rows = {}\n");
+    for d in loggvakt_analyse::load_detectors(None)? {
+        let sql = d.file.render(&none, &common)?;
+        let _ = writeln!(
+            py,
+            "s = time.time()\ncon.execute({:?})\nphases[{:?}] = time.time() - s\nrows[{:?}] = con.execute('SELECT count(*) FROM r_{}').fetchone()[0]",
+            format!("CREATE TEMP TABLE r_{} AS {sql}", d.id),
+            d.id,
+            d.id,
+            d.id
+        );
+    }
+    py.push_str("print('DUCKDB=' + json.dumps({'total': time.time() - t0, 'phases': phases, 'rows': rows}))\n");
+    Ok(py)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin = args.loggvakt.canonicalize().with_context(|| format!("{} (build it: cargo build --release)", args.loggvakt.display()))?;
+    let dir = &args.dir;
+    let input = dir.join("input");
+    let store = dir.join("store");
+    let key = dir.join("keys/op.key");
+    let fresh = !(args.reuse && store.join("context/snapshots/CURRENT").is_file());
+    let mut setup = Vec::new();
+    if fresh {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let (s, _) = step("samples", Command::new(&bin).args(["samples", "--scale", &args.scale, "--seed", &args.seed.to_string(), "--out"]).arg(&input))?;
+        setup.push(("generate (FHIR NDJSON)", s));
+        step("keygen", Command::new(&bin).args(["keygen", "--name", "bench"]).arg("--out").arg(&key).arg("--trusted-keys").arg(dir.join("keys/trusted.txt")))?;
+        let context = input.join("context");
+        let mut ingest = Command::new(&bin);
+        ingest.args(["ingest", "--store"]).arg(&store).arg("--key").arg(&key);
+        for t in ["Organization", "Practitioner", "PractitionerRole"] {
+            ingest.arg(context.join(format!("{t}.ndjson")));
+        }
+        ingest.arg(input.join("AuditEvent.ndjson"));
+        let (s, _) = step("ingest", &mut ingest)?;
+        setup.push(("ingest", s));
+        let (s, _) = step("context import", Command::new(&bin).args(["context", "import", "--store"]).arg(&store).arg(&context))?;
+        setup.push(("context import", s));
+    }
+    let snapshot = loggvakt_context::current_snapshot(&store)?.context("the store has no context snapshot")?;
+    let review = dir.join("review");
+    let _ = std::fs::remove_dir_all(&review);
+    let detect_args: Vec<String> = vec![
+        "detect".into(),
+        "--store".into(),
+        store.display().to_string(),
+        "--key".into(),
+        key.display().to_string(),
+        "--from".into(),
+        FROM.into(),
+        "--to".into(),
+        TO.into(),
+        "--out".into(),
+        review.display().to_string(),
+    ];
+    let (df_secs, df_mib, df_text) = measured("loggvakt detect (DataFusion)", &bin, &detect_args)?;
+    let accesses = df_text.split_whitespace().skip_while(|w| *w != "checked").nth(1).unwrap_or("?").to_owned();
+    let mut ours: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in df_text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [id, flags, "flags", ms, "ms"] = words.as_slice() {
+            ours.insert((*id).to_owned(), (flags.parse().unwrap_or(0), ms.parse().unwrap_or(0)));
+        }
+    }
+
+    let script = dir.join("duckdb-detect.py");
+    std::fs::write(&script, duckdb_script(&store, &snapshot.dir)?)?;
+    let (dk_secs, dk_mib, dk_text) = measured("DuckDB, same SQL", Path::new(&args.python), &[script.display().to_string()])?;
+    let json = dk_text.lines().find_map(|l| l.strip_prefix("DUCKDB=")).context("DuckDB printed no result")?;
+    let duck: serde_json::Value = serde_json::from_str(json)?;
+
+    println!("\n## Detection: {} accesses to patient records ({} region, seed {}), {} to {}", accesses, args.scale, args.seed, FROM, TO);
+    for (what, s) in &setup {
+        println!("setup: {what} {s:.1} s");
+    }
+    println!("\n| detector | DataFusion rows | DataFusion ms | DuckDB rows | DuckDB ms |\n|---|---:|---:|---:|---:|");
+    let mut mismatches = Vec::new();
+    for (id, (rows, ms)) in &ours {
+        let drows = duck["rows"][id].as_u64().unwrap_or(0);
+        let dms = duck["phases"][id].as_f64().unwrap_or(0.0) * 1000.0;
+        if drows != *rows {
+            mismatches.push(id.clone());
+        }
+        println!("| {id} | {rows} | {ms} | {drows} | {dms:.0} |");
+    }
+    let views: f64 = duck["phases"].as_object().map(|p| p.iter().filter(|(k, _)| !ours.contains_key(*k)).map(|(_, v)| v.as_f64().unwrap_or(0.0)).sum()).unwrap_or(0.0);
+    println!("\n| engine | whole run (s) | peak memory (MiB) | notes |\n|---|---:|---:|---|");
+    println!("| loggvakt detect (DataFusion 55) | {df_secs:.1} | {df_mib:.0} | process wall time: journal open, views, 14 detectors, queues, reports, review logged |");
+    println!(
+        "| DuckDB {} (same SQL, same Parquet) | {dk_secs:.1} | {dk_mib:.0} | Python process wall time; views {views:.1} s, total in-engine {:.1} s |",
+        duckdb_version(&args.python),
+        duck["total"].as_f64().unwrap_or(0.0)
+    );
+    if mismatches.is_empty() {
+        println!("\nevery detector returned the same number of rows on both engines");
+    } else {
+        println!("\nrow counts differ for: {}", mismatches.join(", "));
+    }
+    Ok(())
+}
+
+fn duckdb_version(python: &str) -> String {
+    Command::new(python)
+        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
