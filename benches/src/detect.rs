@@ -7,7 +7,6 @@
 //! Steps: `loggvakt samples` → `ingest` → `context import` → `detect` → DuckDB.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -59,49 +58,6 @@ fn measured(what: &str, program: &Path, args: &[String]) -> anyhow::Result<(f64,
     let (secs, text) = step(what, &mut cmd)?;
     let kb: f64 = text.lines().rev().find_map(|l| l.strip_prefix("PEAK_RSS_KB=")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
     Ok((secs, kb / 1024.0, text))
-}
-
-fn duckdb_script(store: &Path, snapshot: &Path) -> anyhow::Result<String> {
-    let settings = loggvakt_analyse::Settings::default();
-    let period = loggvakt_analyse::Period { from: FROM.parse()?, to: TO.parse()? };
-    let mut common = period.values();
-    common.insert("org_filter".into(), "TRUE".into());
-    let none = BTreeMap::new();
-    let mut py = String::from("import duckdb, json, time\ncon = duckdb.connect()\ncon.execute(\"SET TimeZone='UTC'\")\nt0 = time.time()\nphases = {}\n");
-    let _ = writeln!(
-        py,
-        "con.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true, hive_types={{'tenant': VARCHAR, 'date': VARCHAR}})\")",
-        store.display()
-    );
-    for (table, _) in loggvakt_context::TABLES {
-        let _ = writeln!(py, "con.execute(\"CREATE VIEW {table} AS SELECT * FROM read_parquet('{}/{table}.parquet')\")", snapshot.display());
-    }
-    let _ = writeln!(
-        py,
-        "con.execute(\"CREATE TABLE org_settings AS SELECT DISTINCT tenant AS orgnr, {b} AS window_before_days, {a} AS window_after_days, INTERVAL {b} DAY AS window_before, INTERVAL {a} DAY AS window_after FROM events\")",
-        b = settings.window_before_days,
-        a = settings.window_after_days
-    );
-    for q in loggvakt_analyse::load_sql(None, "queries")? {
-        let Some(view) = q.header.get("view") else { continue };
-        let kind = if q.header.get("materialize").map(String::as_str) == Some("true") { "TABLE" } else { "VIEW" };
-        let sql = q.render(&none, &common)?;
-        let _ = writeln!(py, "s = time.time()\ncon.execute({:?})\nphases[{:?}] = time.time() - s", format!("CREATE {kind} {view} AS {sql}"), view);
-    }
-    py.push_str("rows = {}\n");
-    for d in loggvakt_analyse::load_detectors(None)? {
-        let sql = d.file.render(&none, &common)?;
-        let _ = writeln!(
-            py,
-            "s = time.time()\ncon.execute({:?})\nphases[{:?}] = time.time() - s\nrows[{:?}] = con.execute('SELECT count(*) FROM r_{}').fetchone()[0]",
-            format!("CREATE TEMP TABLE r_{} AS {sql}", d.id),
-            d.id,
-            d.id,
-            d.id
-        );
-    }
-    py.push_str("print('DUCKDB=' + json.dumps({'total': time.time() - t0, 'phases': phases, 'rows': rows}))\n");
-    Ok(py)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -158,7 +114,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     let script = dir.join("duckdb-detect.py");
-    std::fs::write(&script, duckdb_script(&store, &snapshot.dir)?)?;
+    let period = loggvakt_analyse::Period { from: FROM.parse()?, to: TO.parse()? };
+    std::fs::write(&script, loggvakt_analyse::portable::duckdb_script(&store, &snapshot.dir, &loggvakt_analyse::Settings::default(), period)?)?;
     let (dk_secs, dk_mib, dk_text) = measured("DuckDB, same SQL", Path::new(&args.python), &[script.display().to_string()])?;
     let json = dk_text.lines().find_map(|l| l.strip_prefix("DUCKDB=")).context("DuckDB printed no result")?;
     let duck: serde_json::Value = serde_json::from_str(json)?;

@@ -253,3 +253,29 @@ fn one_organisation_can_be_reviewed_alone_with_its_own_capacity() {
     assert_eq!(only[0]["cases"].as_array().map(Vec::len), Some(3));
     assert!(only[0]["cases_over_capacity"].as_u64() > Some(0));
 }
+
+#[test]
+fn duckdb_runs_the_same_detector_sql_and_finds_the_same_flags() {
+    let r = reviewed();
+    let snapshot = loggvakt_context::current_snapshot(&r.store).expect("snapshot").expect("context imported");
+    let period = loggvakt_analyse::Period { from: FROM.parse().expect("date"), to: TO.parse().expect("date") };
+    let script = loggvakt_analyse::portable::duckdb_script(&r.store, &snapshot.dir, &loggvakt_analyse::Settings::default(), period).expect("script");
+    let path = r.ws.path("duckdb-detect.py");
+    std::fs::write(&path, script).expect("write script");
+    let out = std::process::Command::new(std::env::var("LOGGVAKT_PYTHON").unwrap_or_else(|_| "python3".into())).arg(&path).output().expect("python runs");
+    assert!(out.status.success(), "DuckDB ran the detector SQL: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(stdout.lines().find_map(|l| l.strip_prefix("DUCKDB=")).expect("result line")).expect("JSON");
+    let mut ours: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for q in queues(&r.review) {
+        let flags = std::fs::read_to_string(r.review.join(q["orgnr"].as_str().expect("orgnr")).join("flags.csv")).expect("flags.csv");
+        for line in flags.lines().skip(1) {
+            *ours.entry(line.split(',').next().unwrap_or("").to_owned()).or_default() += 1;
+        }
+    }
+    let detectors = json["rows"].as_object().expect("rows per detector");
+    assert_eq!(detectors.len(), loggvakt_analyse::load_detectors(None).expect("built-in").len());
+    for (id, rows) in detectors {
+        assert_eq!(rows.as_u64(), Some(ours.get(id).copied().unwrap_or(0)), "{id}: DuckDB and DataFusion disagree");
+    }
+}

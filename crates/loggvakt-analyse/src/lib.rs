@@ -13,6 +13,7 @@
 pub mod detector;
 pub mod engine;
 pub mod eval;
+pub mod portable;
 pub mod queue;
 pub mod report;
 pub mod settings;

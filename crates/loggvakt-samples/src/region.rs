@@ -140,6 +140,11 @@ pub struct Region {
     pub care: Vec<Care>,
     pub week_start: i64,
     accesses: Vec<Planned>,
+    /// Active staff by (organisation, unit) and by organisation, once staffing is settled.
+    staff_by_unit: HashMap<(usize, usize), Vec<usize>>,
+    staff_by_org: Vec<Vec<usize>>,
+    /// Care evidence by patient, once it is all generated.
+    care_by_patient: HashMap<usize, Vec<usize>>,
 }
 
 /// Summary of what [`Region::write`] produced.
@@ -174,12 +179,19 @@ impl Region {
             care: Vec::new(),
             week_start,
             accesses: Vec::new(),
+            staff_by_unit: HashMap::new(),
+            staff_by_org: Vec::new(),
+            care_by_patient: HashMap::new(),
         };
         region.populate(&mut rng, persons);
         region.hire(&mut rng, staff);
         region.leavers(&mut rng, cases);
+        region.index_staff();
         region.historical_care(&mut rng);
         region.legitimate_work(&mut rng, accesses);
+        for (i, c) in region.care.iter().enumerate() {
+            region.care_by_patient.entry(c.patient).or_default().push(i);
+        }
         region.inject_snooping(&mut rng, cases);
         region.accesses.sort_by_key(|a| a.second);
         region
@@ -351,10 +363,22 @@ impl Region {
         }
     }
 
-    fn active_staff(&self, org: usize, unit: Option<usize>) -> Vec<usize> {
-        (0..self.employees.len())
-            .filter(|&e| self.employment[e].1.is_none() && self.employees[e].org == org && unit.is_none_or(|u| self.employees[e].unit == u))
-            .collect()
+    fn index_staff(&mut self) {
+        self.staff_by_org = vec![Vec::new(); self.orgs.len()];
+        for e in 0..self.employees.len() {
+            if self.employment[e].1.is_none() {
+                let (org, unit) = (self.employees[e].org, self.employees[e].unit);
+                self.staff_by_unit.entry((org, unit)).or_default().push(e);
+                self.staff_by_org[org].push(e);
+            }
+        }
+    }
+
+    fn active_staff(&self, org: usize, unit: Option<usize>) -> &[usize] {
+        match unit {
+            Some(u) => self.staff_by_unit.get(&(org, u)).map(Vec::as_slice).unwrap_or(&[]),
+            None => &self.staff_by_org[org],
+        }
     }
 
     fn team(&self, rng: &mut Rng, org: usize, unit: usize, size: usize) -> Vec<usize> {
@@ -436,9 +460,13 @@ impl Region {
                     second = start - rng.below(3600) as i64;
                 } else if rng.chance(0.03) {
                     // A consultation from another unit that left no trace in patient logistics.
-                    let others: Vec<usize> = self.active_staff(org, None).into_iter().filter(|&e| self.employees[e].unit != unit).collect();
-                    if !others.is_empty() {
-                        employee = others[rng.below(others.len() as u64) as usize];
+                    let staff = self.active_staff(org, None);
+                    for _ in 0..8 {
+                        let other = staff[rng.below(staff.len() as u64) as usize];
+                        if self.employees[other].unit != unit {
+                            employee = other;
+                            break;
+                        }
                     }
                 }
                 if second < self.week_start || second >= week_end {
@@ -458,8 +486,8 @@ impl Region {
     /// Care that links `patient` to the employee's unit around the week.
     fn in_care(&self, patient: usize, employee: usize) -> bool {
         let e = &self.employees[employee];
-        self.care.iter().any(|c| {
-            c.patient == patient && c.org == e.org && (c.unit == e.unit || c.participants.contains(&employee)) && c.end.is_none_or(|end| end > self.week_start - 30 * DAY)
+        self.care_by_patient.get(&patient).into_iter().flatten().map(|&i| &self.care[i]).any(|c| {
+            c.org == e.org && (c.unit == e.unit || c.participants.contains(&employee)) && c.end.is_none_or(|end| end > self.week_start - 30 * DAY)
         })
     }
 
@@ -495,6 +523,7 @@ impl Region {
         let mut used: HashSet<usize> = HashSet::new();
         let mut case_no = 0usize;
         let by_building = self.buildings();
+        let protected: Vec<usize> = (0..self.persons.len()).filter(|&p| self.protected[p]).collect();
         for &class in SNOOPING_CLASSES {
             let mut made = 0;
             let mut attempts = 0;
@@ -533,7 +562,7 @@ impl Region {
                         (!kin.is_empty()).then(|| kin[rng.below(kin.len() as u64) as usize])
                     }
                     "colleague" => {
-                        let colleagues: Vec<usize> = self.active_staff(self.employees[e].org, Some(self.employees[e].unit)).into_iter().filter(|&c| c != e).collect();
+                        let colleagues: Vec<usize> = self.active_staff(self.employees[e].org, Some(self.employees[e].unit)).iter().copied().filter(|&c| c != e).collect();
                         (!colleagues.is_empty()).then(|| self.employee_person[colleagues[rng.below(colleagues.len() as u64) as usize]])
                     }
                     "ex_address" => {
@@ -553,8 +582,7 @@ impl Region {
                         Some(p)
                     }
                     "protected_address" => {
-                        let protected: Vec<usize> = (0..self.persons.len()).filter(|&p| self.protected[p] && !self.in_care(p, e) && p != me).collect();
-                        (!protected.is_empty()).then(|| protected[rng.below(protected.len() as u64) as usize])
+                        (!protected.is_empty()).then(|| protected[rng.below(protected.len() as u64) as usize]).filter(|&p| !self.in_care(p, e) && p != me)
                     }
                     "own_record" => Some(me),
                     "care_ended" => {
