@@ -31,6 +31,10 @@ struct Args {
     /// The loggvakt binary (a release build).
     #[arg(long, default_value = "target/release/loggvakt")]
     loggvakt: PathBuf,
+    /// Write the events straight to the store through the journal instead of generating
+    /// and ingesting FHIR JSON (the only way for --scale hso: its JSON would be ~46 GB).
+    #[arg(long)]
+    direct: bool,
     /// Python with the duckdb package.
     #[arg(long, env = "LOGGVAKT_PYTHON", default_value = "python3")]
     python: String,
@@ -72,18 +76,22 @@ fn main() -> anyhow::Result<()> {
     if fresh {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
-        let (s, _) = step("samples", Command::new(&bin).args(["samples", "--scale", &args.scale, "--seed", &args.seed.to_string(), "--out"]).arg(&input))?;
-        setup.push(("generate (FHIR NDJSON)", s));
         step("keygen", Command::new(&bin).args(["keygen", "--name", "bench"]).arg("--out").arg(&key).arg("--trusted-keys").arg(dir.join("keys/trusted.txt")))?;
         let context = input.join("context");
-        let mut ingest = Command::new(&bin);
-        ingest.args(["ingest", "--store"]).arg(&store).arg("--key").arg(&key);
-        for t in ["Organization", "Practitioner", "PractitionerRole"] {
-            ingest.arg(context.join(format!("{t}.ndjson")));
+        if args.direct || args.scale == "hso" {
+            setup.extend(direct(&args, &key, &store, &context)?);
+        } else {
+            let (s, _) = step("samples", Command::new(&bin).args(["samples", "--scale", &args.scale, "--seed", &args.seed.to_string(), "--out"]).arg(&input))?;
+            setup.push(("generate (FHIR NDJSON)", s));
+            let mut ingest = Command::new(&bin);
+            ingest.args(["ingest", "--store"]).arg(&store).arg("--key").arg(&key);
+            for t in ["Organization", "Practitioner", "PractitionerRole"] {
+                ingest.arg(context.join(format!("{t}.ndjson")));
+            }
+            ingest.arg(input.join("AuditEvent.ndjson"));
+            let (s, _) = step("ingest", &mut ingest)?;
+            setup.push(("ingest", s));
         }
-        ingest.arg(input.join("AuditEvent.ndjson"));
-        let (s, _) = step("ingest", &mut ingest)?;
-        setup.push(("ingest", s));
         let (s, _) = step("context import", Command::new(&bin).args(["context", "import", "--store"]).arg(&store).arg(&context))?;
         setup.push(("context import", s));
     }
@@ -148,6 +156,42 @@ fn main() -> anyhow::Result<()> {
         println!("\nrow counts differ for: {}", mismatches.join(", "));
     }
     Ok(())
+}
+
+/// Generates the region in this process, writes its context as NDJSON and its events
+/// straight into the journal (hash chain, WAL, sealed segments, signed checkpoints).
+fn direct(args: &Args, key: &Path, store: &Path, context: &Path) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let scale = match args.scale.as_str() {
+        "small" => loggvakt_samples::RegionScale::Small,
+        "medium" => loggvakt_samples::RegionScale::Medium,
+        "large" => loggvakt_samples::RegionScale::Large,
+        "hso" => loggvakt_samples::RegionScale::Hso,
+        other => bail!("unknown scale {other}"),
+    };
+    let started = Instant::now();
+    let week = chrono::NaiveDate::parse_from_str(FROM, "%Y-%m-%d")?.and_hms_opt(0, 0, 0).context("midnight")?.and_utc().timestamp();
+    let region = loggvakt_samples::Region::generate(args.seed, scale, week);
+    std::fs::create_dir_all(context)?;
+    let resources = region.write_context(context)?;
+    let generated = started.elapsed().as_secs_f64();
+    eprintln!("generated the region and wrote {resources} context resources: {generated:.1} s");
+    let started = Instant::now();
+    let signing = loggvakt_journal::SigningKey::parse(&std::fs::read_to_string(key)?)?;
+    let (mut journal, _) = loggvakt_journal::Journal::open(store, signing, loggvakt_journal::JournalOptions { max_epoch_age: std::time::Duration::from_secs(3600), ..Default::default() })?;
+    let mut n = 0u64;
+    for (event, _) in region.access_events(args.seed) {
+        journal.append(event)?;
+        n += 1;
+        if n % 100_000 == 0 {
+            journal.commit()?;
+            journal.maybe_seal()?;
+        }
+    }
+    journal.commit()?;
+    journal.close()?;
+    let appended = started.elapsed().as_secs_f64();
+    eprintln!("appended {n} events to the journal: {appended:.1} s");
+    Ok(vec![("generate region + context NDJSON", generated), ("append events to the journal", appended)])
 }
 
 fn duckdb_version(python: &str) -> String {

@@ -278,7 +278,8 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     }
     println!("\n{:<11} {:>6} {:>9} {:>10} {:>9}", "orgnr", "cases", "true", "precision", "capacity");
     for q in &e.queues {
-        println!("{:<11} {:>6} {:>9} {:>10.2} {:>9}", q.orgnr, q.cases, q.true_cases, q.precision, q.capacity);
+        let precision = if q.cases == 0 { "–".to_owned() } else { format!("{:.2}", q.precision) };
+        println!("{:<11} {:>6} {:>9} {:>10} {:>9}", q.orgnr, q.cases, q.true_cases, precision, q.capacity);
     }
     println!(
         "\nqueues at capacity: precision {:.2}, recall {:.2} of injected cases\nexplained: {} of {} accesses ({}); legitimate accesses explained: {}",

@@ -25,6 +25,10 @@ pub enum RegionScale {
     Medium,
     /// ~300 000 persons, ~15 000 staff, ~1.5 M accesses.
     Large,
+    /// Helse Sør-Øst in a week: ~3 M persons, ~60 000 staff, ~25 M accesses. As FHIR JSON
+    /// that is ~46 GB, so benchmarks write its events straight to a store
+    /// ([`Region::access_events`]).
+    Hso,
 }
 
 impl RegionScale {
@@ -34,6 +38,7 @@ impl RegionScale {
             RegionScale::Small => (3_000, 200, 15_000, 2),
             RegionScale::Medium => (30_000, 1_500, 150_000, 4),
             RegionScale::Large => (300_000, 15_000, 1_500_000, 12),
+            RegionScale::Hso => (3_000_000, 60_000, 25_000_000, 20),
         }
     }
 }
@@ -706,7 +711,8 @@ impl Region {
         Ok(Written { context_dir, events, labels, accesses: self.accesses.len(), injected, resources })
     }
 
-    fn write_context(&self, dir: &Path) -> io::Result<usize> {
+    /// Writes the context alone, one NDJSON file per resource type; returns the resource count.
+    pub fn write_context(&self, dir: &Path) -> io::Result<usize> {
         let mut count = 0;
         let mut file = |name: &str, lines: &mut dyn FnMut(&mut String, &mut dyn FnMut(&str) -> io::Result<()>) -> io::Result<()>| -> io::Result<()> {
             let mut w = io::BufWriter::new(std::fs::File::create(dir.join(format!("{name}.ndjson")))?);
@@ -817,6 +823,49 @@ impl Region {
             })?;
         }
         Ok(count)
+    }
+
+    /// The week's accesses as the FHIR mapping would make them (user by HPR number, tenant
+    /// the employer), with the injected class of each; for benchmarks that write a store
+    /// directly instead of through JSON.
+    pub fn access_events(&self, seed: u64) -> impl Iterator<Item = (loggvakt_model::AccessEvent, Option<&'static str>)> + '_ {
+        use loggvakt_model::codes::{actions, basis, channel, outcome};
+        let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        self.accesses.iter().map(move |a| {
+            let e = &self.employees[a.employee];
+            let org = &self.orgs[e.org];
+            let (unit_id, unit_name) = &org.units[e.unit];
+            let event_id = rng.uuid();
+            let at = loggvakt_model::Timestamp(a.second * 1_000_000 + rng.below(1_000_000) as i64);
+            let patient = a.patient.map(|p| self.persons[p].fnr.clone());
+            let event = loggvakt_model::AccessEvent {
+                source_digest: loggvakt_model::Digest16(blake3::hash(event_id.as_bytes()).as_bytes()[..16].try_into().unwrap_or([0; 16])),
+                event_id,
+                source_system: org.source_system.to_owned(),
+                occurred_at: at,
+                recorded_at: Some(loggvakt_model::Timestamp(at.0 + 1_000_000)),
+                received_at: loggvakt_model::Timestamp(at.0 + 2_000_000),
+                tenant_orgnr: org.orgnr.clone(),
+                user_hpr: Some(e.hpr.clone()),
+                user_name: Some(format!("{} {}", e.person.given, e.person.family)),
+                unit_id: Some(unit_id.clone()),
+                unit_name: Some(unit_name.clone()),
+                role_code: Some(e.role.to_owned()),
+                patient_id_kind: patient.as_ref().map(|_| "fnr".to_owned()),
+                record_part: patient.as_ref().map(|_| "DocumentReference".to_owned()),
+                document_id: patient.as_ref().map(|_| format!("DocumentReference/{}", rng.below(10_000_000))),
+                patient_id: patient,
+                action: if a.patient.is_some() { actions::READ } else { actions::LOGIN }.to_owned(),
+                action_code: Some(if a.patient.is_some() { "R" } else { "E" }.to_owned()),
+                basis: if a.btg { basis::SELF_AUTHORISATION } else { basis::NORMAL }.to_owned(),
+                purpose_code: a.patient.map(|_| if a.btg { "BTG" } else { "TREAT" }.to_owned()),
+                channel: channel::DESKTOP.to_owned(),
+                outcome: outcome::GRANTED.to_owned(),
+                source_format: "fhir-r4".to_owned(),
+                ..Default::default()
+            };
+            (event, a.label.map(|(class, _)| class))
+        })
     }
 
     fn write_addresses(&self, person: usize, b: &mut String) {
