@@ -1,26 +1,21 @@
 -- view: access
 -- The accesses of the review period, with the accessor resolved to a person: by the
 -- person id the event carries, else through the HPR number in the practitioner context.
--- accessor_key groups one accessor's accesses even when neither is known.
+-- accessor_key groups one accessor's accesses even when neither is known. Only what
+-- detectors use is here (access_explained holds it in memory); what reports show besides
+-- is in access_details.
 SELECT
     e.seq,
-    e.event_id,
-    e.source_system,
     e.occurred_at,
     e.tenant,
     COALESCE(e.user_person_id, p.person_id) AS accessor_id,
     COALESCE(e.user_person_id, p.person_id, 'hpr:' || e.user_hpr, 'user:' || e.user_local_id, 'name:' || e.user_name) AS accessor_key,
     e.user_hpr AS accessor_hpr,
-    e.user_name AS accessor_name,
     e.unit_id,
-    e.unit_name,
     e.role_code,
     e.patient_id,
     e.action,
     e.basis,
-    e.purpose_code,
-    e.channel,
-    e.outcome,
     e.sensitivity
 FROM events e
 LEFT JOIN (

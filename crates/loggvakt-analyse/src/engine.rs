@@ -264,6 +264,10 @@ fn access_row(rows: &Rows<'_>, row: usize) -> Option<AccessRow> {
 
 const FLAG_COLUMNS: &[&str] = &["seq", "strength"];
 
+/// An access as reports show it: the detectors' columns and the details.
+const ROW_COLUMNS: &str = "a.seq, a.occurred_at, a.tenant, a.accessor_id, a.accessor_hpr, a.unit_id, a.role_code, a.patient_id, \
+    a.action, a.basis, a.explained, a.explained_by, d.event_id, d.source_system, d.accessor_name, d.unit_name, d.purpose_code";
+
 async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
@@ -353,8 +357,8 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     let seq_batch = RecordBatch::try_new(seq_schema.clone(), vec![Arc::new(Int64Array::from_iter_values(flagged.iter().copied()))])
         .map_err(|e| AnalyseError::Query { context: "flagged".into(), reason: e.to_string() })?;
     ctx.register_table("flagged", Arc::new(MemTable::try_new(seq_schema, vec![vec![seq_batch]]).map_err(|e| df("flagged", e))?)).map_err(|e| df("flagged", e))?;
-    let row_sql = "SELECT a.* FROM access_explained a JOIN flagged f ON f.seq = a.seq";
-    for batch in collect(&ctx, row_sql, "collecting flagged accesses").await? {
+    let row_sql = format!("SELECT {ROW_COLUMNS} FROM access_explained a JOIN flagged f ON f.seq = a.seq JOIN access_details d ON d.seq = a.seq");
+    for batch in collect(&ctx, &row_sql, "collecting flagged accesses").await? {
         let options = FormatOptions::default();
         let rows = Rows::new(&batch, &options)?;
         for r in 0..batch.num_rows() {
@@ -367,7 +371,10 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     let mut samples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let sample_sql = "SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY (a.seq * 2654435761) % 1000003) AS draw \
         FROM access_explained a LEFT JOIN flagged f ON f.seq = a.seq WHERE f.seq IS NULL AND a.patient_id IS NOT NULL";
-    let sample_sql = format!("SELECT * FROM ({sample_sql}) WHERE draw <= {}", job.settings.max_qc_sample());
+    let sample_sql = format!(
+        "SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq WHERE a.draw <= {}",
+        job.settings.max_qc_sample()
+    );
     for batch in collect(&ctx, &sample_sql, "drawing the quality-control sample").await? {
         let options = FormatOptions::default();
         let rows = Rows::new(&batch, &options)?;
@@ -388,9 +395,10 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
 
     let mut coverage = Vec::new();
     let mut total_accesses = 0;
-    let coverage_sql = "SELECT tenant, unit_id, MAX(unit_name) AS unit_name, COUNT(*) AS accesses, \
+    let coverage_sql = "SELECT c.*, u.name AS unit_name FROM (SELECT tenant, unit_id, COUNT(*) AS accesses, \
         SUM(CASE WHEN explained THEN 1 ELSE 0 END) AS explained FROM access_explained WHERE patient_id IS NOT NULL \
-        GROUP BY tenant, unit_id ORDER BY tenant, unit_id";
+        GROUP BY tenant, unit_id) c LEFT JOIN (SELECT resh, MIN(name) AS name FROM organization WHERE resh IS NOT NULL GROUP BY resh) u \
+        ON u.resh = c.unit_id ORDER BY c.tenant, c.unit_id";
     for batch in collect(&ctx, coverage_sql, "explained share").await? {
         let options = FormatOptions::default();
         let rows = Rows::new(&batch, &options)?;
@@ -423,7 +431,8 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         }
     }
     let mut unexplained: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let unexplained_sql = "SELECT tenant, event_id FROM access_explained WHERE patient_id IS NOT NULL AND NOT explained ORDER BY tenant, event_id";
+    let unexplained_sql = "SELECT a.tenant, d.event_id FROM access_explained a JOIN access_details d ON d.seq = a.seq \
+        WHERE a.patient_id IS NOT NULL AND NOT a.explained ORDER BY 1, 2";
     for batch in collect(&ctx, unexplained_sql, "unexplained accesses").await? {
         let options = FormatOptions::default();
         let rows = Rows::new(&batch, &options)?;
