@@ -174,6 +174,18 @@ async fn collect(ctx: &SessionContext, sql: &str, context: &str) -> Result<Vec<R
     ctx.sql(sql).await.map_err(|e| df(context, e))?.collect().await.map_err(|e| df(context, e))
 }
 
+/// Runs a query and calls `each` with every row of its result.
+async fn each_row(ctx: &SessionContext, sql: &str, context: &str, mut each: impl FnMut(&Rows<'_>, usize)) -> Result<(), AnalyseError> {
+    for batch in collect(ctx, sql, context).await? {
+        let options = FormatOptions::default();
+        let rows = Rows::new(&batch, &options)?;
+        for r in 0..batch.num_rows() {
+            each(&rows, r);
+        }
+    }
+    Ok(())
+}
+
 /// Per-organisation settings as a table, so SQL can join each access to its own windows.
 fn settings_table(settings: &Settings, tenants: &[String]) -> Result<MemTable, AnalyseError> {
     let schema = Arc::new(Schema::new(vec![
@@ -284,11 +296,7 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         job.period.from, job.period.to
     );
     let mut tenants = Vec::new();
-    for batch in collect(&ctx, &tenants_sql, "listing organisations").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        tenants.extend((0..batch.num_rows()).filter_map(|r| rows.text("tenant", r)));
-    }
+    each_row(&ctx, &tenants_sql, "listing organisations", |rows, r| tenants.extend(rows.text("tenant", r))).await?;
     ctx.register_table("org_settings", Arc::new(settings_table(job.settings, &tenants)?)).map_err(|e| df("org_settings", e))?;
 
     for query in &job.queries {
@@ -358,15 +366,12 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         .map_err(|e| AnalyseError::Query { context: "flagged".into(), reason: e.to_string() })?;
     ctx.register_table("flagged", Arc::new(MemTable::try_new(seq_schema, vec![vec![seq_batch]]).map_err(|e| df("flagged", e))?)).map_err(|e| df("flagged", e))?;
     let row_sql = format!("SELECT {ROW_COLUMNS} FROM access_explained a JOIN flagged f ON f.seq = a.seq JOIN access_details d ON d.seq = a.seq");
-    for batch in collect(&ctx, &row_sql, "collecting flagged accesses").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        for r in 0..batch.num_rows() {
-            if let Some(a) = access_row(&rows, r) {
-                accesses.insert(a.seq, a);
-            }
+    each_row(&ctx, &row_sql, "collecting flagged accesses", |rows, r| {
+        if let Some(a) = access_row(rows, r) {
+            accesses.insert(a.seq, a);
         }
-    }
+    })
+    .await?;
     // Quality control: a pseudo-random (but repeatable) draw of unflagged accesses.
     let mut samples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let sample_sql = "SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY (a.seq * 2654435761) % 1000003) AS draw \
@@ -375,20 +380,17 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         "SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq WHERE a.draw <= {}",
         job.settings.max_qc_sample()
     );
-    for batch in collect(&ctx, &sample_sql, "drawing the quality-control sample").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        for r in 0..batch.num_rows() {
-            if let Some(a) = access_row(&rows, r) {
-                let take = job.settings.for_org(&a.tenant).qc_sample;
-                let list = samples.entry(a.tenant.clone()).or_default();
-                if list.len() < take {
-                    list.push(a.seq);
-                    accesses.insert(a.seq, a);
-                }
+    each_row(&ctx, &sample_sql, "drawing the quality-control sample", |rows, r| {
+        if let Some(a) = access_row(rows, r) {
+            let take = job.settings.for_org(&a.tenant).qc_sample;
+            let list = samples.entry(a.tenant.clone()).or_default();
+            if list.len() < take {
+                list.push(a.seq);
+                accesses.insert(a.seq, a);
             }
         }
-    }
+    })
+    .await?;
     for list in samples.values_mut() {
         list.sort_unstable();
     }
@@ -399,73 +401,58 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         SUM(CASE WHEN explained THEN 1 ELSE 0 END) AS explained FROM access_explained WHERE patient_id IS NOT NULL \
         GROUP BY tenant, unit_id) c LEFT JOIN (SELECT resh, MIN(name) AS name FROM organization WHERE resh IS NOT NULL GROUP BY resh) u \
         ON u.resh = c.unit_id ORDER BY c.tenant, c.unit_id";
-    for batch in collect(&ctx, coverage_sql, "explained share").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        for r in 0..batch.num_rows() {
-            let c = Coverage {
-                tenant: rows.text("tenant", r).unwrap_or_default(),
-                unit_id: rows.text("unit_id", r),
-                unit_name: rows.text("unit_name", r),
-                accesses: rows.int("accesses", r).unwrap_or(0) as u64,
-                explained: rows.int("explained", r).unwrap_or(0) as u64,
-            };
-            total_accesses += c.accesses;
-            coverage.push(c);
-        }
-    }
+    each_row(&ctx, coverage_sql, "explained share", |rows, r| {
+        let c = Coverage {
+            tenant: rows.text("tenant", r).unwrap_or_default(),
+            unit_id: rows.text("unit_id", r),
+            unit_name: rows.text("unit_name", r),
+            accesses: rows.int("accesses", r).unwrap_or(0) as u64,
+            explained: rows.int("explained", r).unwrap_or(0) as u64,
+        };
+        total_accesses += c.accesses;
+        coverage.push(c);
+    })
+    .await?;
     let mut daily = Vec::new();
     let daily_sql = "SELECT tenant, CAST(CAST(occurred_at AS DATE) AS VARCHAR) AS day, COUNT(*) AS accesses, \
         SUM(CASE WHEN explained THEN 1 ELSE 0 END) AS explained FROM access_explained WHERE patient_id IS NOT NULL \
         GROUP BY 1, 2 ORDER BY 1, 2";
-    for batch in collect(&ctx, daily_sql, "accesses per day").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        for r in 0..batch.num_rows() {
-            daily.push(Daily {
-                tenant: rows.text("tenant", r).unwrap_or_default(),
-                date: rows.text("day", r).unwrap_or_default(),
-                accesses: rows.int("accesses", r).unwrap_or(0) as u64,
-                explained: rows.int("explained", r).unwrap_or(0) as u64,
-            });
-        }
-    }
+    each_row(&ctx, daily_sql, "accesses per day", |rows, r| {
+        daily.push(Daily {
+            tenant: rows.text("tenant", r).unwrap_or_default(),
+            date: rows.text("day", r).unwrap_or_default(),
+            accesses: rows.int("accesses", r).unwrap_or(0) as u64,
+            explained: rows.int("explained", r).unwrap_or(0) as u64,
+        });
+    })
+    .await?;
     let mut unexplained: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let unexplained_sql = "SELECT a.tenant, d.event_id FROM access_explained a JOIN access_details d ON d.seq = a.seq \
         WHERE a.patient_id IS NOT NULL AND NOT a.explained ORDER BY 1, 2";
-    for batch in collect(&ctx, unexplained_sql, "unexplained accesses").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        for r in 0..batch.num_rows() {
-            if let (Some(t), Some(id)) = (rows.text("tenant", r), rows.text("event_id", r)) {
-                unexplained.entry(t).or_default().push(id);
-            }
+    each_row(&ctx, unexplained_sql, "unexplained accesses", |rows, r| {
+        if let (Some(t), Some(id)) = (rows.text("tenant", r), rows.text("event_id", r)) {
+            unexplained.entry(t).or_default().push(id);
         }
-    }
+    })
+    .await?;
     // Where each flagged patient is in care, for the linked notices.
     let mut care_orgs: HashMap<String, Vec<String>> = HashMap::new();
     let care_sql = "SELECT DISTINCT c.patient_id, c.orgnr FROM care c JOIN (SELECT DISTINCT a.patient_id FROM access_explained a JOIN flagged f ON f.seq = a.seq) p \
         ON p.patient_id = c.patient_id WHERE c.orgnr IS NOT NULL ORDER BY 1, 2";
-    for batch in collect(&ctx, care_sql, "patients' care organisations").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        for r in 0..batch.num_rows() {
-            if let (Some(p), Some(o)) = (rows.text("patient_id", r), rows.text("orgnr", r)) {
-                care_orgs.entry(p).or_default().push(o);
-            }
+    each_row(&ctx, care_sql, "patients' care organisations", |rows, r| {
+        if let (Some(p), Some(o)) = (rows.text("patient_id", r), rows.text("orgnr", r)) {
+            care_orgs.entry(p).or_default().push(o);
         }
-    }
+    })
+    .await?;
     let mut org_names = BTreeMap::new();
     let names_sql = "SELECT orgnr, MIN(name) AS name FROM organization WHERE resh IS NULL AND orgnr IS NOT NULL AND name IS NOT NULL GROUP BY orgnr";
-    for batch in collect(&ctx, names_sql, "organisation names").await? {
-        let options = FormatOptions::default();
-        let rows = Rows::new(&batch, &options)?;
-        for r in 0..batch.num_rows() {
-            if let (Some(o), Some(n)) = (rows.text("orgnr", r), rows.text("name", r)) {
-                org_names.insert(o, n);
-            }
+    each_row(&ctx, names_sql, "organisation names", |rows, r| {
+        if let (Some(o), Some(n)) = (rows.text("orgnr", r), rows.text("name", r)) {
+            org_names.insert(o, n);
         }
-    }
+    })
+    .await?;
     Ok(Analysis {
         org_names,
         period: job.period,

@@ -173,10 +173,11 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     let (queues, notices) = loggvakt_analyse::build_queues(&analysis, &settings);
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let written = report::write_outputs(&args.out, &analysis, &queues, &notices)?;
+    // The review is logged (durably) before anyone can read its outputs.
     let logged = log_review_run(&mut journal, args, &queues)?;
     journal.close()?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let written = report::write_outputs(&args.out, &analysis, &queues, &notices)?;
 
     println!(
         "checked {} accesses to patient records from {} to {} with {} detectors in {:.1}s (context snapshot v{:06})",
