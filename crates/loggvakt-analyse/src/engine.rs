@@ -3,6 +3,7 @@
 //! `queries/`, runs every detector, and collects what the review queues are made from.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -115,6 +116,8 @@ pub struct Analysis {
     pub unexplained: BTreeMap<String, Vec<String>>,
     pub context_version: u32,
     pub total_accesses: u64,
+    /// Time spent outside the detectors: building views, collecting rows and figures.
+    pub phases: Vec<DetectorRun>,
     /// Legal entities' names from the context, by orgnr.
     pub org_names: BTreeMap<String, String>,
 }
@@ -299,9 +302,11 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     each_row(&ctx, &tenants_sql, "listing organisations", |rows, r| tenants.extend(rows.text("tenant", r))).await?;
     ctx.register_table("org_settings", Arc::new(settings_table(job.settings, &tenants)?)).map_err(|e| df("org_settings", e))?;
 
+    let mut phases = Vec::new();
     for query in &job.queries {
         let Some(view) = query.header.get("view") else { continue };
         progress(Progress::Preparing(view));
+        let started = Instant::now();
         let sql = query.render(&job.params, &common)?;
         let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
         if query.header.get("materialize").map(String::as_str) == Some("true") {
@@ -311,6 +316,7 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         } else {
             ctx.register_table(view.as_str(), frame.into_view()).map_err(|e| df(&query.origin, e))?;
         }
+        phases.push(DetectorRun { id: format!("view {view}"), flags: 0, millis: started.elapsed().as_millis() });
     }
 
     let mut flags = Vec::new();
@@ -366,41 +372,21 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         .map_err(|e| AnalyseError::Query { context: "flagged".into(), reason: e.to_string() })?;
     ctx.register_table("flagged", Arc::new(MemTable::try_new(seq_schema, vec![vec![seq_batch]]).map_err(|e| df("flagged", e))?)).map_err(|e| df("flagged", e))?;
     let row_sql = format!("SELECT {ROW_COLUMNS} FROM access_explained a JOIN flagged f ON f.seq = a.seq JOIN access_details d ON d.seq = a.seq");
+    let started = Instant::now();
     each_row(&ctx, &row_sql, "collecting flagged accesses", |rows, r| {
         if let Some(a) = access_row(rows, r) {
             accesses.insert(a.seq, a);
         }
     })
     .await?;
-    // Quality control: a pseudo-random (but repeatable) draw of unflagged accesses.
-    let mut samples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let sample_sql = "SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY (a.seq * 2654435761) % 1000003) AS draw \
-        FROM access_explained a LEFT JOIN flagged f ON f.seq = a.seq WHERE f.seq IS NULL AND a.patient_id IS NOT NULL";
-    let sample_sql = format!(
-        "SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq WHERE a.draw <= {}",
-        job.settings.max_qc_sample()
-    );
-    each_row(&ctx, &sample_sql, "drawing the quality-control sample", |rows, r| {
-        if let Some(a) = access_row(rows, r) {
-            let take = job.settings.for_org(&a.tenant).qc_sample;
-            let list = samples.entry(a.tenant.clone()).or_default();
-            if list.len() < take {
-                list.push(a.seq);
-                accesses.insert(a.seq, a);
-            }
-        }
-    })
-    .await?;
-    for list in samples.values_mut() {
-        list.sort_unstable();
-    }
-
+    phases.push(DetectorRun { id: "collecting flagged accesses".into(), flags: 0, millis: started.elapsed().as_millis() });
     let mut coverage = Vec::new();
     let mut total_accesses = 0;
     let coverage_sql = "SELECT c.*, u.name AS unit_name FROM (SELECT tenant, unit_id, COUNT(*) AS accesses, \
         SUM(CASE WHEN explained THEN 1 ELSE 0 END) AS explained FROM access_explained WHERE patient_id IS NOT NULL \
         GROUP BY tenant, unit_id) c LEFT JOIN (SELECT resh, MIN(name) AS name FROM organization WHERE resh IS NOT NULL GROUP BY resh) u \
         ON u.resh = c.unit_id ORDER BY c.tenant, c.unit_id";
+    let started = Instant::now();
     each_row(&ctx, coverage_sql, "explained share", |rows, r| {
         let c = Coverage {
             tenant: rows.text("tenant", r).unwrap_or_default(),
@@ -413,10 +399,53 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         coverage.push(c);
     })
     .await?;
+    phases.push(DetectorRun { id: "explained share".into(), flags: 0, millis: started.elapsed().as_millis() });
+    // Quality control: a pseudo-random (but repeatable) draw of unflagged accesses.
+    let mut samples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    // Each organisation's draw is taken from a hash bucket sized for it (about 20 times the
+    // sample), so the ranking sorts a few rows rather than every access.
+    let mut per_tenant: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in &coverage {
+        *per_tenant.entry(c.tenant.as_str()).or_default() += c.accesses;
+    }
+    let mut bucket = String::from("CASE a.tenant");
+    for (tenant, accesses) in &per_tenant {
+        let wanted = 20 * job.settings.for_org(tenant).qc_sample as u64 + 20;
+        let limit = (1_000_003u64 * wanted / (*accesses).max(1)).min(1_000_003);
+        let _ = write!(bucket, " WHEN '{}' THEN {limit}", tenant.replace('\'', "''"));
+    }
+    bucket.push_str(" ELSE 1000003 END");
+    let sample_sql = format!(
+        "SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY (a.seq * 2654435761) % 1000003) AS draw \
+        FROM access_explained a LEFT JOIN flagged f ON f.seq = a.seq WHERE f.seq IS NULL AND a.patient_id IS NOT NULL \
+        AND (a.seq * 2654435761) % 1000003 < {bucket}"
+    );
+    let sample_sql = format!(
+        "SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq WHERE a.draw <= {}",
+        job.settings.max_qc_sample()
+    );
+    let started = Instant::now();
+    each_row(&ctx, &sample_sql, "drawing the quality-control sample", |rows, r| {
+        if let Some(a) = access_row(rows, r) {
+            let take = job.settings.for_org(&a.tenant).qc_sample;
+            let list = samples.entry(a.tenant.clone()).or_default();
+            if list.len() < take {
+                list.push(a.seq);
+                accesses.insert(a.seq, a);
+            }
+        }
+    })
+    .await?;
+    phases.push(DetectorRun { id: "drawing the quality-control sample".into(), flags: 0, millis: started.elapsed().as_millis() });
+    for list in samples.values_mut() {
+        list.sort_unstable();
+    }
+
     let mut daily = Vec::new();
     let daily_sql = "SELECT tenant, CAST(CAST(occurred_at AS DATE) AS VARCHAR) AS day, COUNT(*) AS accesses, \
         SUM(CASE WHEN explained THEN 1 ELSE 0 END) AS explained FROM access_explained WHERE patient_id IS NOT NULL \
         GROUP BY 1, 2 ORDER BY 1, 2";
+    let started = Instant::now();
     each_row(&ctx, daily_sql, "accesses per day", |rows, r| {
         daily.push(Daily {
             tenant: rows.text("tenant", r).unwrap_or_default(),
@@ -426,34 +455,42 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         });
     })
     .await?;
+    phases.push(DetectorRun { id: "accesses per day".into(), flags: 0, millis: started.elapsed().as_millis() });
     let mut unexplained: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let unexplained_sql = "SELECT a.tenant, d.event_id FROM access_explained a JOIN access_details d ON d.seq = a.seq \
         WHERE a.patient_id IS NOT NULL AND NOT a.explained ORDER BY 1, 2";
+    let started = Instant::now();
     each_row(&ctx, unexplained_sql, "unexplained accesses", |rows, r| {
         if let (Some(t), Some(id)) = (rows.text("tenant", r), rows.text("event_id", r)) {
             unexplained.entry(t).or_default().push(id);
         }
     })
     .await?;
+    phases.push(DetectorRun { id: "unexplained accesses".into(), flags: 0, millis: started.elapsed().as_millis() });
     // Where each flagged patient is in care, for the linked notices.
     let mut care_orgs: HashMap<String, Vec<String>> = HashMap::new();
     let care_sql = "SELECT DISTINCT c.patient_id, c.orgnr FROM care c JOIN (SELECT DISTINCT a.patient_id FROM access_explained a JOIN flagged f ON f.seq = a.seq) p \
         ON p.patient_id = c.patient_id WHERE c.orgnr IS NOT NULL ORDER BY 1, 2";
+    let started = Instant::now();
     each_row(&ctx, care_sql, "patients' care organisations", |rows, r| {
         if let (Some(p), Some(o)) = (rows.text("patient_id", r), rows.text("orgnr", r)) {
             care_orgs.entry(p).or_default().push(o);
         }
     })
     .await?;
+    phases.push(DetectorRun { id: "patients' care organisations".into(), flags: 0, millis: started.elapsed().as_millis() });
     let mut org_names = BTreeMap::new();
     let names_sql = "SELECT orgnr, MIN(name) AS name FROM organization WHERE resh IS NULL AND orgnr IS NOT NULL AND name IS NOT NULL GROUP BY orgnr";
+    let started = Instant::now();
     each_row(&ctx, names_sql, "organisation names", |rows, r| {
         if let (Some(o), Some(n)) = (rows.text("orgnr", r), rows.text("name", r)) {
             org_names.insert(o, n);
         }
     })
     .await?;
+    phases.push(DetectorRun { id: "organisation names".into(), flags: 0, millis: started.elapsed().as_millis() });
     Ok(Analysis {
+        phases,
         org_names,
         period: job.period,
         detectors: job.detectors,

@@ -188,6 +188,9 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         analysis.context_version
     );
+    for phase in &analysis.phases {
+        println!("  {:<40} {:>6} ms", phase.id, phase.millis);
+    }
     for run in &analysis.runs {
         println!("  {:<18} {:>7} flags  {:>6} ms", run.id, run.flags, run.millis);
     }
