@@ -182,7 +182,7 @@ fn direct(args: &Args, key: &Path, store: &Path, context: &Path) -> anyhow::Resu
     for (event, _) in region.access_events(args.seed) {
         journal.append(event)?;
         n += 1;
-        if n % 100_000 == 0 {
+        if n.is_multiple_of(100_000) {
             journal.commit()?;
             journal.maybe_seal()?;
         }

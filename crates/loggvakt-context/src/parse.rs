@@ -346,9 +346,9 @@ impl Resolver {
                     if let Some(target) = part_of.as_ref().filter(|t| !orgs.contains_key(*t)) {
                         missing.push((key.clone(), "Organization.partOf", target.clone()));
                     }
-                    tables.get_mut("organization").map(|t| {
-                        t.push(&[Cell::Text(Some(key)), Cell::Text(resolved.orgnr.as_deref()), Cell::Text(ids.resh.as_deref()), Cell::Text(name.as_deref()), Cell::Text(part_of.as_deref())])
-                    });
+                    if let Some(t) = tables.get_mut("organization") {
+                        t.push(&[Cell::Text(Some(key)), Cell::Text(resolved.orgnr.as_deref()), Cell::Text(ids.resh.as_deref()), Cell::Text(name.as_deref()), Cell::Text(part_of.as_deref())]);
+                    }
                 }
                 Parsed::Patient { key, ids, family, given, protected, deceased, addresses } => {
                     let Some(person) = &ids.person else {

@@ -312,7 +312,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
         let file = write(dir.path(), "Patient.ndjson", &format!("{PATIENT}\n"));
-        let first = import(&store, &[file.clone()], "2026-11-22T00:00:00Z").unwrap();
+        let first = import(&store, std::slice::from_ref(&file), "2026-11-22T00:00:00Z").unwrap();
         assert!(first.created);
         assert_eq!(first.snapshot.version, 1);
         assert_eq!(first.snapshot.rows["person"], 1);

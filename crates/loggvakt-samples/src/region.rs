@@ -389,7 +389,10 @@ impl Region {
     fn team(&self, rng: &mut Rng, org: usize, unit: usize, size: usize) -> Vec<usize> {
         let staff = self.active_staff(org, Some(unit));
         let staff = if staff.is_empty() { self.active_staff(org, None) } else { staff };
-        let mut team: Vec<usize> = (0..size).filter_map(|_| (!staff.is_empty()).then(|| staff[rng.below(staff.len() as u64) as usize])).collect();
+        if staff.is_empty() {
+            return Vec::new();
+        }
+        let mut team: Vec<usize> = (0..size).map(|_| staff[rng.below(staff.len() as u64) as usize]).collect();
         team.sort_unstable();
         team.dedup();
         team
@@ -714,7 +717,7 @@ impl Region {
     /// Writes the context alone, one NDJSON file per resource type; returns the resource count.
     pub fn write_context(&self, dir: &Path) -> io::Result<usize> {
         let mut count = 0;
-        let mut file = |name: &str, lines: &mut dyn FnMut(&mut String, &mut dyn FnMut(&str) -> io::Result<()>) -> io::Result<()>| -> io::Result<()> {
+        let mut file = |name: &str, lines: &mut WriteLines<'_>| -> io::Result<()> {
             let mut w = io::BufWriter::new(std::fs::File::create(dir.join(format!("{name}.ndjson")))?);
             let mut buf = String::new();
             lines(&mut buf, &mut |line: &str| {
@@ -942,6 +945,9 @@ impl Region {
         b.push('}');
     }
 }
+
+/// Writes one file's lines into a buffer and hands each to the emitter.
+type WriteLines<'a> = dyn FnMut(&mut String, &mut dyn FnMut(&str) -> io::Result<()>) -> io::Result<()> + 'a;
 
 /// Surnames that no household draws, given to the same-surname cases.
 const RARE_SURNAMES: &[&str] = &["Kvammen", "Tørrissen", "Åsgårdstrand", "Vikeså", "Lysebotn", "Hjelmeland", "Brattbakk", "Øvstedal"];
