@@ -766,16 +766,13 @@ impl Region {
                 b.clear();
                 let _ = write!(
                     b,
-                    r#"{{"resourceType":"RelatedPerson","id":"rel-{i}","patient":{{"reference":"Patient/p-{}"}},"identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}],"relationship":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"{}"}}]}}],"period":{{"start":"{}""#,
+                    r#"{{"resourceType":"RelatedPerson","id":"rel-{i}","patient":{{"reference":"Patient/p-{}"}},"identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}],"relationship":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"{}"}}]}}]"#,
                     r.person,
                     self.persons[r.related].fnr,
-                    r.code,
-                    date(r.from)
+                    r.code
                 );
-                if let Some(to) = r.to {
-                    let _ = write!(b, r#","end":"{}""#, date(to));
-                }
-                b.push_str("}}");
+                write_date_period(b, r.from, r.to);
+                b.push('}');
                 emit(b)?;
             }
             Ok(())
@@ -800,17 +797,14 @@ impl Region {
                 let (from, to) = self.employment[i];
                 let _ = write!(
                     b,
-                    r#"{{"resourceType":"PractitionerRole","id":"{}","practitioner":{{"reference":"Practitioner/pr-{}"}},"organization":{{"reference":"Organization/unit-{}"}},"code":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"{}"}}]}}],"period":{{"start":"{}""#,
+                    r#"{{"resourceType":"PractitionerRole","id":"{}","practitioner":{{"reference":"Practitioner/pr-{}"}},"organization":{{"reference":"Organization/unit-{}"}},"code":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"{}"}}]}}]"#,
                     e.role_id,
                     e.hpr,
                     self.orgs[e.org].units[e.unit].0,
-                    e.role,
-                    date(from)
+                    e.role
                 );
-                if let Some(to) = to {
-                    let _ = write!(b, r#","end":"{}""#, date(to));
-                }
-                b.push_str("}}");
+                write_date_period(b, from, to);
+                b.push('}');
                 emit(b)?;
             }
             Ok(())
@@ -887,11 +881,9 @@ impl Region {
             if let Some(unit) = &d.unit {
                 let _ = write!(b, r#","{unit}""#);
             }
-            let _ = write!(b, r#"],"city":"{m}","district":"{m}","postalCode":"{}","country":"NO","period":{{"start":"{}""#, postcode + d.number % 7, date(s.from));
-            if let Some(to) = s.to {
-                let _ = write!(b, r#","end":"{}""#, date(to));
-            }
-            b.push_str("}}");
+            let _ = write!(b, r#"],"city":"{m}","district":"{m}","postalCode":"{}","country":"NO""#, postcode + d.number % 7);
+            write_date_period(b, s.from, s.to);
+            b.push('}');
         }
         b.push(']');
     }
@@ -974,6 +966,15 @@ fn pick_weighted(rng: &mut Rng, weights: impl Iterator<Item = f64> + Clone) -> u
 
 fn building_key(d: &Dwelling) -> String {
     format!("{}|{}|{}{}", d.municipality, d.street, d.number, d.letter.map(String::from).unwrap_or_default())
+}
+
+/// `,"period":{"start":…,"end":…}` for days since 1970; an open period has no end.
+fn write_date_period(b: &mut String, from: i64, to: Option<i64>) {
+    let _ = write!(b, r#","period":{{"start":"{}""#, date(from));
+    if let Some(to) = to {
+        let _ = write!(b, r#","end":"{}""#, date(to));
+    }
+    b.push('}');
 }
 
 fn date(day: i64) -> String {
