@@ -143,6 +143,10 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     let mut params = BTreeMap::new();
     for p in &args.params {
         let Some((name, value)) = p.split_once('=') else { bail!("--param {p}: expected NAME=VALUE") };
+        // Values are pasted into SQL, so only plain literals are accepted.
+        if value.trim().is_empty() || !value.trim().chars().all(|c| c.is_ascii_alphanumeric() || "_.:+-".contains(c)) {
+            bail!("--param {p}: the value must be a number or a plain word (letters, digits, _ . : + -)");
+        }
         params.insert(name.trim().to_owned(), value.trim().to_owned());
     }
     let detectors = loggvakt_analyse::load_detectors(args.detectors.as_deref())?;
