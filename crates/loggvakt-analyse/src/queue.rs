@@ -282,20 +282,28 @@ pub fn build_queues(analysis: &Analysis, settings: &Settings) -> (Vec<Queue>, Ve
             .map(|a| case_access(analysis, a, &[]))
             .collect();
         let queued: BTreeSet<&str> = cases.iter().flat_map(|c| c.accesses.iter().map(|a| a.event_id.as_str())).collect();
+        // (flagged, of them explained, in queued cases) per detector, from this tenant's flags only.
+        let mut tally = vec![(0usize, 0usize, 0usize); analysis.detectors.len()];
+        for (seq, flags) in grouped.get(tenant).into_iter().flat_map(|by_accessor| by_accessor.values()).flatten() {
+            let Some(a) = analysis.accesses.get(seq) else { continue };
+            for f in flags {
+                let t = &mut tally[f.detector];
+                t.0 += 1;
+                t.1 += usize::from(a.explained);
+                t.2 += usize::from(queued.contains(a.event_id.as_str()));
+            }
+        }
         let detectors = analysis
             .detectors
             .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let mine: Vec<&AccessRow> = analysis.flags.iter().filter(|f| f.detector == i).filter_map(|f| analysis.accesses.get(&f.seq)).filter(|a| a.tenant == tenant).collect();
-                DetectorStat {
-                    id: d.id.clone(),
-                    title_nb: d.title_nb.clone(),
-                    title_en: d.title_en.clone(),
-                    flagged_accesses: mine.len(),
-                    flagged_explained: mine.iter().filter(|a| a.explained).count(),
-                    in_queued_cases: mine.iter().filter(|a| queued.contains(a.event_id.as_str())).count(),
-                }
+            .zip(&tally)
+            .map(|(d, &(flagged, explained, in_queue))| DetectorStat {
+                id: d.id.clone(),
+                title_nb: d.title_nb.clone(),
+                title_en: d.title_en.clone(),
+                flagged_accesses: flagged,
+                flagged_explained: explained,
+                in_queued_cases: in_queue,
             })
             .collect();
         let coverage: Vec<Coverage> = analysis.coverage.iter().filter(|c| c.tenant == tenant).cloned().collect();

@@ -59,8 +59,18 @@ fn csv(queue: &Queue) -> String {
     out
 }
 
+const FLAGS_HEADER: &str = "detector,event_id,seq,strength,explained\n";
+
 /// Writes every queue and the notices addressed to each organisation under `out`.
 pub fn write_outputs(out: &Path, analysis: &Analysis, queues: &[Queue], notices: &[Notice]) -> Result<Vec<Written>, AnalyseError> {
+    // Every flag, queued or not, for statistics and evaluation: one pass, split by tenant.
+    let mut flags_csv: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    for f in &analysis.flags {
+        if let Some(a) = analysis.accesses.get(&f.seq) {
+            let csv = flags_csv.entry(a.tenant.as_str()).or_insert_with(|| FLAGS_HEADER.to_owned());
+            let _ = writeln!(csv, "{},{},{},{:.3},{}", analysis.detectors[f.detector].id, csv_field(&a.event_id), a.seq, f.strength, a.explained);
+        }
+    }
     let mut written = Vec::new();
     for q in queues {
         let dir = out.join(&q.orgnr);
@@ -77,14 +87,7 @@ pub fn write_outputs(out: &Path, analysis: &Analysis, queues: &[Queue], notices:
             ids.push('\n');
         }
         write(&dir.join("unexplained.csv"), ids.as_bytes())?;
-        // Every flag, queued or not, for statistics and evaluation.
-        let mut flags = String::from("detector,event_id,seq,strength,explained\n");
-        for f in &analysis.flags {
-            if let Some(a) = analysis.accesses.get(&f.seq).filter(|a| a.tenant == q.orgnr) {
-                let _ = writeln!(flags, "{},{},{},{:.3},{}", analysis.detectors[f.detector].id, csv_field(&a.event_id), a.seq, f.strength, a.explained);
-            }
-        }
-        write(&dir.join("flags.csv"), flags.as_bytes())?;
+        write(&dir.join("flags.csv"), flags_csv.get(q.orgnr.as_str()).map_or(FLAGS_HEADER, String::as_str).as_bytes())?;
         write(&dir.join("report.html"), html(q, &mine).as_bytes())?;
         written.push(Written { orgnr: q.orgnr.clone(), dir, cases: q.cases.len(), notices: mine.len() });
     }
