@@ -61,8 +61,39 @@ impl QuarantineWriter {
     }
 }
 
+/// The file that records which quarantined entries were retried, and what came of it.
+pub const RETRIED_FILE: &str = "retried.log";
+
+/// A quarantined entry with its id: a short hash of the file it is in and its line there,
+/// stable for as long as the store exists (quarantine files are only appended to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineRecord {
+    pub id: String,
+    pub entry: QuarantineEntry,
+}
+
+/// What a retry did with one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryRecord {
+    pub id: String,
+    pub retried_at: String,
+    /// Sequence numbers of the events it became (empty if they were already stored).
+    pub stored: Vec<u64>,
+    pub duplicates: usize,
+}
+
+fn record_id(file: &str, line: usize) -> String {
+    let hash = blake3::hash(format!("{file}\n{line}").as_bytes());
+    hash.to_hex()[..12].to_owned()
+}
+
 /// Reads every quarantined entry in a store, oldest file first.
 pub fn read_quarantine(store: &Path) -> Result<Vec<QuarantineEntry>, JournalError> {
+    Ok(read_quarantine_records(store)?.into_iter().map(|r| r.entry).collect())
+}
+
+/// Reads every quarantined entry with its id, oldest file first.
+pub fn read_quarantine_records(store: &Path) -> Result<Vec<QuarantineRecord>, JournalError> {
     let dir = store.join("quarantine");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "ndjson")).collect(),
@@ -73,10 +104,30 @@ pub fn read_quarantine(store: &Path) -> Result<Vec<QuarantineEntry>, JournalErro
     let mut out = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| JournalError::io(&file, e))?;
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         for (i, line) in text.lines().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
             let entry = serde_json::from_str(line).map_err(|e| JournalError::Corrupt { path: file.clone(), detail: format!("line {}: {e}", i + 1) })?;
-            out.push(entry);
+            out.push(QuarantineRecord { id: record_id(&name, i + 1), entry });
         }
+    }
+    Ok(out)
+}
+
+/// The retries done so far, by entry id (the last one wins).
+pub fn read_retries(store: &Path) -> Result<std::collections::HashMap<String, RetryRecord>, JournalError> {
+    let path = store.join("quarantine").join(RETRIED_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(JournalError::io(&path, e)),
+    };
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let record: RetryRecord = serde_json::from_str(line).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("line {}: {e}", i + 1) })?;
+        out.insert(record.id.clone(), record);
     }
     Ok(out)
 }

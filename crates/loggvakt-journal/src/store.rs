@@ -23,7 +23,7 @@ use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentE
 use crate::note::{Checkpoint, SigningKey};
 use crate::context::ContextFile;
 use crate::idempotency::{identity, IdempotencyIndex};
-use crate::quarantine::{QuarantineEntry, QuarantineWriter};
+use crate::quarantine::{QuarantineEntry, QuarantineWriter, RetryRecord};
 use crate::segment::{epoch_of_file_name, segment_rel_path, write_segment, SealedRecord};
 use crate::wal::{cut_torn_tail, read_wal, wal_path, WalWriter};
 use crate::JournalError;
@@ -257,6 +257,14 @@ impl Journal {
         self.durable_seq
     }
 
+    /// Committed records not yet sealed into segments, oldest first. With the sealed
+    /// segments they are every durable record; a reader that also wants these (a search
+    /// served while the writer runs) asks the writer for them.
+    pub fn unsealed(&self) -> impl Iterator<Item = (u64, &AccessEvent)> {
+        let durable = self.durable_seq;
+        self.pending.iter().take_while(move |r| r.seq <= durable).map(|r| (r.seq, &r.event))
+    }
+
     pub fn signer_id(&self) -> String {
         self.key.verifier().id()
     }
@@ -294,6 +302,16 @@ impl Journal {
     /// Keeps input that could not be mapped. Durable at the next `commit`.
     pub fn quarantine(&mut self, entry: &QuarantineEntry) -> Result<(), JournalError> {
         self.quarantine.append(entry)
+    }
+
+    /// Records that a quarantined entry was retried, after the events it became are
+    /// committed; durable when this returns.
+    pub fn record_retry(&mut self, record: &RetryRecord) -> Result<(), JournalError> {
+        let path = self.dir.join("quarantine").join(crate::quarantine::RETRIED_FILE);
+        let mut log = crate::fsutil::AppendLog::new(path.clone());
+        let line = serde_json::to_vec(record).map_err(|e| JournalError::io(&path, std::io::Error::other(e)))?;
+        log.append(&[&line, b"\n"])?;
+        log.sync()
     }
 
     /// Keeps a context resource (e.g. a FHIR PractitionerRole) that later input may refer
