@@ -11,6 +11,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod analyse;
+mod daemon;
 mod demo;
 mod html;
 mod ingest;
@@ -51,6 +52,21 @@ loggvakt ingest --store /srv/loggvakt --key operator.key --report-durable contex
 An event counts as stored only once it is fsynced; running the same files again stores nothing twice \
 (events are identified by source system and AuditEvent.id), so an interrupted run is resumed by running it again.")]
     Ingest(ingest::IngestArgs),
+    /// Run the ingest daemon: FHIR AuditEvent over HTTP(S), IHE ATNA syslog over TLS/TCP/UDP, durable acknowledgement.
+    #[command(after_long_help = "Examples:\n  \
+loggvakt serve --store /srv/loggvakt --key /etc/loggvakt/operator.key --config /etc/loggvakt/loggvakt.toml\n  \
+LOGGVAKT_HTTP__LISTEN=0.0.0.0:8080 loggvakt serve --store /srv/loggvakt --key operator.key --config loggvakt.toml\n\n\
+Senders: POST /fhir/AuditEvent (one event), POST /fhir (a batch or transaction Bundle), GET /fhir/AuditEvent?patient=..&date=ge.. \
+(ITI-81 search, for sources allowed to search; every search is itself logged), GET /fhir/metadata. Syslog (ITI-20): RFC 5424 \
+with a DICOM or RFC 3881 audit message, octet-counted or one per line. A 2xx answer means the event is fsynced; when the \
+queue is full the answer is 503 with Retry-After, and syslog connections are not read until there is room. \
+Operations: /metrics (Prometheus), /healthz, /readyz. SIGTERM drains, seals and signs a checkpoint. The API is in docs/ingest-api.md.")]
+    Serve(daemon::ServeArgs),
+    /// Show each source's completeness: received, stored, gaps in its sequence numbers, silences.
+    Sources(daemon::SourcesArgs),
+    /// Inspect quarantined input and retry it after a fix.
+    #[command(subcommand)]
+    Quarantine(daemon::QuarantineCommand),
     /// Prove from the files and trusted public keys alone that a store is complete and unaltered.
     #[command(after_long_help = "Examples:\n  \
 loggvakt verify --store /mnt/copy-of-store --trusted-keys trusted-keys.txt\n  \
@@ -186,6 +202,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Keygen(args) => keys::keygen(&args).map(|()| ExitCode::SUCCESS),
         Command::Ingest(args) => ingest::run(&args),
+        Command::Serve(args) => daemon::serve(&args),
+        Command::Sources(args) => daemon::sources(&args),
+        Command::Quarantine(command) => daemon::quarantine(&command),
         Command::Verify(args) => verify::run(&args),
         Command::ExportCheckpoint(args) => verify::export(&args).map(|()| ExitCode::SUCCESS),
         Command::Context(command) => analyse::context(&command),

@@ -1,0 +1,198 @@
+//! `loggvakt serve`, `loggvakt sources` and `loggvakt quarantine`: the daemon and what an
+//! operator asks of it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use loggvakt_journal::{read_quarantine_records, read_retries, Appended, Journal, JournalOptions, RetryRecord};
+use loggvakt_serve::identity::Sources;
+use loggvakt_serve::tracker::{StateFile, STATE_FILE};
+use loggvakt_serve::Config;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The store directory (created if missing). The daemon is its only writer while it runs.
+    #[arg(long, env = "LOGGVAKT_STORE")]
+    pub store: PathBuf,
+    /// Private key that signs checkpoints (from 'loggvakt keygen').
+    #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
+    pub key: PathBuf,
+    /// TOML configuration: listeners, TLS, limits and the sources allowed to send (see
+    /// deploy/loggvakt.toml). LOGGVAKT_<SECTION>__<KEY> environment variables override it.
+    #[arg(long, env = "LOGGVAKT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref(), std::env::vars())?;
+    let key = crate::keys::read_signing_key(&args.key)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("loggvakt-serve").build().context("starting the async runtime")?;
+    runtime.block_on(loggvakt_serve::run(args.store.clone(), key, config, |listening| {
+        // One line on stdout that scripts (and the tests) can wait for.
+        println!("listening {}", serde_json::to_string(listening).unwrap_or_default());
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct SourcesArgs {
+    #[arg(long, env = "LOGGVAKT_STORE")]
+    pub store: PathBuf,
+    /// Print the state as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn sources(args: &SourcesArgs) -> anyhow::Result<ExitCode> {
+    let path = args.store.join(STATE_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("no source has sent to this store through the daemon yet ({} does not exist)", path.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let state: StateFile = serde_json::from_slice(&bytes).with_context(|| format!("{} is not a source state file", path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&state)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("sources as of {} (gaps and silences are also events in the journal, source system 'loggvakt')", state.updated_at);
+    println!("{:<20} {:>10} {:>10} {:>8} {:>8} {:>6} {:>8} {:>10}  {:<25} status", "source", "received", "stored", "dupl.", "quarant.", "gaps", "missing", "last seq", "last seen");
+    for (name, s) in &state.sources {
+        let last_seen = s.last_seen.map(|t| loggvakt_model::Timestamp(t).to_rfc3339()).unwrap_or_else(|| "never".into());
+        let status = match (s.silent_since, s.missing_events) {
+            (Some(since), _) => format!("SILENT since {}", loggvakt_model::Timestamp(since).to_rfc3339()),
+            (None, m) if m > 0 => format!("{m} events missing"),
+            _ => "ok".into(),
+        };
+        println!(
+            "{:<20} {:>10} {:>10} {:>8} {:>8} {:>6} {:>8} {:>10}  {:<25} {status}",
+            name,
+            s.received,
+            s.stored,
+            s.duplicates,
+            s.quarantined,
+            s.gaps_recorded,
+            s.missing_events,
+            s.last_seq.map_or("-".into(), |q| q.to_string()),
+            last_seen
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined input: id, when, where from, and why.
+    List {
+        #[arg(long, env = "LOGGVAKT_STORE")]
+        store: PathBuf,
+        /// Only entries not yet retried successfully.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Show one entry whole, with its raw bytes.
+    Show {
+        #[arg(long, env = "LOGGVAKT_STORE")]
+        store: PathBuf,
+        id: String,
+    },
+    /// Map entries again (after a fix) and store what now maps. Needs the store's writer
+    /// lock: run it while the daemon is stopped.
+    Retry {
+        #[arg(long, env = "LOGGVAKT_STORE")]
+        store: PathBuf,
+        #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
+        key: PathBuf,
+        /// The daemon's configuration, for the sources' organisations and allowed systems.
+        #[arg(long, env = "LOGGVAKT_CONFIG")]
+        config: Option<PathBuf>,
+        /// Entry ids from 'quarantine list'.
+        ids: Vec<String>,
+        /// Every entry not retried successfully yet.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
+pub fn quarantine(command: &QuarantineCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        QuarantineCommand::List { store, pending } => {
+            let retries = read_retries(store)?;
+            let records = read_quarantine_records(store)?;
+            let mut shown = 0;
+            for r in &records {
+                let retried = retries.get(&r.id);
+                if *pending && retried.is_some() {
+                    continue;
+                }
+                shown += 1;
+                let status = retried.map_or("pending".to_owned(), |x| format!("retried {} ({} stored)", x.retried_at, x.stored.len()));
+                let place = match (r.entry.line, r.entry.entry) {
+                    (Some(l), _) => format!(" line {l}"),
+                    (None, Some(e)) => format!(" entry[{e}]"),
+                    _ => String::new(),
+                };
+                println!("{}  {}  {}{}  [{status}]\n    {}", r.id, r.entry.received_at, r.entry.input, place, r.entry.reason);
+            }
+            println!("{shown} of {} quarantined entries shown", records.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        QuarantineCommand::Show { store, id } => {
+            let record = read_quarantine_records(store)?.into_iter().find(|r| &r.id == id).with_context(|| format!("no quarantined entry has id {id} (see 'loggvakt quarantine list')"))?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "id": record.id, "entry": record.entry, "retried": read_retries(store)?.get(id) }))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        QuarantineCommand::Retry { store, key, config, ids, all } => retry(store, key, config.as_ref(), ids, *all),
+    }
+}
+
+fn retry(store: &std::path::Path, key: &std::path::Path, config: Option<&PathBuf>, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
+    if ids.is_empty() && !all {
+        bail!("name the entries to retry (ids from 'loggvakt quarantine list'), or pass --all");
+    }
+    let config = Config::load(config.map(|p| p.as_path()), std::env::vars())?;
+    let sources = Sources::from_config(&config.sources)?;
+    let key = crate::keys::read_signing_key(key)?;
+    let (mut journal, _) = Journal::open(store, key, JournalOptions::default())
+        .with_context(|| format!("opening store {} (stop the daemon first: retry needs the writer lock)", store.display()))?;
+    let context = loggvakt_ingest::load_context(store)?;
+    let retries = read_retries(store)?;
+    let records = read_quarantine_records(store)?;
+    for id in ids {
+        if !records.iter().any(|r| &r.id == id) {
+            bail!("no quarantined entry has id {id}");
+        }
+    }
+    let (mut stored_total, mut failed) = (0usize, 0usize);
+    for record in records.iter().filter(|r| if all { !retries.contains_key(&r.id) } else { ids.contains(&r.id) }) {
+        match loggvakt_serve::retry::remap(&record.entry, &context, &sources, loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES) {
+            Err(why) => {
+                failed += 1;
+                println!("{}  still fails: {why}", record.id);
+            }
+            Ok(events) => {
+                let mut result = RetryRecord { id: record.id.clone(), retried_at: chrono::Utc::now().to_rfc3339(), stored: vec![], duplicates: 0 };
+                for event in events {
+                    match journal.append(event)? {
+                        Appended::Stored { seq } => result.stored.push(seq),
+                        Appended::Duplicate => result.duplicates += 1,
+                        Appended::Conflict { source_system, event_id } => {
+                            println!("{}  conflicts: event id {event_id} from {source_system} is stored with other content", record.id);
+                        }
+                    }
+                }
+                journal.commit()?;
+                journal.record_retry(&result)?;
+                stored_total += result.stored.len();
+                println!("{}  stored {} event(s) {:?}, {} already stored", record.id, result.stored.len(), result.stored, result.duplicates);
+            }
+        }
+    }
+    journal.close()?;
+    println!("{stored_total} event(s) stored; {failed} entr{} still fail", if failed == 1 { "y" } else { "ies" });
+    Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,228 @@
+//! IHE RESTful ATNA (ITI-81) search over the store: the sealed Parquet segments, pruned by
+//! tenant and date partition, plus the committed records the writer has not sealed yet.
+
+use std::path::Path;
+
+use arrow_array::{Array, Int64Array};
+use loggvakt_journal::layout::read_manifests;
+use loggvakt_journal::segment::{SegmentFile, SEQ_COLUMN};
+use loggvakt_journal::JournalError;
+use loggvakt_model::{AccessEvent, EventColumns, Timestamp};
+
+pub const MAX_PAGE: usize = 1000;
+
+/// A parsed search. Dates bound `occurred_at`: `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub patient: Option<String>,
+    pub agent: Option<String>,
+    /// The recording system (`source.observer`); `loggvakt` for the store's own records:
+    /// reads of the log, gaps and silences.
+    pub source: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub count: usize,
+    pub offset: usize,
+    /// Only records below this sequence number: the store as it was at the first page, so
+    /// later pages do not shift as events (this search's own log record among them) arrive.
+    pub before: Option<u64>,
+    /// Only this organisation's events (the searching source's own), unless it may see all.
+    pub tenant: Option<String>,
+}
+
+/// A search parameter that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    pub param: String,
+    pub message: String,
+}
+
+fn param_error(param: &str, message: impl Into<String>) -> ParamError {
+    ParamError { param: param.to_owned(), message: message.into() }
+}
+
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let (b'%', Some(Some(hi)), Some(Some(lo))) = (bytes[i], bytes.get(i + 1).map(|b| hex(*b)), bytes.get(i + 2).map(|b| hex(*b))) {
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of a token or reference parameter: `Patient/123`, `system|123` or `123`.
+fn bare_value(value: &str) -> &str {
+    let value = value.rsplit('|').next().unwrap_or(value);
+    value.rsplit('/').next().unwrap_or(value)
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A FHIR date search value: a day (`2026-11-20`) or an instant with an offset.
+fn date_bounds(value: &str) -> Result<(Timestamp, Timestamp), String> {
+    if let Some(day) = Timestamp::date_to_day(value) {
+        return Ok((Timestamp(day * MICROS_PER_DAY), Timestamp((day + 1) * MICROS_PER_DAY)));
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(value).map_err(|_| format!("'{value}' is neither a date (YYYY-MM-DD) nor a date-time with a UTC offset"))?;
+    let t = t.timestamp_micros();
+    Ok((Timestamp(t), Timestamp(t + 1)))
+}
+
+pub fn parse_query(query: &str, default_count: usize) -> Result<SearchQuery, ParamError> {
+    let mut q = SearchQuery { count: default_count.clamp(1, MAX_PAGE), ..SearchQuery::default() };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (percent_decode(name), percent_decode(value));
+        if value.is_empty() {
+            return Err(param_error(&name, "has no value"));
+        }
+        match name.as_str() {
+            "patient" | "patient.identifier" | "entity" | "entity.identifier" => q.patient = Some(bare_value(&value).to_owned()),
+            "agent" | "agent.identifier" | "who" | "who.identifier" => q.agent = Some(bare_value(&value).to_owned()),
+            "source" | "source.identifier" | "observer" => q.source = Some(value.rsplit('|').next().unwrap_or(&value).to_owned()),
+            "date" => {
+                let (prefix, rest) = match value.get(..2) {
+                    Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &value[2..]),
+                    _ => ("eq", value.as_str()),
+                };
+                let (start, end) = date_bounds(rest).map_err(|m| param_error("date", m))?;
+                let (from, to) = match prefix {
+                    "ge" => (Some(start), None),
+                    "gt" => (Some(end), None),
+                    "le" => (None, Some(end)),
+                    "lt" => (None, Some(start)),
+                    _ => (Some(start), Some(end)),
+                };
+                if let Some(from) = from {
+                    q.from = Some(q.from.map_or(from, |f| f.max(from)));
+                }
+                if let Some(to) = to {
+                    q.to = Some(q.to.map_or(to, |t| t.min(to)));
+                }
+            }
+            "_count" => q.count = value.parse::<usize>().map_err(|_| param_error("_count", "is not a number"))?.clamp(1, MAX_PAGE),
+            "_offset" => q.offset = value.parse().map_err(|_| param_error("_offset", "is not a number"))?,
+            "_before" => q.before = Some(value.parse().map_err(|_| param_error("_before", "is not a number"))?),
+            "_format" | "_sort" => {}
+            other => return Err(param_error(other, "is not a supported search parameter (patient, agent, source, date, _count)")),
+        }
+    }
+    Ok(q)
+}
+
+impl SearchQuery {
+    pub fn matches(&self, e: &AccessEvent) -> bool {
+        self.tenant.as_ref().is_none_or(|t| *t == e.tenant_orgnr)
+            && self.patient.as_ref().is_none_or(|p| e.patient_id.as_ref() == Some(p))
+            && self.agent.as_ref().is_none_or(|a| [&e.user_person_id, &e.user_hpr, &e.user_local_id].iter().any(|v| v.as_ref() == Some(a)))
+            && self.source.as_ref().is_none_or(|s| *s == e.source_system)
+            && self.from.is_none_or(|f| e.occurred_at >= f)
+            && self.to.is_none_or(|t| e.occurred_at < t)
+    }
+
+    /// The query string that asks for the page at `offset` of the same snapshot.
+    pub fn link(&self, raw_query: &str, offset: usize) -> String {
+        let kept: Vec<&str> = raw_query.split('&').filter(|p| !p.is_empty() && !p.starts_with("_offset=") && !p.starts_with("_before=")).collect();
+        let mut q = kept.join("&");
+        if !q.is_empty() {
+            q.push('&');
+        }
+        if let Some(before) = self.before {
+            q.push_str(&format!("_before={before}&"));
+        }
+        format!("{q}_offset={offset}")
+    }
+}
+
+fn corrupt(path: &Path, detail: impl ToString) -> JournalError {
+    JournalError::Corrupt { path: path.to_owned(), detail: detail.to_string() }
+}
+
+fn read_segment(path: &Path, mut keep: impl FnMut(u64, &AccessEvent) -> bool, out: &mut Vec<(u64, AccessEvent)>) -> Result<(), JournalError> {
+    let file = SegmentFile::open(path, 8192)?;
+    for batch in file.reader {
+        let batch = batch.map_err(|e| corrupt(path, e))?;
+        let columns = EventColumns::new(&batch).map_err(|e| corrupt(path, e))?;
+        let seqs = batch.column_by_name(SEQ_COLUMN).and_then(|c| c.as_any().downcast_ref::<Int64Array>()).ok_or_else(|| corrupt(path, "seq column missing"))?;
+        for row in 0..batch.num_rows() {
+            let event = columns.event(row);
+            let seq = seqs.value(row) as u64;
+            if seqs.is_valid(row) && keep(seq, &event) {
+                out.push((seq, event));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sealed events that match, read from the partitions the query can touch.
+pub fn search_sealed(store: &Path, q: &SearchQuery) -> Result<Vec<(u64, AccessEvent)>, JournalError> {
+    let first_date = q.from.map(|t| t.utc_date());
+    let last_date = q.to.map(|t| Timestamp(t.0 - 1).utc_date());
+    let mut out = Vec::new();
+    for (manifest, _, _) in read_manifests(store)? {
+        for segment in &manifest.segments {
+            // data/tenant=<orgnr>/date=<YYYY-MM-DD>/<file>
+            let mut parts = segment.path.split('/');
+            let tenant = parts.nth(1).and_then(|p| p.strip_prefix("tenant="));
+            let date = parts.next().and_then(|p| p.strip_prefix("date="));
+            if q.tenant.as_deref().is_some_and(|t| tenant.is_some_and(|x| x != t)) {
+                continue;
+            }
+            if let Some(date) = date {
+                if first_date.as_deref().is_some_and(|f| date < f) || last_date.as_deref().is_some_and(|l| date > l) {
+                    continue;
+                }
+            }
+            read_segment(&store.join(&segment.path), |_, e| q.matches(e), &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// One sealed event by its sequence number.
+pub fn read_sealed_seq(store: &Path, seq: u64) -> Result<Option<AccessEvent>, JournalError> {
+    for (manifest, _, _) in read_manifests(store)? {
+        if seq < manifest.first_seq || seq > manifest.last_seq {
+            continue;
+        }
+        for segment in manifest.segments.iter().filter(|s| s.first_seq <= seq && seq <= s.last_seq) {
+            let mut found = Vec::new();
+            read_segment(&store.join(&segment.path), |s, _| s == seq, &mut found)?;
+            if let Some((_, event)) = found.pop() {
+                return Ok(Some(event));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iti81_parameters() {
+        let q = parse_query("patient=Patient%2F13116900216&date=ge2026-11-01&date=le2026-11-30&agent=urn:oid:2.16.578.1.12.4.1.4.4|9144889&_count=5", 100).unwrap();
+        assert_eq!(q.patient.as_deref(), Some("13116900216"));
+        assert_eq!(q.agent.as_deref(), Some("9144889"));
+        assert_eq!(q.from.unwrap().utc_date(), "2026-11-01");
+        assert_eq!(Timestamp(q.to.unwrap().0 - 1).utc_date(), "2026-11-30");
+        assert_eq!(q.count, 5);
+        let q = parse_query("date=gt2026-11-20T10:00:00%2B01:00", 100).unwrap();
+        assert_eq!(q.from, Some(Timestamp(chrono::DateTime::parse_from_rfc3339("2026-11-20T09:00:00Z").unwrap().timestamp_micros() + 1)));
+        assert_eq!(parse_query("subtype=x", 100).unwrap_err().param, "subtype");
+        assert_eq!(parse_query("date=yesterday", 100).unwrap_err().param, "date");
+        assert_eq!(q.link("date=x&_offset=10", 20), "date=x&_offset=20");
+        let q = SearchQuery { before: Some(42), ..q };
+        assert_eq!(q.link("date=x&_before=7&_offset=10", 20), "date=x&_before=42&_offset=20");
+    }
+}

@@ -1,0 +1,405 @@
+//! The writer: one thread that owns the journal. Handlers hand it submissions; it appends
+//! everything that has queued up, fsyncs once (group commit), and only then answers each
+//! submission, so an acknowledgement always follows the fsync that made it durable.
+//!
+//! The queue is bounded in events by a semaphore: a handler takes one permit per item
+//! before it submits (HTTP answers 503 when it cannot; syslog stops reading until it can),
+//! and the permits are returned after the commit. A failed fsync or write stops the writer
+//! for good: after `fsyncgate`, nothing written since the last good commit can be trusted,
+//! so every waiting submission gets an error and `/readyz` turns unready.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use loggvakt_journal::{Appended, Journal, JournalError, PreparedRecord, QuarantineEntry};
+use loggvakt_model::codes::{actions, basis, channel, outcome};
+use loggvakt_model::{AccessEvent, Timestamp};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::identity::Source;
+use crate::log::log;
+use crate::metrics::{Metrics, Transport};
+use crate::tracker::{Fate, Notice, Tracker};
+
+/// The recording system of what loggvakt writes itself (gap events, searches); analyses
+/// leave it out of the accesses they review.
+pub const OWN_SYSTEM: &str = "loggvakt";
+
+/// How often the writer looks for gaps past their grace and silent sources.
+const TICK: Duration = Duration::from_millis(250);
+/// Most submissions folded into one group commit.
+const MAX_GROUP: usize = 4096;
+
+pub enum Item {
+    /// A mapped event, with the message it came from (kept if it turns out to conflict).
+    Event { record: PreparedRecord, raw: Bytes, entry: Option<usize> },
+    /// Input that could not be mapped.
+    Quarantine(QuarantineEntry),
+    /// A context resource (Practitioner, PractitionerRole...) that later events may refer to.
+    Context(Bytes),
+    /// loggvakt's own record of a read of the store.
+    Own(PreparedRecord),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    Stored(u64),
+    /// Already stored: acknowledged again, stored once.
+    Duplicate,
+    /// Its id was stored before with other content; kept in the quarantine instead.
+    Conflict,
+    Quarantined,
+    Kept,
+}
+
+pub struct Submission {
+    pub transport: Transport,
+    pub source: Arc<Source>,
+    pub items: Vec<Item>,
+    reply: oneshot::Sender<Result<Vec<ItemOutcome>, String>>,
+    _permit: OwnedSemaphorePermit,
+    queued_at: Instant,
+}
+
+type SeqFilter = Box<dyn Fn(u64, &AccessEvent) -> bool + Send>;
+
+enum Command {
+    Submit(Submission),
+    /// Committed records not yet in segments that pass the filter.
+    Unsealed { filter: SeqFilter, reply: oneshot::Sender<Vec<(u64, AccessEvent)>> },
+    Shutdown,
+}
+
+/// What the rest of the daemon sees of the writer.
+pub struct WriterShared {
+    pub metrics: Arc<Metrics>,
+    /// Set when the writer has stopped on an error; the reason.
+    pub failed: Mutex<Option<String>>,
+    /// Per-source metric lines, refreshed by the writer.
+    pub source_metrics: Mutex<String>,
+}
+
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Command>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    pub shared: Arc<WriterShared>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the queue is full ({0} events wait to be made durable); retry shortly")]
+    Busy(usize),
+    #[error("{0} items are more than the queue holds ({1}); send fewer at a time")]
+    TooMany(usize, usize),
+    #[error("the store cannot take writes: {0}")]
+    Failed(String),
+}
+
+pub struct WriterOptions {
+    pub gap_grace: Duration,
+    pub sources: Vec<Arc<Source>>,
+}
+
+impl WriterHandle {
+    pub fn start(mut journal: Journal, capacity: usize, options: WriterOptions, metrics: Arc<Metrics>) -> std::io::Result<(WriterHandle, JoinHandle<Result<(), JournalError>>)> {
+        let (tx, rx) = mpsc::channel();
+        metrics.durable_seq.store(journal.durable_seq(), std::sync::atomic::Ordering::Relaxed);
+        let shared = Arc::new(WriterShared { metrics, failed: Mutex::new(None), source_metrics: Mutex::new(String::new()) });
+        let mut tracker = Tracker::load(journal.store_dir());
+        tracker.catch_up(journal.unsealed().filter_map(|(_, e)| Some((e.source_system.as_str(), e.source_seq?))), &options.sources);
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("loggvakt-writer".into())
+            .spawn(move || {
+                let result = run(&mut journal, rx, &thread_shared, &mut tracker, &options);
+                if let Err(e) = &result {
+                    if let Ok(mut failed) = thread_shared.failed.lock() {
+                        *failed = Some(e.to_string());
+                    }
+                    log("error", "writer_stopped", serde_json::json!({ "error": e.to_string() }));
+                    return result;
+                }
+                // A clean stop: seal what is pending, with a signed checkpoint.
+                let report = journal.close()?;
+                let _ = tracker.save(now());
+                log("info", "journal_closed", serde_json::json!({ "sealed_epoch": report.map(|r| r.epoch) }));
+                Ok(())
+            })?;
+        Ok((WriterHandle { tx, permits: Arc::new(Semaphore::new(capacity)), capacity, shared }, thread))
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.shared.failed.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn check(&self, n: usize) -> Result<u32, SubmitError> {
+        if let Some(reason) = self.failure() {
+            return Err(SubmitError::Failed(reason));
+        }
+        if n > self.capacity {
+            return Err(SubmitError::TooMany(n, self.capacity));
+        }
+        Ok(n.max(1) as u32)
+    }
+
+    /// Submits without waiting for room: `Busy` when the queue is full.
+    pub fn try_submit(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
+        let n = self.check(items.len())?;
+        let permit = self.permits.clone().try_acquire_many_owned(n).map_err(|_| SubmitError::Busy(self.depth()))?;
+        self.send(transport, source, items, permit)
+    }
+
+    /// Submits, waiting for room first (the caller stops reading its input meanwhile).
+    pub async fn submit(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
+        let n = self.check(items.len())?;
+        let permit = self.permits.clone().acquire_many_owned(n).await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
+        self.send(transport, source, items, permit)
+    }
+
+    fn send(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>, permit: OwnedSemaphorePermit) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        let submission = Submission { transport, source, items, reply, _permit: permit, queued_at: Instant::now() };
+        self.tx.send(Command::Submit(submission)).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
+        Ok(rx)
+    }
+
+    /// Committed, unsealed records that pass `filter`.
+    pub async fn unsealed(&self, filter: impl Fn(u64, &AccessEvent) -> bool + Send + 'static) -> Result<Vec<(u64, AccessEvent)>, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Unsealed { filter: Box::new(filter), reply }).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
+        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))
+    }
+
+    /// Events accepted and not yet durable.
+    pub fn depth(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    pub fn is_ready(&self) -> bool {
+        self.failure().is_none()
+    }
+
+    /// Asks the writer to commit, seal and stop once what is queued is done.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown);
+    }
+}
+
+pub fn now() -> Timestamp {
+    Timestamp(chrono::Utc::now().timestamp_micros())
+}
+
+struct Pending {
+    reply: oneshot::Sender<Result<Vec<ItemOutcome>, String>>,
+    outcomes: Vec<ItemOutcome>,
+    queued_at: Instant,
+    _permit: OwnedSemaphorePermit,
+}
+
+fn run(journal: &mut Journal, rx: mpsc::Receiver<Command>, shared: &WriterShared, tracker: &mut Tracker, options: &WriterOptions) -> Result<(), JournalError> {
+    let metrics = &shared.metrics;
+    let started_at = now();
+    let mut last_tick = Instant::now();
+    let mut last_save = Instant::now();
+    let mut stopping = false;
+    while !stopping {
+        let mut commands = Vec::new();
+        match rx.recv_timeout(TICK) {
+            Ok(c) => commands.push(c),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => stopping = true,
+        }
+        while commands.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(c) => commands.push(c),
+                Err(_) => break,
+            }
+        }
+        let mut pending = Vec::new();
+        let mut queries = Vec::new();
+        let mut wrote = false;
+        let at = now();
+        for command in commands {
+            match command {
+                Command::Submit(mut s) => {
+                    wrote = true;
+                    let outcomes = match apply(journal, &mut s, tracker, at, metrics) {
+                        Ok(outcomes) => outcomes,
+                        Err(e) => {
+                            let _ = s.reply.send(Err(e.to_string()));
+                            fail_all(pending, &e);
+                            return Err(e);
+                        }
+                    };
+                    pending.push(Pending { reply: s.reply, outcomes, queued_at: s.queued_at, _permit: s._permit });
+                }
+                Command::Unsealed { filter, reply } => queries.push((filter, reply)),
+                Command::Shutdown => stopping = true,
+            }
+        }
+        // A last look on the way out, so a finding is not lost to a quick stop.
+        if stopping || last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            for notice in tracker.tick(&options.sources, at, options.gap_grace.as_micros() as i64, started_at) {
+                wrote = true;
+                log("warn", notice.kind, serde_json::json!({ "source": &*notice.source, "detail": &notice.detail }));
+                if let Err(e) = journal.append(notice_event(&notice, at)) {
+                    fail_all(pending, &e);
+                    return Err(e);
+                }
+            }
+        }
+        if wrote {
+            let started = Instant::now();
+            match journal.commit() {
+                Ok(seq) => {
+                    metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
+                    metrics.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics.durable_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => {
+                    fail_all(pending, &e);
+                    return Err(e);
+                }
+            }
+        }
+        for p in pending {
+            metrics.ack_seconds.observe(p.queued_at.elapsed().as_secs_f64());
+            let _ = p.reply.send(Ok(p.outcomes));
+        }
+        for (filter, reply) in queries {
+            let _ = reply.send(journal.unsealed().filter(|(seq, e)| filter(*seq, e)).map(|(seq, e)| (seq, e.clone())).collect());
+        }
+        if journal.maybe_seal()?.is_some() {
+            metrics.seals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = tracker.save(now());
+            last_save = Instant::now();
+        }
+        if tracker.is_dirty() && last_save.elapsed() >= Duration::from_secs(1) {
+            if let Err(e) = tracker.save(now()) {
+                log("warn", "source_state_not_saved", serde_json::json!({ "error": e.to_string() }));
+            }
+            last_save = Instant::now();
+        }
+        if let Ok(mut lines) = shared.source_metrics.lock() {
+            *lines = tracker.render_metrics(now());
+        }
+    }
+    Ok(())
+}
+
+fn fail_all(pending: Vec<Pending>, error: &JournalError) {
+    for p in pending {
+        let _ = p.reply.send(Err(error.to_string()));
+    }
+}
+
+fn apply(journal: &mut Journal, s: &mut Submission, tracker: &mut Tracker, at: Timestamp, metrics: &Metrics) -> Result<Vec<ItemOutcome>, JournalError> {
+    let mut outcomes = Vec::with_capacity(s.items.len());
+    for item in std::mem::take(&mut s.items) {
+        let outcome = match item {
+            Item::Event { record, raw, entry } => {
+                let seq_no = record.event().source_seq;
+                let lag = Some(record.event().received_at.0 - record.event().occurred_at.0);
+                let (system, id) = (record.event().source_system.clone(), record.event().event_id.clone());
+                let (outcome, fate) = match journal.append_prepared(record)? {
+                    Appended::Stored { seq } => {
+                        metrics.acknowledged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        (ItemOutcome::Stored(seq), Fate::Stored)
+                    }
+                    Appended::Duplicate => {
+                        metrics.duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        (ItemOutcome::Duplicate, Fate::Duplicate)
+                    }
+                    Appended::Conflict { .. } => {
+                        metrics.conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        metrics.quarantined(s.transport, 1);
+                        journal.quarantine(&quarantine_entry(
+                            s.transport,
+                            &s.source,
+                            at,
+                            entry,
+                            format!("event id '{id}' from system '{system}' was stored before with different content; the first one stands"),
+                            &raw,
+                        ))?;
+                        (ItemOutcome::Conflict, Fate::Quarantined)
+                    }
+                };
+                if let Some(notice) = tracker.observe(&s.source, seq_no, fate, lag, at) {
+                    log("warn", notice.kind, serde_json::json!({ "source": &*notice.source, "detail": &notice.detail }));
+                    journal.append(notice_event(&notice, at))?;
+                }
+                outcome
+            }
+            Item::Quarantine(entry) => {
+                journal.quarantine(&entry)?;
+                tracker.observe(&s.source, None, Fate::Quarantined, None, at);
+                ItemOutcome::Quarantined
+            }
+            Item::Context(raw) => {
+                journal.keep_context(&raw)?;
+                ItemOutcome::Kept
+            }
+            Item::Own(record) => match journal.append_prepared(record)? {
+                Appended::Stored { seq } => ItemOutcome::Stored(seq),
+                _ => ItemOutcome::Duplicate,
+            },
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// The quarantine record of input from a network source. `input` names the transport and
+/// the source, which is how `loggvakt quarantine retry` knows how to read the bytes again.
+pub fn quarantine_entry(transport: Transport, source: &Source, at: Timestamp, entry: Option<usize>, reason: String, raw: &[u8]) -> QuarantineEntry {
+    let kind = if transport == Transport::Http { "http" } else { "syslog" };
+    QuarantineEntry { received_at: at.to_rfc3339(), input: format!("{kind}:{}", source.name), line: None, entry, reason, raw: None, raw_base64: None }.with_raw(raw)
+}
+
+/// An event that loggvakt records itself: a finding about a source, or a read of the store.
+pub fn own_event(event_id: String, tenant_orgnr: &str, action: &str, action_code: &str, at: Timestamp, detail: String) -> AccessEvent {
+    AccessEvent {
+        source_digest: loggvakt_fhir::source_digest(detail.as_bytes()),
+        event_id,
+        source_system: OWN_SYSTEM.to_owned(),
+        source_seq: None,
+        occurred_at: at,
+        recorded_at: None,
+        received_at: at,
+        tenant_orgnr: tenant_orgnr.to_owned(),
+        user_person_id: None,
+        user_hpr: None,
+        user_local_id: None,
+        user_name: None,
+        unit_id: None,
+        unit_name: None,
+        role_code: None,
+        function_code: None,
+        patient_id: None,
+        patient_id_kind: None,
+        record_part: None,
+        document_id: None,
+        sensitivity: None,
+        data_owner_org: None,
+        action: action.to_owned(),
+        action_code: Some(action_code.to_owned()),
+        basis: basis::UNSPECIFIED.to_owned(),
+        purpose_code: None,
+        reason_text: Some(detail),
+        channel: channel::INTEGRATION.to_owned(),
+        outcome: outcome::GRANTED.to_owned(),
+        source_format: OWN_SYSTEM.to_owned(),
+    }
+}
+
+fn notice_event(notice: &Notice, at: Timestamp) -> AccessEvent {
+    AccessEvent { user_local_id: Some(notice.source.to_string()), ..own_event(notice.event_id.clone(), &notice.tenant_orgnr, actions::OTHER, notice.kind, at, notice.detail.clone()) }
+}
