@@ -4,7 +4,9 @@
 mod analyse;
 mod bad_input;
 mod crash;
+mod daemon;
 mod duckdb;
 mod ingest;
+mod serve;
 mod support;
 mod tamper;
