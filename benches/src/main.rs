@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod pg;
+
 use anyhow::{bail, Context};
 use clap::Parser;
 use loggvakt_fhir::{decode_message, ContextIndex, Decoded};
@@ -252,51 +254,11 @@ fn duckdb(sql: &str) -> anyhow::Result<f64> {
 
 /// Starts a throwaway PostgreSQL cluster on loopback, COPYs the lines in, stops it.
 fn postgres_copy(work: &Path, events: &Path) -> anyhow::Result<f64> {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .context("PostgreSQL is not installed (scripts/bench installs it)")?
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin"))
-        .find(|p| p.join("initdb").exists())
-        .context("no initdb under /usr/lib/postgresql")?;
-    let data = work.join("pgdata");
-    let as_postgres = |program: &str| {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(bin.join(program));
-        c
-    };
-    std::fs::create_dir_all(&data)?;
-    Command::new("chown").args(["-R", "postgres:postgres"]).arg(work).status()?;
-    let ok = |c: &mut Command, what: &str| -> anyhow::Result<()> {
-        let out = c.output().with_context(|| what.to_owned())?;
-        if !out.status.success() {
-            bail!("{what}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
-    };
-    ok(as_postgres("initdb").args(["-D"]).arg(&data).args(["-A", "trust", "-U", "postgres"]), "initdb")?;
-    // The server's output goes to a log file: a server holding our pipes would never let go.
-    let log = work.join("postgres.log");
-    ok(
-        as_postgres("pg_ctl")
-            .args(["-D"])
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-o", "-p 54329 -k /tmp -c listen_addresses=127.0.0.1 -c max_wal_size=4GB", "-w", "start"])
-            .stdin(std::process::Stdio::null()),
-        "pg_ctl start",
-    )?;
-    let psql = |sql: &str| -> anyhow::Result<()> {
-        ok(as_postgres("psql").args(["-h", "127.0.0.1", "-p", "54329", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql]), sql)
-    };
-    let result = (|| {
-        psql("CREATE TABLE audit (id bigserial PRIMARY KEY, doc jsonb NOT NULL)")?;
-        psql("CREATE INDEX audit_patient ON audit ((coalesce(doc#>>'{patient,identifier,value}', doc#>>'{entity,0,what,identifier,value}')))")?;
-        let t = Instant::now();
-        psql(&format!("\\copy audit(doc) FROM '{}' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')", events.display()))?;
-        Ok(t.elapsed().as_secs_f64())
-    })();
-    let _ = as_postgres("pg_ctl").args(["-D"]).arg(&data).args(["-m", "fast", "stop"]).stdout(std::process::Stdio::null()).status();
-    result
+    let pg = pg::Postgres::start(work)?;
+    pg.psql("CREATE TABLE audit (id bigserial PRIMARY KEY, doc jsonb NOT NULL)")?;
+    pg.psql("CREATE INDEX audit_patient ON audit ((coalesce(doc#>>'{patient,identifier,value}', doc#>>'{entity,0,what,identifier,value}')))")?;
+    let t = Instant::now();
+    pg.psql(&format!("\\copy audit(doc) FROM '{}' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')", events.display()))?;
+    Ok(t.elapsed().as_secs_f64())
 }
 

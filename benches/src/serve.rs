@@ -1,0 +1,314 @@
+//! The ingest daemon under load on loopback, against PostgreSQL on the same documents.
+//!
+//! A bounded load generator (plain HTTP/1.1 over keep-alive connections, one thread each)
+//! drives a release `loggvakt serve`: closed loop for the peak (Bundles of 100, then single
+//! events), then open loop at half each peak for latency, measured from each request's
+//! scheduled time so a stall is not hidden (no coordinated omission). The peer is
+//! PostgreSQL with its default durable commit, fed the same AuditEvent JSON by pgbench:
+//! one INSERT per transaction, and 100 rows per transaction.
+//!
+//! Usage: cargo run --release -p loggvakt-bench --bin loggvakt-bench-serve -- [--seconds 10]
+
+mod pg;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// The loggvakt binary (a release build).
+    #[arg(long, default_value = "target/release/loggvakt")]
+    loggvakt: PathBuf,
+    /// Working directory (store, keys, PostgreSQL data); emptied first.
+    #[arg(long, default_value = "/tmp/loggvakt-bench-serve")]
+    dir: PathBuf,
+    /// Length of each phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    #[arg(long, default_value_t = 100)]
+    bundle: usize,
+    #[arg(long)]
+    skip_postgres: bool,
+}
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+const SAMPLE: &str = include_str!("../../samples/fhir/r4-read-break-the-glass.json");
+
+/// The sample AuditEvent as compact JSON, split around its id.
+struct Template {
+    before: String,
+    after: String,
+}
+
+impl Template {
+    fn new() -> anyhow::Result<Template> {
+        let mut v: serde_json::Value = serde_json::from_str(SAMPLE)?;
+        v["id"] = serde_json::Value::String("@ID@".into());
+        let text = serde_json::to_string(&v)?;
+        let (before, after) = text.split_once("@ID@").context("id placeholder")?;
+        Ok(Template { before: before.to_owned(), after: after.to_owned() })
+    }
+    fn push(&self, out: &mut Vec<u8>, id: &str) {
+        out.extend_from_slice(self.before.as_bytes());
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(self.after.as_bytes());
+    }
+    fn event(&self, id: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.before.len() + self.after.len() + id.len());
+        self.push(&mut out, id);
+        out
+    }
+    fn bundle(&self, ids: impl Iterator<Item = String>) -> Vec<u8> {
+        let mut out = b"{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[".to_vec();
+        for (i, id) in ids.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"request\":{\"method\":\"POST\",\"url\":\"AuditEvent\"},\"resource\":");
+            self.push(&mut out, &id);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Connection {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Ok(Connection { writer: stream.try_clone()?, reader: BufReader::new(stream) })
+    }
+
+    /// Sends a POST and reads the whole answer; returns the status.
+    fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.writer.write_all(head.as_bytes())?;
+        self.writer.write_all(body)?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {line:?}"))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse()?;
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.reader.read_exact(&mut body)?;
+        Ok(status)
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: u64,
+    events: u64,
+    not_ok: u64,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn merge(&mut self, other: Stats) {
+        self.requests += other.requests;
+        self.events += other.events;
+        self.not_ok += other.not_ok;
+        self.latencies.extend(other.latencies);
+    }
+    fn percentile(&mut self, p: f64) -> f64 {
+        self.latencies.sort_unstable();
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+    fn line(&mut self, what: &str) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        format!(
+            "{what:<44} {:>9.0} events/s {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  non-2xx {}",
+            self.events as f64 / secs,
+            self.requests as f64 / secs,
+            self.percentile(0.50),
+            self.percentile(0.99),
+            self.not_ok
+        )
+    }
+}
+
+/// `rate` requests/s in all (open loop), or as fast as answers come (`None`, closed loop).
+fn load(addr: SocketAddr, template: &Arc<Template>, tag: &str, per_request: usize, connections: usize, duration: Duration, rate: Option<f64>) -> anyhow::Result<Stats> {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|c| {
+            let (template, tag) = (template.clone(), tag.to_owned());
+            std::thread::spawn(move || -> anyhow::Result<Stats> {
+                let mut conn = Connection::open(addr)?;
+                let mut stats = Stats::default();
+                let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+                // Spread the connections' schedules over one interval.
+                let mut next = started + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / connections as f64));
+                let mut n = 0u64;
+                while started.elapsed() < duration {
+                    if let Some(interval) = interval {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                    } else {
+                        next = Instant::now();
+                    }
+                    n += 1;
+                    let (path, body) = if per_request == 1 {
+                        ("/fhir/AuditEvent", template.event(&format!("{tag}-{c}-{n}")))
+                    } else {
+                        ("/fhir", template.bundle((0..per_request).map(|i| format!("{tag}-{c}-{n}-{i}"))))
+                    };
+                    let status = conn.post(path, &body)?;
+                    stats.latencies.push(next.elapsed());
+                    stats.requests += 1;
+                    if (200..300).contains(&status) {
+                        stats.events += per_request as u64;
+                    } else {
+                        stats.not_ok += 1;
+                    }
+                    if let Some(interval) = interval {
+                        next += interval;
+                    }
+                }
+                Ok(stats)
+            })
+        })
+        .collect();
+    let mut all = Stats::default();
+    for t in threads {
+        all.merge(t.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))??);
+    }
+    all.elapsed = started.elapsed();
+    Ok(all)
+}
+
+fn start_daemon(args: &Args) -> anyhow::Result<(Child, SocketAddr)> {
+    let key = args.dir.join("operator.key");
+    let out = Command::new(&args.loggvakt).args(["keygen", "--name", "bench"]).arg("--out").arg(&key).output()?;
+    if !out.status.success() {
+        bail!("keygen: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let config = args.dir.join("serve.toml");
+    std::fs::write(
+        &config,
+        format!("[http]\nlisten = \"127.0.0.1:0\"\n[limits]\nqueue_events = 200000\n[[source]]\nname = \"bench\"\ntenant_orgnr = \"983971636\"\ntoken = \"{TOKEN}\"\n"),
+    )?;
+    let mut child = Command::new(&args.loggvakt)
+        .arg("serve")
+        .arg("--store")
+        .arg(args.dir.join("store"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(args.dir.join("serve.log"))?)
+        .spawn()
+        .with_context(|| format!("starting {}", args.loggvakt.display()))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let json: serde_json::Value = serde_json::from_str(line.strip_prefix("listening ").context("the daemon did not start; see serve.log")?)?;
+    let addr = json["http"].as_str().context("no http address")?.parse()?;
+    Ok((child, addr))
+}
+
+fn pgbench(pg: &pg::Postgres, dir: &Path, name: &str, sql: &str, connections: usize, seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let script = dir.join(format!("{name}.sql"));
+    std::fs::write(&script, sql)?;
+    let logs = dir.join(format!("pgbench-{name}"));
+    std::fs::create_dir_all(&logs)?;
+    Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir).status()?;
+    let out = pg.run(
+        pg.command("pgbench")
+            .args(["-h", "127.0.0.1", "-p", pg::PORT, "-U", "postgres", "-n", "-M", "simple", "-l", "--log-prefix"])
+            .arg(logs.join("log"))
+            .args(["-c", &connections.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+            .arg(&script)
+            .arg("postgres"),
+        "pgbench",
+    )?;
+    let tps: f64 = out.lines().find_map(|l| l.strip_prefix("tps = ")).and_then(|l| l.split_whitespace().next()).and_then(|v| v.parse().ok()).context("pgbench printed no tps")?;
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&logs)? {
+        for line in std::fs::read_to_string(entry?.path())?.lines() {
+            if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse::<f64>().ok()) {
+                latencies.push(us / 1000.0);
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    Ok((tps, at(0.5), at(0.99)))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = std::fs::remove_dir_all(&args.dir);
+    std::fs::create_dir_all(&args.dir)?;
+    let template = Arc::new(Template::new()?);
+    let duration = Duration::from_secs(args.seconds);
+    println!("loggvakt serve on loopback, {} connections, {} s per phase, AuditEvent of {} bytes", args.connections, args.seconds, template.event("x").len());
+    let (mut daemon, addr) = start_daemon(&args)?;
+    let result = (|| -> anyhow::Result<()> {
+        let mut bundles = load(addr, &template, "b", args.bundle, args.connections, duration, None)?;
+        println!("{}", bundles.line(&format!("loggvakt, Bundles of {}, peak", args.bundle)));
+        let mut singles = load(addr, &template, "s", 1, args.connections, duration, None)?;
+        println!("{}", singles.line("loggvakt, single events, peak"));
+        let half_bundles = bundles.requests as f64 / bundles.elapsed.as_secs_f64() / 2.0;
+        let mut at_half = load(addr, &template, "hb", args.bundle, args.connections, duration, Some(half_bundles))?;
+        println!("{}", at_half.line(&format!("loggvakt, Bundles of {}, half peak (open loop)", args.bundle)));
+        let half_singles = singles.requests as f64 / singles.elapsed.as_secs_f64() / 2.0;
+        let mut at_half = load(addr, &template, "hs", 1, args.connections, duration, Some(half_singles))?;
+        println!("{}", at_half.line("loggvakt, single events, half peak (open loop)"));
+        Ok(())
+    })();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+    result?;
+    if args.skip_postgres {
+        return Ok(());
+    }
+    let pg = pg::Postgres::start(&args.dir.join("pg"))?;
+    pg.psql("CREATE TABLE audit (id bigserial PRIMARY KEY, doc jsonb NOT NULL)")?;
+    let doc = String::from_utf8(template.event("x"))?.replace('\'', "''");
+    let one = format!("INSERT INTO audit(doc) VALUES (jsonb_set('{doc}'::jsonb, '{{id}}', to_jsonb(random()::text)));\n");
+    let rows: Vec<String> = (0..args.bundle).map(|_| format!("(jsonb_set('{doc}'::jsonb, '{{id}}', to_jsonb(random()::text)))")).collect();
+    let many = format!("INSERT INTO audit(doc) VALUES {};\n", rows.join(","));
+    let (tps, p50, p99) = pgbench(&pg, &args.dir, "bundle", &many, args.connections, args.seconds)?;
+    println!("{:<44} {:>9.0} events/s {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", format!("PostgreSQL, {} rows per commit, peak", args.bundle), tps * args.bundle as f64, tps, p50, p99);
+    let (tps, p50, p99) = pgbench(&pg, &args.dir, "single", &one, args.connections, args.seconds)?;
+    println!("{:<44} {:>9.0} events/s {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", "PostgreSQL, one row per commit, peak", tps, tps, p50, p99);
+    Ok(())
+}
