@@ -100,6 +100,9 @@ fn fhir_create_batch_transaction_search_and_metadata() {
     assert_eq!(c.get(daemon.url("/readyz")).send().unwrap().text().unwrap(), "ready\n");
 
     daemon.stop();
+    // The stop sealed everything under a signed checkpoint: nothing waits in the write-ahead journal.
+    let wal: Vec<_> = std::fs::read_dir(store.join("wal")).unwrap().filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "wal")).collect();
+    assert!(wal.is_empty(), "{wal:?}");
     verify_clean(&ws, &store);
     let events = stored_events(&ws, &store);
     let ids: Vec<&str> = events.iter().filter(|(_, e)| e.source_system != "loggvakt").map(|(_, e)| e.event_id.as_str()).collect();

@@ -18,7 +18,7 @@ mod time;
 
 pub use context::{ContextIndex, ContextResource};
 pub use map::MapError;
-pub use message::{decode_message, Decoded, Rejection, DEFAULT_MAX_MESSAGE_BYTES};
+pub use message::{decode_bundle_message, decode_message, Decoded, Rejection, DEFAULT_MAX_MESSAGE_BYTES};
 
 /// The first 16 bytes of BLAKE3 over the original message bytes.
 pub fn source_digest(raw: &[u8]) -> loggvakt_model::Digest16 {

@@ -71,23 +71,42 @@ pub(crate) fn parse_with_path<'a, T: Deserialize<'a>>(raw: &'a [u8], what: &str)
     }
 }
 
-/// Decodes one message: an AuditEvent, a Bundle of them (batch, transaction, collection,
-/// searchset), or a context resource. Never panics on input; every failure is a rejection.
-pub fn decode_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp, max_bytes: usize) -> Vec<Decoded> {
+/// The checks every message passes before it is parsed: its size, and UTF-8 throughout.
+fn check_message(raw: &[u8], max_bytes: usize) -> Result<(), Rejection> {
     if raw.len() > max_bytes {
-        return vec![Decoded::Rejected(Rejection::whole(format!(
-            "message is {} bytes, over the limit of {} bytes for one message",
-            raw.len(),
-            max_bytes
-        )))];
+        return Err(Rejection::whole(format!("message is {} bytes, over the limit of {} bytes for one message", raw.len(), max_bytes)));
     }
     if let Err(e) = std::str::from_utf8(raw) {
         // FHIR JSON is UTF-8; serde_json does not check strings it skips, so check here.
-        return vec![Decoded::Rejected(Rejection::whole(format!(
+        return Err(Rejection::whole(format!(
             "not UTF-8: byte {} (offset {}) is not valid UTF-8, and FHIR JSON must be",
             raw.get(e.valid_up_to()).map_or_else(|| "?".to_owned(), |b| format!("{b:#04x}")),
             e.valid_up_to()
-        )))];
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes a message that must be a Bundle (what FHIR's `POST [base]` takes): its
+/// `Bundle.type`, and what each entry decodes to, in entry order. Reads the JSON once for
+/// the Bundle and once per entry, where [`decode_message`] first tries the message as an
+/// AuditEvent. `Err` when it is not a readable Bundle.
+pub fn decode_bundle_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp, max_bytes: usize) -> Result<(String, Vec<Decoded>), Rejection> {
+    check_message(raw, max_bytes)?;
+    let bundle: Bundle<'_> = parse_with_path(raw, "Bundle").map_err(|e| Rejection::whole(e.to_string()))?;
+    match bundle.resource_type.as_ref().map(|t| t.as_str()) {
+        Some("Bundle") => {}
+        other => return Err(Rejection::whole(format!("resourceType is '{}', expected a Bundle", other.unwrap_or("")))),
+    }
+    let kind = bundle.kind.as_ref().map(|k| k.as_str().to_owned()).unwrap_or_default();
+    Ok((kind, decode_entries(&bundle, context, received_at)))
+}
+
+/// Decodes one message: an AuditEvent, a Bundle of them (batch, transaction, collection,
+/// searchset), or a context resource. Never panics on input; every failure is a rejection.
+pub fn decode_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp, max_bytes: usize) -> Vec<Decoded> {
+    if let Err(rejection) = check_message(raw, max_bytes) {
+        return vec![Decoded::Rejected(rejection)];
     }
     // Fast path: nearly every message is an AuditEvent, so parse it as one straight away.
     if let Ok(ae) = serde_json::from_slice::<AuditEvent<'_>>(raw) {
@@ -152,30 +171,50 @@ fn decode_bundle(raw: &[u8], context: &ContextIndex, received_at: Timestamp) -> 
             )))];
         }
     }
+    decode_entries(&bundle, context, received_at)
+}
+
+/// An entry read once: as the AuditEvent it nearly always is, or else just its type and id.
+enum EntryHead<'a> {
+    Audit(AuditEvent<'a>),
+    Other(Option<(String, Option<String>)>),
+}
+
+fn decode_entries(bundle: &Bundle<'_>, context: &ContextIndex, received_at: Timestamp) -> Vec<Decoded> {
     // Context resources in a Bundle are visible to every AuditEvent in it, whatever the order.
     let mut view = ContextView { global: context, contained: HashMap::new() };
-    let mut types = Vec::with_capacity(bundle.entry.len());
+    let mut heads = Vec::with_capacity(bundle.entry.len());
     for entry in &bundle.entry {
-        let resource_type = entry
-            .resource
-            .and_then(|r| serde_json::from_str::<Head<'_>>(r.get()).ok())
-            .and_then(|h| Some((h.resource_type?.as_str().to_owned(), h.id.map(|i| i.as_str().to_owned()))));
-        if let (Some(r), Some((t, Some(id)))) = (entry.resource, &resource_type) {
+        let head = match entry.resource {
+            None => EntryHead::Other(None),
+            Some(r) => match serde_json::from_str::<AuditEvent<'_>>(r.get()) {
+                Ok(ae) if ae.resource_type.as_ref().is_some_and(|t| t.as_str() == "AuditEvent") => EntryHead::Audit(ae),
+                _ => EntryHead::Other(
+                    serde_json::from_str::<Head<'_>>(r.get())
+                        .ok()
+                        .and_then(|h| Some((h.resource_type?.as_str().to_owned(), h.id.map(|i| i.as_str().to_owned())))),
+                ),
+            },
+        };
+        if let (Some(r), EntryHead::Other(Some((t, Some(id))))) = (entry.resource, &head) {
             if CONTEXT_TYPES.contains(&t.as_str()) {
                 if let Ok(parsed) = parse_entry(t, r.get().as_bytes()) {
                     view.contained.insert(format!("{t}/{id}"), parsed);
                 }
             }
         }
-        types.push(resource_type.map(|(t, _)| t));
+        heads.push(head);
     }
     let mut out = Vec::with_capacity(bundle.entry.len());
-    for (i, (entry, resource_type)) in bundle.entry.iter().zip(types).enumerate() {
+    for (i, (entry, head)) in bundle.entry.iter().zip(heads).enumerate() {
         let path = format!("entry[{i}].resource.");
-        let decoded = match (entry.resource, resource_type) {
+        let decoded = match (entry.resource, head) {
             (None, _) => Err(Rejection::whole(format!("entry[{i}] has no resource"))),
-            (Some(_), None) => Err(Rejection::whole(format!("{path}resourceType is missing"))),
-            (Some(r), Some(t)) => decode_resource(r.get().as_bytes(), &t, &view, received_at, &path),
+            (Some(r), EntryHead::Audit(ae)) => map_parsed(&ae, r.get().as_bytes(), &view, received_at)
+                .map(|event| Decoded::Event { entry: None, event })
+                .map_err(|e| Rejection::from_map_error(e, &path)),
+            (Some(_), EntryHead::Other(None)) => Err(Rejection::whole(format!("{path}resourceType is missing"))),
+            (Some(r), EntryHead::Other(Some((t, _)))) => decode_resource(r.get().as_bytes(), &t, &view, received_at, &path),
         };
         out.push(match decoded {
             Ok(Decoded::Event { event, .. }) => Decoded::Event { entry: Some(i), event },

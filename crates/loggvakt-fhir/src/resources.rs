@@ -362,6 +362,8 @@ impl NameField<'_> {
 #[derive(Deserialize, Default, Debug)]
 #[serde(default)]
 pub(crate) struct Bundle<'a> {
+    #[serde(borrow, rename = "resourceType")]
+    pub resource_type: Option<Text<'a>>,
     #[serde(borrow, rename = "type")]
     pub kind: Option<Text<'a>>,
     #[serde(borrow)]

@@ -2,6 +2,10 @@
 //! metadata), Prometheus metrics and the health checks. Every answer to a write is given
 //! after the writer's group commit; every FHIR error is an OperationOutcome.
 
+// Handlers return their error answer as `Err(Response)`: it is the answer itself, built on
+// the cold path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -12,7 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
-use loggvakt_fhir::{decode_message, ContextIndex, Decoded, Rejection};
+use loggvakt_fhir::{decode_bundle_message, decode_message, ContextIndex, Decoded, Rejection};
 use loggvakt_journal::PreparedRecord;
 use loggvakt_model::codes::actions;
 use loggvakt_model::AccessEvent;
@@ -261,14 +265,6 @@ async fn post_audit_event(app: &App, conn: &Conn, req: Request<Incoming>) -> Res
     Ok(stored_response(outcomes.first().unwrap_or(&ItemOutcome::Quarantined)))
 }
 
-#[derive(serde::Deserialize)]
-struct BundleHead<'a> {
-    #[serde(rename = "resourceType", borrow)]
-    resource_type: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "type", borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-}
-
 /// What became of one Bundle entry before it reached the writer.
 enum Plan {
     ToWriter,
@@ -280,32 +276,22 @@ async fn post_bundle(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<R
     let body = read_body(app, req).await?;
     app.metrics.received(Transport::Http, 1);
     let at = now();
-    let head: Option<BundleHead<'_>> = serde_json::from_slice(&body).ok();
-    let kind = match head {
-        Some(BundleHead { resource_type: Some(t), kind }) if t == "Bundle" => kind.map(|k| k.into_owned()).unwrap_or_default(),
-        Some(BundleHead { resource_type, .. }) => {
-            return Err(problem(
-                StatusCode::BAD_REQUEST,
-                "not-supported",
-                &format!("POST /fhir takes a batch or transaction Bundle, not {}", resource_type.as_deref().unwrap_or("a resource without resourceType")),
-                Some("resourceType"),
-            ))
-        }
-        None => String::new(), // not JSON: decoding below names the fault
-    };
-    let transaction = kind == "transaction";
-    if head_is_bundle(&body) && !matches!(kind.as_str(), "batch" | "transaction") {
-        return Err(problem(StatusCode::BAD_REQUEST, "not-supported", &format!("Bundle.type is '{kind}'; POST /fhir takes batch or transaction"), Some("Bundle.type")));
-    }
     let decoded = {
         let context = app.context.read().map_err(|_| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", "context index poisoned", None))?;
-        decode_message(&body, &context, at, app.limits.max_body_bytes)
+        decode_bundle_message(&body, &context, at, app.limits.max_body_bytes)
     };
-    if let [Decoded::Rejected(Rejection { entry: None, reason, .. })] = decoded.as_slice() {
-        commit(app, &source, vec![Item::Quarantine(quarantine_entry(Transport::Http, &source, at, None, reason.clone(), &body))]).await?;
-        app.metrics.quarantined(Transport::Http, 1);
-        return Err(problem(rejection_status(reason), "structure", &format!("{reason} (kept in the quarantine)"), path_of(reason)));
+    let (kind, decoded) = match decoded {
+        Ok(d) => d,
+        Err(Rejection { reason, .. }) => {
+            commit(app, &source, vec![Item::Quarantine(quarantine_entry(Transport::Http, &source, at, None, reason.clone(), &body))]).await?;
+            app.metrics.quarantined(Transport::Http, 1);
+            return Err(problem(rejection_status(&reason), "structure", &format!("{reason} (kept in the quarantine); POST /fhir takes a batch or transaction Bundle"), path_of(&reason)));
+        }
+    };
+    if !matches!(kind.as_str(), "batch" | "transaction") {
+        return Err(problem(StatusCode::BAD_REQUEST, "not-supported", &format!("Bundle.type is '{kind}'; POST /fhir takes batch or transaction"), Some("Bundle.type")));
     }
+    let transaction = kind == "transaction";
     let mut plans = Vec::with_capacity(decoded.len());
     let mut items = Vec::with_capacity(decoded.len());
     for d in decoded {
@@ -357,10 +343,6 @@ async fn post_bundle(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<R
         .collect();
     let kind = if transaction { "transaction-response" } else { "batch-response" };
     Ok(fhir(StatusCode::OK, &json!({ "resourceType": "Bundle", "type": kind, "entry": entries })))
-}
-
-fn head_is_bundle(body: &[u8]) -> bool {
-    serde_json::from_slice::<BundleHead<'_>>(body).ok().and_then(|h| h.resource_type).is_some_and(|t| t == "Bundle")
 }
 
 fn status_line(status: StatusCode) -> String {
