@@ -39,6 +39,10 @@ struct Args {
     bundle: usize,
     #[arg(long)]
     skip_postgres: bool,
+    /// The daemon's [journal] max_epoch_records: a seal runs on the writer thread, so this
+    /// bounds how long acknowledgements wait behind one.
+    #[arg(long, default_value_t = 500_000)]
+    epoch_records: usize,
 }
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
@@ -98,8 +102,12 @@ impl Connection {
 
     /// Sends a POST and reads the whole answer; returns the status.
     fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+        Ok(self.request("POST", path, body)?.0)
+    }
+
+    fn request(&mut self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         self.writer.write_all(head.as_bytes())?;
@@ -120,7 +128,7 @@ impl Connection {
         }
         let mut body = vec![0u8; length];
         self.reader.read_exact(&mut body)?;
-        Ok(status)
+        Ok((status, body))
     }
 }
 
@@ -175,7 +183,7 @@ fn load(addr: SocketAddr, template: &Arc<Template>, tag: &str, per_request: usiz
                 let mut next = started + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / connections as f64));
                 let mut n = 0u64;
                 while started.elapsed() < duration {
-                    if let Some(interval) = interval {
+                    if interval.is_some() {
                         let now = Instant::now();
                         if next > now {
                             std::thread::sleep(next - now);
@@ -213,6 +221,24 @@ fn load(addr: SocketAddr, template: &Arc<Template>, tag: &str, per_request: usiz
     Ok(all)
 }
 
+/// The daemon's own account, from /metrics: commits, seals, and fsync time by bucket.
+fn fsync_summary(metrics: &str) -> String {
+    let value = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let count = value("loggvakt_fsync_seconds_count ");
+    let mut buckets = Vec::new();
+    for bound in ["0.001", "0.005", "0.025", "0.1", "0.25", "1"] {
+        let n = value(&format!("loggvakt_fsync_seconds_bucket{{le=\"{bound}\"}} "));
+        buckets.push(format!("≤{bound}s {:.2}%", 100.0 * n / count));
+    }
+    format!(
+        "daemon: {} group commits for {} events, {} seals; fsyncs {}",
+        value("loggvakt_commits_total "),
+        value("loggvakt_acknowledged_events_total "),
+        value("loggvakt_seals_total "),
+        buckets.join(", ")
+    )
+}
+
 fn start_daemon(args: &Args) -> anyhow::Result<(Child, SocketAddr)> {
     let key = args.dir.join("operator.key");
     let out = Command::new(&args.loggvakt).args(["keygen", "--name", "bench"]).arg("--out").arg(&key).output()?;
@@ -222,7 +248,10 @@ fn start_daemon(args: &Args) -> anyhow::Result<(Child, SocketAddr)> {
     let config = args.dir.join("serve.toml");
     std::fs::write(
         &config,
-        format!("[http]\nlisten = \"127.0.0.1:0\"\n[limits]\nqueue_events = 200000\n[[source]]\nname = \"bench\"\ntenant_orgnr = \"983971636\"\ntoken = \"{TOKEN}\"\n"),
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[limits]\nqueue_events = 200000\n[journal]\nmax_epoch_records = {}\n[[source]]\nname = \"bench\"\ntenant_orgnr = \"983971636\"\ntoken = \"{TOKEN}\"\n",
+            args.epoch_records
+        ),
     )?;
     let mut child = Command::new(&args.loggvakt)
         .arg("serve")
@@ -278,7 +307,13 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)?;
     let template = Arc::new(Template::new()?);
     let duration = Duration::from_secs(args.seconds);
-    println!("loggvakt serve on loopback, {} connections, {} s per phase, AuditEvent of {} bytes", args.connections, args.seconds, template.event("x").len());
+    println!(
+        "loggvakt serve on loopback, {} connections, {} s per phase, AuditEvent of {} bytes, epochs of at most {} records",
+        args.connections,
+        args.seconds,
+        template.event("x").len(),
+        args.epoch_records
+    );
     let (mut daemon, addr) = start_daemon(&args)?;
     let result = (|| -> anyhow::Result<()> {
         let mut bundles = load(addr, &template, "b", args.bundle, args.connections, duration, None)?;
@@ -291,6 +326,8 @@ fn main() -> anyhow::Result<()> {
         let half_singles = singles.requests as f64 / singles.elapsed.as_secs_f64() / 2.0;
         let mut at_half = load(addr, &template, "hs", 1, args.connections, duration, Some(half_singles))?;
         println!("{}", at_half.line("loggvakt, single events, half peak (open loop)"));
+        let (_, metrics) = Connection::open(addr)?.request("GET", "/metrics", b"")?;
+        println!("{}", fsync_summary(&String::from_utf8_lossy(&metrics)));
         Ok(())
     })();
     // SAFETY: signalling our own child.

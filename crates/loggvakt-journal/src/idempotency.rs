@@ -52,8 +52,9 @@ impl IdempotencyIndex {
     }
 
     /// The digest prefix stored under `key` on `day`, loading that day first if needed.
-    /// `pending` are the appended records not yet in segments.
-    pub fn lookup(&mut self, day: i64, key: u128, pending: &[SealedRecord]) -> Result<Option<u64>, JournalError> {
+    /// `pending` are the appended records not yet in segments (an epoch being sealed, and
+    /// the records after it).
+    pub fn lookup(&mut self, day: i64, key: u128, pending: &[&[SealedRecord]]) -> Result<Option<u64>, JournalError> {
         self.load(day, pending)?;
         Ok(self.dates.get(&day).and_then(|keys| keys.get(&key)).copied())
     }
@@ -63,7 +64,7 @@ impl IdempotencyIndex {
         self.dates.entry(day).or_default().insert(key, digest);
     }
 
-    fn load(&mut self, day: i64, pending: &[SealedRecord]) -> Result<(), JournalError> {
+    fn load(&mut self, day: i64, pending: &[&[SealedRecord]]) -> Result<(), JournalError> {
         if self.dates.contains_key(&day) {
             if self.recent.back() != Some(&day) {
                 self.recent.retain(|d| *d != day);
@@ -80,7 +81,7 @@ impl IdempotencyIndex {
         for path in self.segments_of(day)? {
             read_keys(&path, &mut keys)?;
         }
-        for record in pending {
+        for record in pending.iter().flat_map(|p| p.iter()) {
             let (record_day, key, digest) = identity(&record.event);
             if record_day == day {
                 keys.insert(key, digest);

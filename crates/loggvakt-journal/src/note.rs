@@ -42,6 +42,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// A private signing key: `PRIVATE+KEY+<name>+<hash>+<base64(0x01 ‖ seed)>`.
+#[derive(Clone)]
 pub struct SigningKey {
     name: String,
     hash: u32,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loggvakt_model::{AccessEvent, Timestamp};
@@ -84,6 +85,8 @@ pub struct Journal {
     wal: Option<WalWriter>,
     unsealed_wal_files: Vec<PathBuf>,
     pending: Vec<SealedRecord>,
+    /// The records of an epoch a [`SealJob`] is writing out, until it ends.
+    sealing: Option<Arc<Vec<SealedRecord>>>,
     next_seq: u64,
     head: Hash,
     /// Chain head after the last sealed record: the next manifest's `prev_head`.
@@ -153,6 +156,7 @@ impl Journal {
             wal: None,
             unsealed_wal_files: vec![],
             pending: vec![],
+            sealing: None,
             next_seq: 1,
             head: chain::genesis(&store_id),
             sealed_head: chain::genesis(&store_id),
@@ -227,7 +231,7 @@ impl Journal {
                 }
                 let event = AccessEvent::decode_record(&record).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("seq {seq}: {e}") })?;
                 let (day, key, digest) = identity(&event);
-                self.index.lookup(day, key, &self.pending)?;
+                self.index.lookup(day, key, &[&self.pending])?;
                 self.index.insert(day, key, digest);
                 self.head = chain::next_head(&self.head, seq, &chain::leaf(&record));
                 self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
@@ -262,7 +266,8 @@ impl Journal {
     /// served while the writer runs) asks the writer for them.
     pub fn unsealed(&self) -> impl Iterator<Item = (u64, &AccessEvent)> {
         let durable = self.durable_seq;
-        self.pending.iter().take_while(move |r| r.seq <= durable).map(|r| (r.seq, &r.event))
+        let sealing = self.sealing.as_deref().map_or(&[][..], Vec::as_slice);
+        sealing.iter().chain(&self.pending).take_while(move |r| r.seq <= durable).map(|r| (r.seq, &r.event))
     }
 
     pub fn signer_id(&self) -> String {
@@ -279,7 +284,8 @@ impl Journal {
     pub fn append_prepared(&mut self, prepared: PreparedRecord) -> Result<Appended, JournalError> {
         let PreparedRecord { event, record, leaf } = prepared;
         let (day, key, digest) = identity(&event);
-        if let Some(seen) = self.index.lookup(day, key, &self.pending)? {
+        let sealing = self.sealing.as_deref().map_or(&[][..], Vec::as_slice);
+        if let Some(seen) = self.index.lookup(day, key, &[sealing, &self.pending])? {
             return Ok(if seen == digest { Appended::Duplicate } else { Appended::Conflict { source_system: event.source_system, event_id: event.event_id } });
         }
         let seq = self.next_seq;
@@ -332,30 +338,107 @@ impl Journal {
         Ok(self.durable_seq)
     }
 
-    /// Seals if enough records wait, or they have waited long enough.
-    pub fn maybe_seal(&mut self) -> Result<Option<SealReport>, JournalError> {
+    fn seal_due(&self) -> bool {
         let full = self.pending.len() >= self.options.max_epoch_records;
         let old = self.epoch_started.is_some_and(|t| t.elapsed() >= self.options.max_epoch_age);
-        if full || old {
+        full || old
+    }
+
+    /// Seals if enough records wait, or they have waited long enough.
+    pub fn maybe_seal(&mut self) -> Result<Option<SealReport>, JournalError> {
+        if self.seal_due() {
             self.seal()
         } else {
             Ok(None)
         }
     }
 
+    /// Like [`Journal::maybe_seal`], but hands the writing to the caller as a [`SealJob`] to run
+    /// on another thread, so appends and commits go on meanwhile; `None` when no seal is
+    /// due or one is already running.
+    pub fn maybe_begin_seal(&mut self) -> Result<Option<SealJob>, JournalError> {
+        if self.sealing.is_some() || !self.seal_due() {
+            return Ok(None);
+        }
+        self.begin_seal()
+    }
+
     /// Commits, then writes all pending records as segments of a new epoch, its manifest,
     /// and a signed checkpoint; then drops the write-ahead journal they came from.
     pub fn seal(&mut self) -> Result<Option<SealReport>, JournalError> {
+        let Some(job) = self.begin_seal()? else {
+            return Ok(None);
+        };
+        let result = job.run();
+        self.end_seal();
+        result.map(Some)
+    }
+
+    /// Commits and takes the pending records out as the next epoch: from here on they are
+    /// the job's, and new appends go to a new write-ahead journal file. One job at a time.
+    pub fn begin_seal(&mut self) -> Result<Option<SealJob>, JournalError> {
+        if self.sealing.is_some() {
+            return Err(JournalError::Checkpoint("a seal is still running; end it before starting another".into()));
+        }
         self.commit()?;
         if self.pending.is_empty() {
             return Ok(None);
         }
-        let epoch = self.epoch + 1;
-        let first_seq = self.pending[0].seq;
-        let last_seq = self.next_seq - 1;
+        let records = Arc::new(std::mem::take(&mut self.pending));
+        self.sealing = Some(records.clone());
+        self.wal = None;
+        let job = SealJob {
+            dir: self.dir.clone(),
+            store_id: self.store_id,
+            store_id_hex: self.store_id_hex.clone(),
+            key: self.key.clone(),
+            epoch: self.epoch + 1,
+            records,
+            prev_head: self.sealed_head,
+            head: self.head,
+            wal_files: std::mem::take(&mut self.unsealed_wal_files),
+        };
+        self.epoch += 1;
+        self.sealed_head = self.head;
+        self.epoch_started = None;
+        Ok(Some(job))
+    }
+
+    /// The job has ended. Its result is the caller's to act on: a failed seal leaves its
+    /// records in the write-ahead journal, so the writer must stop and recovery re-seal them.
+    pub fn end_seal(&mut self) {
+        self.sealing = None;
+    }
+
+    /// Seals what is pending and releases the store.
+    pub fn close(mut self) -> Result<Option<SealReport>, JournalError> {
+        self.seal()
+    }
+}
+
+/// One epoch's records on their way into segments, a manifest and a signed checkpoint.
+/// Runs on any thread; the checkpoint is its commit point, after which the write-ahead
+/// journal files the records came from are deleted.
+pub struct SealJob {
+    dir: PathBuf,
+    store_id: [u8; 16],
+    store_id_hex: String,
+    key: SigningKey,
+    epoch: u64,
+    records: Arc<Vec<SealedRecord>>,
+    prev_head: Hash,
+    head: Hash,
+    wal_files: Vec<PathBuf>,
+}
+
+impl SealJob {
+    pub fn run(&self) -> Result<SealReport, JournalError> {
+        let epoch = self.epoch;
+        let first_seq = self.records.first().map_or(0, |r| r.seq);
+        let last_seq = self.records.last().map_or(0, |r| r.seq);
         // Keyed by day number, not date text: the date is formatted once per partition, not per record.
         let mut partitions: BTreeMap<(&str, i64), Vec<&SealedRecord>> = BTreeMap::new();
-        for record in &self.pending {
+        for record in self.records.iter() {
             partitions.entry((record.event.tenant_orgnr.as_str(), record.event.occurred_at.utc_day())).or_default().push(record);
         }
         let jobs: Vec<(String, Vec<&SealedRecord>)> = partitions
@@ -394,7 +477,7 @@ impl Journal {
             epoch,
             first_seq,
             last_seq,
-            prev_head: chain::to_hex(&self.sealed_head),
+            prev_head: chain::to_hex(&self.prev_head),
             head: chain::to_hex(&self.head),
             sealed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             segments,
@@ -414,23 +497,13 @@ impl Journal {
         let checkpoint_path = self.dir.join(checkpoint_rel_path(last_seq));
         write_atomic(&checkpoint_path, checkpoint.sign(&self.key).as_bytes())?;
         // The seal is committed; the write-ahead journal it came from is no longer needed.
-        self.wal = None;
-        for path in self.unsealed_wal_files.drain(..) {
-            std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+        for path in &self.wal_files {
+            std::fs::remove_file(path).map_err(|e| JournalError::io(path, e))?;
         }
         sync_dir(&self.dir.join("wal"))?;
-        let report = SealReport { epoch, first_seq, last_seq, segments: manifest.segments.len(), checkpoint: checkpoint_path };
-        self.epoch = epoch;
-        self.sealed_head = self.head;
-        self.pending.clear();
-        self.epoch_started = None;
-        Ok(Some(report))
+        Ok(SealReport { epoch, first_seq, last_seq, segments: manifest.segments.len(), checkpoint: checkpoint_path })
     }
 
-    /// Seals what is pending and releases the store.
-    pub fn close(mut self) -> Result<Option<SealReport>, JournalError> {
-        self.seal()
-    }
 }
 
 #[cfg(test)]
@@ -459,6 +532,30 @@ mod tests {
         }
         assert_eq!(journal.commit().expect("commit"), n);
         drop(journal); // dropping does not seal: on disk this is what a crash leaves
+    }
+
+    #[test]
+    fn appends_go_on_while_a_seal_job_runs() {
+        let tmp = tempfile_dir();
+        let dir = tmp.path().to_owned();
+        let (mut journal, _) = Journal::open(&dir, key(), JournalOptions::default()).expect("open");
+        for i in 0..10 {
+            journal.append(event(i)).expect("append");
+        }
+        let job = journal.begin_seal().expect("begin").expect("a job");
+        let running = std::thread::spawn(move || job.run());
+        assert_eq!(journal.append(event(10)).expect("append"), Appended::Stored { seq: 11 });
+        assert_eq!(journal.append(event(3)).expect("append"), Appended::Duplicate, "a record being sealed is still known");
+        assert_eq!(journal.commit().expect("commit"), 11);
+        assert_eq!(journal.unsealed().count(), 11, "the sealing records are still readable through the writer");
+        assert!(journal.begin_seal().is_err(), "one seal at a time");
+        let report = running.join().expect("thread").expect("sealed");
+        journal.end_seal();
+        assert_eq!((report.first_seq, report.last_seq), (1, 10));
+        assert_eq!(journal.unsealed().count(), 1);
+        journal.close().expect("close");
+        let seqs: Vec<u64> = crate::read_sealed_events(&dir).expect("read").into_iter().map(|(seq, _)| seq).collect();
+        assert_eq!(seqs, (1..=11).collect::<Vec<_>>());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use loggvakt_journal::{Appended, Journal, JournalError, PreparedRecord, QuarantineEntry};
+use loggvakt_journal::{Appended, Journal, JournalError, PreparedRecord, QuarantineEntry, SealReport};
 use loggvakt_model::codes::{actions, basis, channel, outcome};
 use loggvakt_model::{AccessEvent, Timestamp};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
@@ -203,7 +203,37 @@ struct Pending {
     _permit: OwnedSemaphorePermit,
 }
 
+type SealThread = JoinHandle<Result<SealReport, JournalError>>;
+
 fn run(journal: &mut Journal, rx: mpsc::Receiver<Command>, shared: &WriterShared, tracker: &mut Tracker, options: &WriterOptions) -> Result<(), JournalError> {
+    let mut sealing = None;
+    let result = run_loop(journal, rx, shared, tracker, options, &mut sealing);
+    // However the loop ended, a running seal is waited for: the journal may not be closed,
+    // nor the process leave, under it. A failed seal stops the writer like a failed fsync;
+    // its records are still in the write-ahead journal, and recovery seals them.
+    if let Some(job) = sealing.take() {
+        finish_seal(journal, job, &shared.metrics)?;
+    }
+    result
+}
+
+fn finish_seal(journal: &mut Journal, job: SealThread, metrics: &Metrics) -> Result<(), JournalError> {
+    let outcome = job.join().unwrap_or_else(|_| Err(JournalError::Checkpoint("the seal thread panicked".into())));
+    journal.end_seal();
+    let report = outcome?;
+    metrics.seals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    log("info", "sealed", serde_json::json!({ "epoch": report.epoch, "first_seq": report.first_seq, "last_seq": report.last_seq, "segments": report.segments }));
+    Ok(())
+}
+
+fn run_loop(
+    journal: &mut Journal,
+    rx: mpsc::Receiver<Command>,
+    shared: &WriterShared,
+    tracker: &mut Tracker,
+    options: &WriterOptions,
+    sealing: &mut Option<SealThread>,
+) -> Result<(), JournalError> {
     let metrics = &shared.metrics;
     let started_at = now();
     let mut last_tick = Instant::now();
@@ -277,10 +307,20 @@ fn run(journal: &mut Journal, rx: mpsc::Receiver<Command>, shared: &WriterShared
         for (filter, reply) in queries {
             let _ = reply.send(journal.unsealed().filter(|(seq, e)| filter(*seq, e)).map(|(seq, e)| (seq, e.clone())).collect());
         }
-        if journal.maybe_seal()?.is_some() {
-            metrics.seals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = tracker.save(now());
-            last_save = Instant::now();
+        // Sealing (Parquet, manifest, signed checkpoint) runs beside the writer, so
+        // acknowledgements do not wait behind it. One at a time.
+        if sealing.as_ref().is_some_and(|job| job.is_finished()) {
+            if let Some(job) = sealing.take() {
+                finish_seal(journal, job, metrics)?;
+                let _ = tracker.save(now());
+                last_save = Instant::now();
+            }
+        }
+        if sealing.is_none() {
+            if let Some(job) = journal.maybe_begin_seal()? {
+                let thread = std::thread::Builder::new().name("loggvakt-seal".into()).spawn(move || job.run());
+                *sealing = Some(thread.map_err(|e| JournalError::io(journal.store_dir(), e))?);
+            }
         }
         if tracker.is_dirty() && last_save.elapsed() >= Duration::from_secs(1) {
             if let Err(e) = tracker.save(now()) {
