@@ -102,16 +102,26 @@ pub fn segment_batch(rows: &[&SealedRecord]) -> Result<RecordBatch, JournalError
     RecordBatch::try_new(segment_schema(), columns).map_err(|e| JournalError::Parquet(e.to_string()))
 }
 
-/// Hashes everything written through it, so the file hash costs no second read.
+/// Hashes everything written through it, so the file hash costs no second read, and
+/// flushes it to disk every few megabytes: one fsync of a whole segment (tens of megabytes)
+/// made the write-ahead journal's fsyncs, and so every acknowledgement, queue behind it.
 struct HashingWriter {
     file: File,
     hasher: blake3::Hasher,
+    unsynced: usize,
 }
+
+const SYNC_EVERY_BYTES: usize = 4 << 20;
 
 impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
+        self.unsynced += n;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -133,7 +143,7 @@ pub fn write_segment(store: &Path, rel_path: &str, store_id_hex: &str, epoch: u6
         KeyValue::new(META_EPOCH.to_owned(), epoch.to_string()),
         KeyValue::new(META_PATH.to_owned(), rel_path.to_owned()),
     ];
-    let sink = HashingWriter { file, hasher: blake3::Hasher::new() };
+    let sink = HashingWriter { file, hasher: blake3::Hasher::new(), unsynced: 0 };
     let mut writer = ArrowWriter::try_new(sink, segment_schema(), Some(writer_properties(kv)?)).map_err(|e| JournalError::Parquet(e.to_string()))?;
     for chunk in rows.chunks(64 * 1024) {
         writer.write(&segment_batch(chunk)?).map_err(|e| JournalError::Parquet(e.to_string()))?;

@@ -217,9 +217,27 @@ fn run(journal: &mut Journal, rx: mpsc::Receiver<Command>, shared: &WriterShared
     result
 }
 
+/// The threads that write sealed epochs run at a lower priority (nice 10): a seal has no
+/// one waiting for it, while every acknowledgement does, and on a small machine a seal at
+/// normal priority took the cores from the request handlers for seconds at a time.
+fn seal_pool() -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("loggvakt-seal-{i}"))
+        .start_handler(|_| {
+            // SAFETY: on Linux, PRIO_PROCESS with 0 sets the calling thread's own nice value.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        })
+        .build()
+        .map(Arc::new)
+}
+
 fn finish_seal(journal: &mut Journal, job: SealThread, metrics: &Metrics) -> Result<(), JournalError> {
     let outcome = job.join().unwrap_or_else(|_| Err(JournalError::Checkpoint("the seal thread panicked".into())));
-    journal.end_seal();
+    // Freed on a thread of its own: on the writer's, every acknowledgement would wait for it.
+    let records = journal.end_seal();
+    let _ = std::thread::Builder::new().name("loggvakt-free".into()).spawn(move || drop(records));
     let report = outcome?;
     metrics.seals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     log("info", "sealed", serde_json::json!({ "epoch": report.epoch, "first_seq": report.first_seq, "last_seq": report.last_seq, "segments": report.segments }));
@@ -235,6 +253,7 @@ fn run_loop(
     sealing: &mut Option<SealThread>,
 ) -> Result<(), JournalError> {
     let metrics = &shared.metrics;
+    let seal_pool = seal_pool().map_err(|e| JournalError::io(journal.store_dir(), std::io::Error::other(e)))?;
     let started_at = now();
     let mut last_tick = Instant::now();
     let mut last_save = Instant::now();
@@ -318,7 +337,8 @@ fn run_loop(
         }
         if sealing.is_none() {
             if let Some(job) = journal.maybe_begin_seal()? {
-                let thread = std::thread::Builder::new().name("loggvakt-seal".into()).spawn(move || job.run());
+                let pool = seal_pool.clone();
+                let thread = std::thread::Builder::new().name("loggvakt-seal".into()).spawn(move || pool.install(|| job.run()));
                 *sealing = Some(thread.map_err(|e| JournalError::io(journal.store_dir(), e))?);
             }
         }
