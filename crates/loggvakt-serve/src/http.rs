@@ -19,7 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use loggvakt_fhir::{decode_bundle_message, decode_message, ContextIndex, Decoded, Rejection};
 use loggvakt_journal::PreparedRecord;
 use loggvakt_model::codes::actions;
-use loggvakt_model::AccessEvent;
+use loggvakt_model::{AccessEvent, Timestamp};
 use serde_json::{json, Value};
 
 use crate::config::{Limits, SearchScope};
@@ -226,15 +226,21 @@ fn stored_response(outcome: &ItemOutcome) -> Resp {
     }
 }
 
-async fn post_audit_event(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<Resp, Resp> {
+/// The start of every write: who sends, the body, and when it arrived.
+async fn receive(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<(Arc<Source>, Bytes, Timestamp), Resp> {
     let source = authenticate(app, conn, &req)?;
     let body = read_body(app, req).await?;
     app.metrics.received(Transport::Http, 1);
-    let at = now();
-    let decoded = {
-        let context = app.context.read().map_err(|_| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", "context index poisoned", None))?;
-        decode_message(&body, &context, at, app.limits.max_body_bytes)
-    };
+    Ok((source, body, now()))
+}
+
+fn context(app: &App) -> Result<std::sync::RwLockReadGuard<'_, ContextIndex>, Resp> {
+    app.context.read().map_err(|_| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", "context index poisoned", None))
+}
+
+async fn post_audit_event(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<Resp, Resp> {
+    let (source, body, at) = receive(app, conn, req).await?;
+    let decoded = decode_message(&body, &*context(app)?, at, app.limits.max_body_bytes);
     let mut decoded = decoded.into_iter();
     let (item, error) = match (decoded.next(), decoded.next()) {
         (Some(Decoded::Event { entry: None, event }), None) if !source.may_send_for(&event.source_system) => {
@@ -272,14 +278,8 @@ enum Plan {
 }
 
 async fn post_bundle(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<Resp, Resp> {
-    let source = authenticate(app, conn, &req)?;
-    let body = read_body(app, req).await?;
-    app.metrics.received(Transport::Http, 1);
-    let at = now();
-    let decoded = {
-        let context = app.context.read().map_err(|_| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", "context index poisoned", None))?;
-        decode_bundle_message(&body, &context, at, app.limits.max_body_bytes)
-    };
+    let (source, body, at) = receive(app, conn, req).await?;
+    let decoded = decode_bundle_message(&body, &*context(app)?, at, app.limits.max_body_bytes);
     let (kind, decoded) = match decoded {
         Ok(d) => d,
         Err(Rejection { reason, .. }) => {
