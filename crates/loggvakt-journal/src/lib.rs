@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub use context::read_context;
 pub use note::{Checkpoint, SigningKey, VerifierKey};
 pub use quarantine::{read_quarantine, read_quarantine_records, read_retries, QuarantineEntry, QuarantineRecord, RetryRecord};
-pub use reader::read_sealed_events;
+pub use reader::{read_sealed_events, read_segment_events};
 pub use store::{Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealJob, SealReport};
 
 #[derive(Debug, thiserror::Error)]

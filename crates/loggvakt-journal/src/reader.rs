@@ -13,21 +13,32 @@ pub fn read_sealed_events(store: &Path) -> Result<Vec<(u64, AccessEvent)>, Journ
     let mut out = Vec::new();
     for (manifest, _, _) in read_manifests(store)? {
         for segment in &manifest.segments {
-            let path = store.join(&segment.path);
-            let file = SegmentFile::open(&path, 8192)?;
-            for batch in file.reader {
-                let batch = batch.map_err(|e| JournalError::Corrupt { path: path.clone(), detail: e.to_string() })?;
-                let columns = EventColumns::new(&batch).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: e.to_string() })?;
-                let seqs = batch
-                    .column_by_name(SEQ_COLUMN)
-                    .and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
-                    .ok_or_else(|| JournalError::Corrupt { path: path.clone(), detail: "seq column missing".into() })?;
-                for row in 0..batch.num_rows() {
-                    out.push((seqs.value(row) as u64, columns.event(row)));
-                }
-            }
+            read_segment_events(&store.join(&segment.path), |_, _| true, &mut out)?;
         }
     }
     out.sort_by_key(|(seq, _)| *seq);
     Ok(out)
+}
+
+/// The events of one segment file that `keep` accepts, with their sequence numbers, in
+/// file order, appended to `out`.
+pub fn read_segment_events(path: &Path, mut keep: impl FnMut(u64, &AccessEvent) -> bool, out: &mut Vec<(u64, AccessEvent)>) -> Result<(), JournalError> {
+    let corrupt = |detail: String| JournalError::Corrupt { path: path.to_owned(), detail };
+    let file = SegmentFile::open(path, 8192)?;
+    for batch in file.reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        let columns = EventColumns::new(&batch).map_err(|e| corrupt(e.to_string()))?;
+        let seqs = batch
+            .column_by_name(SEQ_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
+            .ok_or_else(|| corrupt("seq column missing".into()))?;
+        for row in 0..batch.num_rows() {
+            let event = columns.event(row);
+            let seq = seqs.value(row) as u64;
+            if keep(seq, &event) {
+                out.push((seq, event));
+            }
+        }
+    }
+    Ok(())
 }

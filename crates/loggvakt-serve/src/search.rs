@@ -3,11 +3,9 @@
 
 use std::path::Path;
 
-use arrow_array::{Array, Int64Array};
 use loggvakt_journal::layout::read_manifests;
-use loggvakt_journal::segment::{SegmentFile, SEQ_COLUMN};
-use loggvakt_journal::JournalError;
-use loggvakt_model::{AccessEvent, EventColumns, Timestamp};
+use loggvakt_journal::{read_segment_events, JournalError};
+use loggvakt_model::{AccessEvent, Timestamp};
 
 pub const MAX_PAGE: usize = 1000;
 
@@ -142,27 +140,6 @@ impl SearchQuery {
     }
 }
 
-fn corrupt(path: &Path, detail: impl ToString) -> JournalError {
-    JournalError::Corrupt { path: path.to_owned(), detail: detail.to_string() }
-}
-
-fn read_segment(path: &Path, mut keep: impl FnMut(u64, &AccessEvent) -> bool, out: &mut Vec<(u64, AccessEvent)>) -> Result<(), JournalError> {
-    let file = SegmentFile::open(path, 8192)?;
-    for batch in file.reader {
-        let batch = batch.map_err(|e| corrupt(path, e))?;
-        let columns = EventColumns::new(&batch).map_err(|e| corrupt(path, e))?;
-        let seqs = batch.column_by_name(SEQ_COLUMN).and_then(|c| c.as_any().downcast_ref::<Int64Array>()).ok_or_else(|| corrupt(path, "seq column missing"))?;
-        for row in 0..batch.num_rows() {
-            let event = columns.event(row);
-            let seq = seqs.value(row) as u64;
-            if seqs.is_valid(row) && keep(seq, &event) {
-                out.push((seq, event));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Sealed events that match, read from the partitions the query can touch.
 pub fn search_sealed(store: &Path, q: &SearchQuery) -> Result<Vec<(u64, AccessEvent)>, JournalError> {
     let first_date = q.from.map(|t| t.utc_date());
@@ -182,7 +159,7 @@ pub fn search_sealed(store: &Path, q: &SearchQuery) -> Result<Vec<(u64, AccessEv
                     continue;
                 }
             }
-            read_segment(&store.join(&segment.path), |_, e| q.matches(e), &mut out)?;
+            read_segment_events(&store.join(&segment.path), |_, e| q.matches(e), &mut out)?;
         }
     }
     Ok(out)
@@ -196,7 +173,7 @@ pub fn read_sealed_seq(store: &Path, seq: u64) -> Result<Option<AccessEvent>, Jo
         }
         for segment in manifest.segments.iter().filter(|s| s.first_seq <= seq && seq <= s.last_seq) {
             let mut found = Vec::new();
-            read_segment(&store.join(&segment.path), |s, _| s == seq, &mut found)?;
+            read_segment_events(&store.join(&segment.path), |s, _| s == seq, &mut found)?;
             if let Some((_, event)) = found.pop() {
                 return Ok(Some(event));
             }
