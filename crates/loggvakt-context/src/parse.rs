@@ -11,7 +11,128 @@ use crate::normalise::{address_keys, name_key};
 use crate::tables::{Cell, TableBuilder};
 
 /// The resource types an import accepts.
-pub const SUPPORTED: &[&str] = &["Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "Encounter", "EpisodeOfCare", "Appointment"];
+pub const SUPPORTED: &[&str] = &[
+    "Patient",
+    "RelatedPerson",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Encounter",
+    "EpisodeOfCare",
+    "Appointment",
+    "ServiceRequest",
+    "MedicationRequest",
+    "MedicationDispense",
+    "DiagnosticReport",
+    "ImagingStudy",
+    "CareTeam",
+];
+
+/// Orders, results and care teams: evidence that explains the accesses of laboratory,
+/// radiology and pharmacy staff and of care teams, who take part in a patient's care
+/// without being on an encounter. Each is read as care (`care` and `care_participant`):
+/// the patient, the performing organisation or unit, the people who ordered, performed,
+/// interpreted or are members, and the time it covers.
+struct EvidenceShape {
+    resource_type: &'static str,
+    /// The `care.kind` it becomes.
+    kind: &'static str,
+    patient: &'static str,
+    /// Paths to references of people (Practitioner, PractitionerRole) and of the
+    /// organisation or unit that performs it (Organization), in order of preference.
+    actors: &'static [&'static str],
+    /// Paths to the start: a dateTime, or a Period whose start is taken.
+    starts: &'static [&'static str],
+    /// Paths to the end: a dateTime, or a Period whose end is taken.
+    ends: &'static [&'static str],
+    /// Without an end it is open (a care team), rather than a moment (an order: its start).
+    open_ended: bool,
+}
+
+const EVIDENCE_SHAPES: &[EvidenceShape] = &[
+    EvidenceShape {
+        resource_type: "ServiceRequest",
+        kind: "service_request",
+        patient: "subject",
+        actors: &["performer", "requester"],
+        starts: &["authoredOn", "occurrencePeriod", "occurrenceDateTime"],
+        ends: &["occurrencePeriod", "occurrenceDateTime"],
+        open_ended: false,
+    },
+    EvidenceShape {
+        resource_type: "MedicationRequest",
+        kind: "medication_request",
+        patient: "subject",
+        actors: &["dispenseRequest.performer", "performer", "requester"],
+        starts: &["authoredOn", "dispenseRequest.validityPeriod"],
+        ends: &["dispenseRequest.validityPeriod"],
+        open_ended: false,
+    },
+    EvidenceShape {
+        resource_type: "MedicationDispense",
+        kind: "medication_dispense",
+        patient: "subject",
+        actors: &["performer.actor", "receiver"],
+        starts: &["whenPrepared", "whenHandedOver"],
+        ends: &["whenHandedOver"],
+        open_ended: false,
+    },
+    EvidenceShape {
+        resource_type: "DiagnosticReport",
+        kind: "diagnostic_report",
+        patient: "subject",
+        actors: &["performer", "resultsInterpreter"],
+        starts: &["effectivePeriod", "effectiveDateTime", "issued"],
+        ends: &["issued", "effectivePeriod", "effectiveDateTime"],
+        open_ended: false,
+    },
+    EvidenceShape {
+        resource_type: "ImagingStudy",
+        kind: "imaging_study",
+        patient: "subject",
+        actors: &["series.performer.actor", "interpreter", "referrer"],
+        starts: &["started"],
+        ends: &["started"],
+        open_ended: false,
+    },
+    EvidenceShape {
+        resource_type: "CareTeam",
+        kind: "care_team",
+        patient: "subject",
+        actors: &["managingOrganization", "participant.member", "participant.onBehalfOf"],
+        starts: &["period"],
+        ends: &["period"],
+        open_ended: true,
+    },
+];
+
+/// The values at a dotted path, arrays flattened at every step.
+fn values_at<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut at = vec![v];
+    for field in path.split('.') {
+        let mut next = Vec::new();
+        for value in at {
+            match value.get(field) {
+                Some(Value::Array(items)) => next.extend(items.iter()),
+                Some(found) => next.push(found),
+                None => {}
+            }
+        }
+        at = next;
+    }
+    at
+}
+
+/// A point in time at a path: a dateTime or instant, or a Period's start (or end).
+fn time_at(v: &Value, paths: &[&str], end: bool) -> Option<i64> {
+    paths.iter().find_map(|path| {
+        values_at(v, path).into_iter().find_map(|value| match value {
+            Value::String(text) => instant(text),
+            Value::Object(_) => value.get(if end { "end" } else { "start" }).and_then(Value::as_str).and_then(instant),
+            _ => None,
+        })
+    })
+}
 
 #[derive(Debug, Default, Clone)]
 struct Ids {
@@ -25,6 +146,7 @@ struct Ids {
 struct Address {
     text: String,
     street: Option<String>,
+    house: Option<String>,
     building: Option<String>,
     dwelling: Option<String>,
     house_number: Option<i64>,
@@ -145,6 +267,7 @@ fn addresses(v: &Value) -> Vec<Address> {
             Address {
                 text,
                 street: keys.as_ref().map(|k| k.street.clone()),
+                house: keys.as_ref().map(|k| k.house.clone()),
                 building: keys.as_ref().map(|k| k.building.clone()),
                 dwelling: keys.as_ref().map(|k| k.dwelling.clone()),
                 house_number: keys.as_ref().and_then(|k| k.house_number),
@@ -238,7 +361,25 @@ fn parse(resource_type: &str, key: String, v: &Value, problems: &mut Vec<Resourc
             }
             Parsed::Care { kind, patient, patient_ids, organization: reference(v.get(org_field)), participants, from, to, key }
         }
-        _ => return None,
+        other => {
+            let shape = EVIDENCE_SHAPES.iter().find(|s| s.resource_type == other)?;
+            let patient = reference(v.get(shape.patient));
+            let patient_ids = v.get(shape.patient).and_then(|p| p.get("identifier")).map(|_| identifiers(&v[shape.patient], other, &key, problems)).unwrap_or_default();
+            let mut organization = None;
+            let mut participants = Vec::new();
+            for path in shape.actors {
+                for actor in values_at(v, path).into_iter().filter_map(|r| reference(Some(r))) {
+                    if actor.starts_with("Organization/") {
+                        organization = organization.or(Some(actor));
+                    } else if actor.starts_with("Practitioner") && !participants.contains(&actor) {
+                        participants.push(actor);
+                    }
+                }
+            }
+            let from = time_at(v, shape.starts, false);
+            let to = time_at(v, shape.ends, true).or(if shape.open_ended { None } else { from });
+            Parsed::Care { kind: shape.kind, patient, patient_ids, organization, participants, from, to, key }
+        }
     })
 }
 
@@ -485,6 +626,7 @@ fn push_addresses(tables: &mut HashMap<&'static str, TableBuilder>, person: &str
             Cell::Text(Some(source)),
             Cell::Text(Some(&a.text)),
             Cell::Text(a.street.as_deref()),
+            Cell::Text(a.house.as_deref()),
             Cell::Text(a.building.as_deref()),
             Cell::Text(a.dwelling.as_deref()),
             Cell::Int(a.house_number),
@@ -504,6 +646,89 @@ mod tests {
         assert_eq!(instant("2026-01-01T01:00:00+01:00"), Some(1_767_225_600_000_000));
         assert_eq!(instant("2026"), instant("2026-01-01"));
         assert_eq!(instant("not a date"), None);
+    }
+
+    fn care_rows(resources: &[Value]) -> (Vec<(String, String, Option<String>, Option<i64>, Option<i64>)>, Vec<(String, Option<String>)>, Vec<ResourceProblem>) {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::TimestampMicrosecondType;
+        let mut resolver = Resolver::default();
+        for r in resources {
+            let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+            resolver.add(r["resourceType"].as_str().unwrap(), key, r);
+        }
+        let (tables, problems) = resolver.build();
+        let batch = |name: &str| tables.into_iter().find(|t| t.name == name).unwrap().finish().unwrap();
+        let care = batch("care");
+        let text = |b: &arrow_array::RecordBatch, c: &str, i: usize| {
+            let a = b.column_by_name(c).unwrap().as_string::<i32>();
+            (!arrow_array::Array::is_null(a, i)).then(|| a.value(i).to_owned())
+        };
+        let time = |b: &arrow_array::RecordBatch, c: &str, i: usize| {
+            let a = b.column_by_name(c).unwrap().as_primitive::<TimestampMicrosecondType>();
+            (!arrow_array::Array::is_null(a, i)).then(|| a.value(i))
+        };
+        let rows = (0..care.num_rows())
+            .map(|i| (text(&care, "kind", i).unwrap(), text(&care, "patient_id", i).unwrap(), text(&care, "unit_id", i), time(&care, "valid_from", i), time(&care, "valid_to", i)))
+            .collect();
+        let mut resolver = Resolver::default();
+        for r in resources {
+            let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+            resolver.add(r["resourceType"].as_str().unwrap(), key, r);
+        }
+        let participants = resolver.build().0.into_iter().find(|t| t.name == "care_participant").unwrap().finish().unwrap();
+        let people = (0..participants.num_rows()).map(|i| (text(&participants, "care_ref", i).unwrap(), text(&participants, "hpr", i))).collect();
+        (rows, people, problems)
+    }
+
+    fn staff_and_patient() -> Vec<Value> {
+        serde_json::from_str(
+            r#"[
+            {"resourceType":"Organization","id":"hf","identifier":[{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"974749025"}]},
+            {"resourceType":"Organization","id":"lab","identifier":[{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"4001"}],"partOf":{"reference":"Organization/hf"}},
+            {"resourceType":"Practitioner","id":"bio","identifier":[{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"9144889"}]},
+            {"resourceType":"PractitionerRole","id":"bio-lab","practitioner":{"reference":"Practitioner/bio"},"organization":{"reference":"Organization/lab"}},
+            {"resourceType":"Patient","id":"p1","identifier":[{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"13097248022"}]}
+        ]"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn orders_results_and_care_teams_become_care_evidence_of_their_performers() {
+        let mut resources = staff_and_patient();
+        resources.extend(serde_json::from_str::<Vec<Value>>(
+            r#"[
+            {"resourceType":"ServiceRequest","id":"sr1","status":"active","intent":"order","subject":{"reference":"Patient/p1"},"authoredOn":"2026-11-16T08:00:00Z","performer":[{"reference":"Organization/lab"}]},
+            {"resourceType":"DiagnosticReport","id":"dr1","status":"final","code":{"text":"Hb"},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-11-16T09:00:00Z","issued":"2026-11-16T11:00:00Z","performer":[{"reference":"PractitionerRole/bio-lab"}]},
+            {"resourceType":"MedicationRequest","id":"mr1","status":"active","intent":"order","subject":{"reference":"Patient/p1"},"authoredOn":"2026-11-17","dispenseRequest":{"validityPeriod":{"start":"2026-11-17","end":"2026-11-30"}}},
+            {"resourceType":"CareTeam","id":"ct1","subject":{"reference":"Patient/p1"},"period":{"start":"2026-11-01"},"participant":[{"member":{"reference":"Practitioner/bio"}}],"managingOrganization":[{"reference":"Organization/lab"}]}
+        ]"#,
+        ).unwrap());
+        let (rows, people, problems) = care_rows(&resources);
+        assert!(problems.is_empty(), "{problems:?}");
+        let find = |kind: &str| rows.iter().find(|r| r.0 == kind).unwrap_or_else(|| panic!("{kind} in {rows:?}")).clone();
+        let sr = find("service_request");
+        assert_eq!((sr.1.as_str(), sr.2.as_deref()), ("13097248022", Some("4001")), "the performing unit");
+        assert_eq!(sr.3, instant("2026-11-16T08:00:00Z"));
+        assert_eq!(sr.4, sr.3, "an order without an occurrence covers its day of authoring");
+        let dr = find("diagnostic_report");
+        assert_eq!(dr.2.as_deref(), Some("4001"), "the unit of the performing role");
+        assert_eq!((dr.3, dr.4), (instant("2026-11-16T09:00:00Z"), instant("2026-11-16T11:00:00Z")));
+        let mr = find("medication_request");
+        assert_eq!(mr.4, instant("2026-11-30"));
+        let ct = find("care_team");
+        assert_eq!((ct.2.as_deref(), ct.4), (Some("4001"), None), "an open care team");
+        assert!(people.iter().any(|(r, h)| r == "DiagnosticReport/dr1" && h.as_deref() == Some("9144889")));
+        assert!(people.iter().any(|(r, h)| r == "CareTeam/ct1" && h.as_deref() == Some("9144889")));
+    }
+
+    #[test]
+    fn an_order_for_an_unknown_patient_is_a_reported_problem() {
+        let mut resources = staff_and_patient();
+        resources.push(serde_json::from_str(r#"{"resourceType":"ServiceRequest","id":"sr9","subject":{"reference":"Patient/nobody"},"authoredOn":"2026-11-16"}"#).unwrap());
+        let (rows, _, problems) = care_rows(&resources);
+        assert!(rows.is_empty());
+        assert!(problems.iter().any(|p| p.resource == "ServiceRequest/sr9" && p.reason.contains("Patient/nobody")), "{problems:?}");
     }
 
     #[test]

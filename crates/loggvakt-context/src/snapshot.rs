@@ -128,8 +128,15 @@ fn load_resources(snapshot: &SnapshotInfo) -> Result<Resources, ContextError> {
     Ok(out)
 }
 
+/// The version of the rules that derive the tables from the resources (keys, columns,
+/// resource types read). It is part of the digest, so re-importing an unchanged export
+/// after these rules changed rebuilds the tables instead of keeping stale ones.
+const DERIVATION_VERSION: &str = "tables-2";
+
 fn digest(resources: &Resources) -> String {
     let mut hasher = blake3::Hasher::new();
+    hasher.update(DERIVATION_VERSION.as_bytes());
+    hasher.update(&[0]);
     for (key, (hash, _)) in resources {
         hasher.update(key.as_bytes());
         hasher.update(&[0]);

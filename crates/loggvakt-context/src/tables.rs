@@ -43,6 +43,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("source", Kind::Text),
             ("address_text", Kind::Text),
             ("street_key", Kind::Text),
+            ("house_key", Kind::Text),
             ("building_key", Kind::Text),
             ("dwelling_key", Kind::Text),
             ("house_number", Kind::Int),
