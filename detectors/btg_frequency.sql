@@ -1,39 +1,78 @@
 -- id: btg_frequency
--- version: 1
+-- version: 2
 -- severity: 3
 -- excused_by_care: true
 -- title.nb: Hyppig selvautorisering
 -- title.en: Frequent break-the-glass
--- explain.nb: {accessor} brukte selvautorisering {count} ganger i perioden; kolleger med samme rolle i enheten gjorde det i median {peer_median} ganger (robust avvik {score}).
--- explain.en: {accessor} broke the glass {count} times in the period; colleagues with the same role in the unit did so a median {peer_median} times (robust deviation {score}).
+-- explain.nb: {accessor} brukte selvautorisering {count} ganger i perioden; {peers} kolleger {peers_nb} gjorde det i median {peer_median} ganger (robust avvik {score}).
+-- explain.en: {accessor} broke the glass {count} times in the period; {peers} colleagues {peers_en} did so a median {peer_median} times (robust deviation {score}).
 -- param: min_count = 5 | fewer self-authorisations than this are never flagged
 -- param: min_deviation = 3.0 | robust z-score (median and MAD of peers) from which a count is unusual
+-- param: min_peers = 4 | a peer group needs this many users (the accessor included) to say what is usual
 -- Peers are everyone who worked in the same unit and role in the period, with zero for
 -- those who never broke the glass; the median absolute deviation keeps one outlier from
--- hiding another.
-WITH peers AS (
+-- hiding another. A unit and role with fewer than min_peers users says nothing (the only
+-- psychologist of a ward is their own median), so the narrowest group that is large
+-- enough is used: the unit and role, else the unit, else the role in the organisation.
+WITH counts AS (
     SELECT tenant, COALESCE(unit_id, '') AS unit, COALESCE(role_code, '') AS role, accessor_key,
            SUM(CASE WHEN basis = 'self_authorisation' THEN 1 ELSE 0 END) AS n
     FROM access_explained
     GROUP BY 1, 2, 3, 4
 ),
+-- Each user's count in the groups of three levels: 1 unit and role, 2 unit, 3 role.
+groups AS (
+    SELECT 1 AS level, tenant, unit, role, accessor_key, n FROM counts
+    UNION ALL
+    SELECT 2, tenant, unit, '*', accessor_key, SUM(n) FROM counts GROUP BY tenant, unit, accessor_key
+    UNION ALL
+    SELECT 3, tenant, '*', role, accessor_key, SUM(n) FROM counts GROUP BY tenant, role, accessor_key
+),
 centre AS (
-    SELECT tenant, unit, role, median(n) AS med FROM peers GROUP BY 1, 2, 3
+    SELECT level, tenant, unit, role, COUNT(*) AS peers, median(n) AS med FROM groups GROUP BY 1, 2, 3, 4
 ),
 spread AS (
-    SELECT p.tenant, p.unit, p.role, median(abs(p.n - c.med)) AS mad
-    FROM peers p JOIN centre c ON c.tenant = p.tenant AND c.unit = p.unit AND c.role = p.role
-    GROUP BY 1, 2, 3
+    SELECT g.level, g.tenant, g.unit, g.role, median(abs(g.n - c.med)) AS mad
+    FROM groups g JOIN centre c ON c.level = g.level AND c.tenant = g.tenant AND c.unit = g.unit AND c.role = g.role
+    GROUP BY 1, 2, 3, 4
+),
+-- The narrowest large-enough level for each user in each unit and role.
+chosen AS (
+    SELECT tenant, unit, role, accessor_key, MIN(level) AS level FROM (
+        SELECT c.tenant, c.unit, c.role, c.accessor_key, 1 AS level
+        FROM counts c JOIN centre ce ON ce.level = 1 AND ce.tenant = c.tenant AND ce.unit = c.unit AND ce.role = c.role
+        WHERE ce.peers >= ${min_peers}
+        UNION ALL
+        SELECT c.tenant, c.unit, c.role, c.accessor_key, 2
+        FROM counts c JOIN centre ce ON ce.level = 2 AND ce.tenant = c.tenant AND ce.unit = c.unit AND ce.role = '*'
+        WHERE ce.peers >= ${min_peers}
+        UNION ALL
+        SELECT c.tenant, c.unit, c.role, c.accessor_key, 3
+        FROM counts c JOIN centre ce ON ce.level = 3 AND ce.tenant = c.tenant AND ce.unit = '*' AND ce.role = c.role
+        WHERE ce.peers >= ${min_peers}
+    ) levels
+    GROUP BY 1, 2, 3, 4
 ),
 outliers AS (
-    SELECT p.tenant, p.unit, p.role, p.accessor_key, p.n, c.med,
-           (p.n - c.med) / (1.4826 * s.mad + 1.0) AS z
-    FROM peers p
-    JOIN centre c ON c.tenant = p.tenant AND c.unit = p.unit AND c.role = p.role
-    JOIN spread s ON s.tenant = p.tenant AND s.unit = p.unit AND s.role = p.role
-    WHERE p.n >= ${min_count} AND (p.n - c.med) / (1.4826 * s.mad + 1.0) >= ${min_deviation}
+    SELECT ch.tenant, ch.unit, ch.role, ch.accessor_key, g.n, ce.med, ce.peers, ch.level,
+           (g.n - ce.med) / (1.4826 * s.mad + 1.0) AS z
+    FROM chosen ch
+    JOIN groups g ON g.level = ch.level AND g.tenant = ch.tenant AND g.accessor_key = ch.accessor_key
+        AND g.unit = CASE WHEN ch.level = 3 THEN '*' ELSE ch.unit END
+        AND g.role = CASE WHEN ch.level = 2 THEN '*' ELSE ch.role END
+    JOIN centre ce ON ce.level = g.level AND ce.tenant = g.tenant AND ce.unit = g.unit AND ce.role = g.role
+    JOIN spread s ON s.level = g.level AND s.tenant = g.tenant AND s.unit = g.unit AND s.role = g.role
+    WHERE g.n >= ${min_count} AND (g.n - ce.med) / (1.4826 * s.mad + 1.0) >= ${min_deviation}
 )
-SELECT a.seq, LEAST(1.0, o.z / (2.0 * ${min_deviation})) AS strength, o.n AS count, o.med AS peer_median, round(o.z, 1) AS score
+SELECT
+    a.seq,
+    LEAST(1.0, o.z / (2.0 * ${min_deviation})) AS strength,
+    o.n AS count,
+    o.med AS peer_median,
+    o.peers - 1 AS peers,
+    round(o.z, 1) AS score,
+    CASE o.level WHEN 1 THEN 'med samme rolle i enheten' WHEN 2 THEN 'i enheten' ELSE 'med samme rolle i virksomheten' END AS peers_nb,
+    CASE o.level WHEN 1 THEN 'with the same role in the unit' WHEN 2 THEN 'in the unit' ELSE 'with the same role in the organisation' END AS peers_en
 FROM access_explained a
 JOIN outliers o ON o.tenant = a.tenant AND o.unit = COALESCE(a.unit_id, '') AND o.role = COALESCE(a.role_code, '') AND o.accessor_key = a.accessor_key
 WHERE a.basis = 'self_authorisation'

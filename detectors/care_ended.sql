@@ -1,5 +1,5 @@
 -- id: care_ended
--- version: 1
+-- version: 2
 -- severity: 3
 -- excused_by_care: true
 -- title.nb: Lenge etter avsluttet behandling
@@ -7,10 +7,13 @@
 -- explain.nb: Pasienten ble behandlet av {accessor} eller enheten, men behandlingen endte {care_ended}, lenge før tilgangen.
 -- explain.en: The patient was treated by {accessor} or the unit, but that care ended {care_ended}, long before the access.
 -- param: min_days_after = 60 | care that ended at least this many days before counts as long ago
--- Unexplained access to a former patient of the accessor or the accessor's unit.
+-- param: in_organisation = 0.5 | strength kept when the patient is in care elsewhere in the organisation now
+-- Unexplained access to a former patient of the accessor or the accessor's unit. Weaker
+-- when the patient is in care elsewhere in the organisation now: a former patient back on
+-- another ward is likelier a consultation than a look at an old acquaintance.
 SELECT
     a.seq,
-    0.8 AS strength,
+    0.8 * CASE WHEN a.in_organisation_care THEN ${in_organisation} ELSE 1.0 END AS strength,
     CAST(CAST(MAX(c.valid_to) AS DATE) AS VARCHAR) AS care_ended
 FROM access_explained a
 JOIN care c ON c.patient_id = a.patient_id
@@ -19,4 +22,4 @@ WHERE NOT a.explained
   AND c.valid_to IS NOT NULL
   AND c.valid_to < a.occurred_at - INTERVAL '${min_days_after} days'
   AND (c.unit_id = a.unit_id OR cp.person_id IS NOT NULL)
-GROUP BY a.seq
+GROUP BY a.seq, a.in_organisation_care

@@ -1,22 +1,57 @@
 -- id: celebrity
--- version: 1
+-- version: 2
 -- severity: 3
 -- excused_by_care: true
 -- title.nb: Mange ser på samme pasient
 -- title.en: Many look at one patient
--- explain.nb: Pasienten ble åpnet av {users} ulike brukere uten pleierelasjon i perioden; {accessor} var en av dem.
--- explain.en: The patient was opened by {users} different users with no care relationship in the period; {accessor} was one of them.
--- param: min_users = 5 | this many distinct unexplained users on one patient is the local-celebrity pattern
+-- explain.nb: Pasienten ble åpnet av {users} ulike brukere uten noen tilknytning til pasientens behandling i perioden, mot {related} med tilknytning; {accessor} var en av dem.
+-- explain.en: The patient was opened by {users} different users with no link to the patient's care in the period, against {related} with a link; {accessor} was one of them.
+-- param: min_users = 5 | this many distinct unrelated users on one patient is the local-celebrity pattern
+-- param: min_ratio = 0.3 | unrelated users must be at least this many per user with a link to the patient's care, so a patient that many treat is not a celebrity for the few consultants and on-call staff among them
 -- A patient suddenly opened by many unrelated users: someone in the news, a colleague's
 -- accident, a local celebrity. Counted across organisations; only the count is shown.
-WITH crowd AS (
-    SELECT patient_id, COUNT(DISTINCT accessor_key) AS users
+-- Unrelated means: no access of theirs to the patient is explained, they never took part
+-- in the patient's care, and their unit neither holds care evidence of the patient (at
+-- any time) nor has a user whose access to the patient is explained (on-call cover,
+-- colleagues helping). Compared with the patient's care volume: the users with a link.
+WITH opened AS (
+    SELECT patient_id, accessor_key, MIN(accessor_id) AS accessor_id, MIN(unit_id) AS unit_id,
+           MAX(CASE WHEN explained THEN 1 ELSE 0 END) AS linked
     FROM access_explained
-    WHERE patient_id IS NOT NULL AND NOT explained
-    GROUP BY patient_id
-    HAVING COUNT(DISTINCT accessor_key) >= ${min_users}
+    WHERE patient_id IS NOT NULL
+    GROUP BY patient_id, accessor_key
+),
+patients AS (
+    SELECT DISTINCT patient_id FROM opened
+),
+linked_units AS (
+    SELECT patient_id, unit_id FROM opened WHERE linked = 1 AND unit_id IS NOT NULL
+    UNION
+    SELECT c.patient_id, c.unit_id FROM care c JOIN patients p ON p.patient_id = c.patient_id WHERE c.unit_id IS NOT NULL
+),
+participants AS (
+    SELECT DISTINCT c.patient_id, cp.person_id
+    FROM care c JOIN patients p ON p.patient_id = c.patient_id JOIN care_participant cp ON cp.care_ref = c.care_ref
+    WHERE cp.person_id IS NOT NULL
+),
+unrelated AS (
+    SELECT o.patient_id, o.accessor_key
+    FROM opened o
+    LEFT JOIN linked_units u ON u.patient_id = o.patient_id AND u.unit_id = o.unit_id
+    LEFT JOIN participants pp ON pp.patient_id = o.patient_id AND pp.person_id = o.accessor_id
+    WHERE o.linked = 0 AND u.patient_id IS NULL AND pp.patient_id IS NULL
+),
+volume AS (
+    SELECT patient_id, SUM(linked) AS related FROM opened GROUP BY patient_id
+),
+crowd AS (
+    SELECT u.patient_id, COUNT(*) AS users, MIN(v.related) AS related
+    FROM unrelated u JOIN volume v ON v.patient_id = u.patient_id
+    GROUP BY u.patient_id
+    HAVING COUNT(*) >= ${min_users} AND COUNT(*) >= ${min_ratio} * MIN(v.related)
 )
-SELECT a.seq, LEAST(1.0, CAST(c.users AS DOUBLE) / (2.0 * ${min_users})) + 0.3 AS strength, c.users
+SELECT a.seq, LEAST(1.0, CAST(c.users AS DOUBLE) / (2.0 * ${min_users})) + 0.3 AS strength, c.users, c.related
 FROM access_explained a
 JOIN crowd c ON c.patient_id = a.patient_id
+JOIN unrelated u ON u.patient_id = a.patient_id AND u.accessor_key = a.accessor_key
 WHERE NOT a.explained

@@ -1,5 +1,5 @@
 -- id: protected_address
--- version: 1
+-- version: 2
 -- severity: 4
 -- excused_by_care: false
 -- title.nb: Sperret adresse eller skjermet pasient
@@ -8,10 +8,12 @@
 -- explain.en: The patient has {what_en}, and no care relationship explains the access.
 -- Patients with a protected address (v3-Confidentiality R or V on the Patient) or
 -- shielded content (R or V on what was touched). Only unexplained accesses are flagged:
--- the treating team must reach these patients too.
+-- the treating team must reach these patients too. Half strength when the patient is in
+-- care elsewhere in the organisation (consultations reach them as well).
+-- param: in_organisation = 0.5 | strength kept when the patient is in care elsewhere in the organisation
 SELECT
     a.seq,
-    1.0 AS strength,
+    CASE WHEN a.in_organisation_care THEN ${in_organisation} ELSE 1.0 END AS strength,
     CASE WHEN p.protected THEN 'sperret adresse' ELSE 'skjermede opplysninger' END AS what_nb,
     CASE WHEN p.protected THEN 'a protected address' ELSE 'shielded information' END AS what_en
 FROM access_explained a

@@ -1,28 +1,57 @@
 -- view: access
--- The accesses of the review period, with the accessor resolved to a person: by the
--- person id the event carries, else through the HPR number in the practitioner context.
--- accessor_key groups one accessor's accesses even when neither is known. Only what
--- detectors use is here (access_explained holds it in memory); what reports show besides
--- is in access_details.
+-- The accesses of the review period (accessors resolved by `event_accessor`).
+-- An event that names no unit (no location agent) or no role takes them from the
+-- accessor's role (PractitionerRole) at the event's organisation that was valid when the
+-- record was opened, the latest begun if several were (unit_from = 'role'); without this
+-- the unit's care, its colleagues and its peers cannot explain or judge the access.
+-- Only what detectors use is here (access_explained holds it in memory); what reports
+-- show besides is in access_details.
+WITH base AS (
+    SELECT e.seq, e.occurred_at, e.tenant, e.accessor_id, e.accessor_key, e.accessor_hpr, e.unit_id, e.role_code,
+           e.patient_id, e.action, e.basis, e.sensitivity
+    FROM event_accessor e
+    WHERE e.date >= '${from_date}' AND e.date <= '${to_date}'
+      AND e.occurred_at >= TIMESTAMP '${from}' AND e.occurred_at < TIMESTAMP '${to}'
+      AND ${org_filter}
+),
+-- Roles valid at the time of access, found by person id and by HPR number (two equality
+-- joins, not one join with OR), only for events that lack a unit or a role.
+roles AS (
+    SELECT b.seq, m.unit_id, m.role_code, m.valid_from
+    FROM base b JOIN employment m ON m.person_id = b.accessor_id AND m.orgnr = b.tenant
+    WHERE (b.unit_id IS NULL OR b.role_code IS NULL)
+      AND (m.valid_from IS NULL OR m.valid_from <= b.occurred_at) AND (m.valid_to IS NULL OR m.valid_to > b.occurred_at)
+    UNION ALL
+    SELECT b.seq, m.unit_id, m.role_code, m.valid_from
+    FROM base b JOIN employment m ON m.hpr = b.accessor_hpr AND m.orgnr = b.tenant
+    WHERE (b.unit_id IS NULL OR b.role_code IS NULL)
+      AND (m.valid_from IS NULL OR m.valid_from <= b.occurred_at) AND (m.valid_to IS NULL OR m.valid_to > b.occurred_at)
+),
+role_at AS (
+    SELECT seq, unit_id, role_code FROM (
+        SELECT r.seq, r.unit_id, r.role_code,
+               ROW_NUMBER() OVER (
+                   PARTITION BY r.seq
+                   -- A role in the unit the event names first (its role code), else the latest begun.
+                   ORDER BY CASE WHEN r.unit_id = b.unit_id THEN 0 ELSE 1 END, r.valid_from DESC NULLS LAST, r.unit_id, r.role_code
+               ) AS pick
+        FROM roles r JOIN base b ON b.seq = r.seq
+    ) ranked
+    WHERE pick = 1
+)
 SELECT
-    e.seq,
-    e.occurred_at,
-    e.tenant,
-    COALESCE(e.user_person_id, p.person_id) AS accessor_id,
-    COALESCE(e.user_person_id, p.person_id, 'hpr:' || e.user_hpr, 'user:' || e.user_local_id, 'name:' || e.user_name) AS accessor_key,
-    e.user_hpr AS accessor_hpr,
-    e.unit_id,
-    e.role_code,
-    e.patient_id,
-    e.action,
-    e.basis,
-    e.sensitivity
-FROM events e
-LEFT JOIN (
-    SELECT hpr, MIN(person_id) AS person_id FROM practitioner WHERE hpr IS NOT NULL GROUP BY hpr
-) p ON p.hpr = e.user_hpr
-WHERE e.date >= '${from_date}' AND e.date <= '${to_date}'
-  AND e.occurred_at >= TIMESTAMP '${from}' AND e.occurred_at < TIMESTAMP '${to}'
-  -- Review runs are logged in the journal by loggvakt itself; they are not accesses to review.
-  AND e.source_system <> 'loggvakt'
-  AND ${org_filter}
+    b.seq,
+    b.occurred_at,
+    b.tenant,
+    b.accessor_id,
+    b.accessor_key,
+    b.accessor_hpr,
+    COALESCE(b.unit_id, r.unit_id) AS unit_id,
+    CASE WHEN b.unit_id IS NOT NULL THEN 'event' WHEN r.unit_id IS NOT NULL THEN 'role' END AS unit_from,
+    COALESCE(b.role_code, r.role_code) AS role_code,
+    b.patient_id,
+    b.action,
+    b.basis,
+    b.sensitivity
+FROM base b
+LEFT JOIN role_at r ON r.seq = b.seq

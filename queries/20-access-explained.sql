@@ -1,42 +1,110 @@
 -- view: access_explained
 -- materialize: true
--- Each access, and whether care evidence explains it: an encounter, episode of care or
--- appointment of the same patient, within the organisation's window before its start and
--- after its end, in which the accessor took part (participant), or which belongs to the
--- accessor's unit (unit), or in which a colleague from the accessor's unit took part
--- (team). explained_by names the closest link.
--- The links are matched by two equality joins (patient and person; patient and unit)
--- rather than one join with OR, which no engine can hash.
+-- param: service_share = 0.1 | a unit whose accesses go at least this share to patients in care elsewhere in the organisation works as a service (laboratory, radiology, pharmacy, float pool, home care across a municipality)
+-- param: service_min_users = 2 | that many different users of the unit must share the pattern before it counts as the unit's way of working
+-- Each access, and what explains it. Care evidence (encounters, episodes of care,
+-- appointments, orders, results, care teams) of the same patient, within the
+-- organisation's window before its start and after its end:
+--   participant  the accessor took part (by person id or by HPR number),
+--   unit         it belongs to the accessor's unit,
+--   team         a colleague from the accessor's unit took part.
+-- And, learnt from the period's own accesses (peer behaviour, after explanation-based
+-- auditing, Fabbri & LeFevre 2011):
+--   service      the patient is in care elsewhere in the accessor's organisation, and the
+--                accessor's unit routinely opens such patients: at least service_share
+--                of its accesses, by at least service_min_users of its users. Measured
+--                on the messy sample region (docs/quality.md): wards send 1-5 % of their
+--                accesses to patients in care elsewhere (consultations, on-call cover),
+--                municipal units whose service decisions are registered by another
+--                unit 14-40 %, laboratory, radiology, pharmacy and the float pool
+--                35-100 %; 0.1 lies in the gap. Peers are the unit, not the unit and
+--                role: most units have one or two users per role, too few to learn from.
+-- explained_by names the closest link; explained_kind the kind of evidence behind it;
+-- in_organisation_care whether the patient is in care anywhere in the organisation.
+-- Links are matched by equality joins (patient and person; patient and HPR number;
+-- patient and unit; patient and organisation) rather than one join with OR, which no
+-- engine can hash.
 WITH links AS (
-    SELECT c.patient_id, cp.person_id, CAST(NULL AS VARCHAR) AS unit_id, 1 AS closeness, c.valid_from, c.valid_to
+    SELECT c.patient_id, cp.person_id AS who, CAST(NULL AS VARCHAR) AS unit_id, 1 AS closeness, c.kind, c.valid_from, c.valid_to
     FROM care c JOIN care_participant cp ON cp.care_ref = c.care_ref
     WHERE cp.person_id IS NOT NULL
     UNION ALL
-    SELECT c.patient_id, CAST(NULL AS VARCHAR), c.unit_id, 2, c.valid_from, c.valid_to
+    SELECT c.patient_id, 'hpr:' || cp.hpr, CAST(NULL AS VARCHAR), 1, c.kind, c.valid_from, c.valid_to
+    FROM care c JOIN care_participant cp ON cp.care_ref = c.care_ref
+    WHERE cp.hpr IS NOT NULL
+    UNION ALL
+    SELECT c.patient_id, CAST(NULL AS VARCHAR), c.unit_id, 2, c.kind, c.valid_from, c.valid_to
     FROM care c
     WHERE c.unit_id IS NOT NULL
     UNION ALL
-    SELECT DISTINCT c.patient_id, CAST(NULL AS VARCHAR), e.unit_id, 3, c.valid_from, c.valid_to
+    SELECT DISTINCT c.patient_id, CAST(NULL AS VARCHAR), e.unit_id, 3, c.kind, c.valid_from, c.valid_to
     FROM care c JOIN care_participant cp ON cp.care_ref = c.care_ref JOIN employment e ON e.person_id = cp.person_id
     WHERE e.unit_id IS NOT NULL AND (c.unit_id IS NULL OR e.unit_id <> c.unit_id)
+    UNION ALL
+    -- Participants known only by HPR number find their unit through it.
+    SELECT DISTINCT c.patient_id, CAST(NULL AS VARCHAR), e.unit_id, 3, c.kind, c.valid_from, c.valid_to
+    FROM care c JOIN care_participant cp ON cp.care_ref = c.care_ref JOIN employment e ON e.hpr = cp.hpr
+    WHERE cp.person_id IS NULL AND e.unit_id IS NOT NULL AND (c.unit_id IS NULL OR e.unit_id <> c.unit_id)
 ),
 matched AS (
-    SELECT a.seq, a.tenant, a.occurred_at, l.closeness, l.valid_from, l.valid_to
-    FROM access a JOIN links l ON l.patient_id = a.patient_id AND l.person_id = a.accessor_id
+    SELECT a.seq, a.tenant, a.occurred_at, l.closeness, l.kind, l.valid_from, l.valid_to
+    FROM access a JOIN links l ON l.patient_id = a.patient_id AND l.who = a.accessor_id
     UNION ALL
-    SELECT a.seq, a.tenant, a.occurred_at, l.closeness, l.valid_from, l.valid_to
+    SELECT a.seq, a.tenant, a.occurred_at, l.closeness, l.kind, l.valid_from, l.valid_to
+    FROM access a JOIN links l ON l.patient_id = a.patient_id AND l.who = 'hpr:' || a.accessor_hpr
+    UNION ALL
+    SELECT a.seq, a.tenant, a.occurred_at, l.closeness, l.kind, l.valid_from, l.valid_to
     FROM access a JOIN links l ON l.patient_id = a.patient_id AND l.unit_id = a.unit_id
 ),
 explained AS (
-    SELECT m.seq, MIN(m.closeness) AS closeness
+    -- The closest link, and among equally close ones the first kind by name.
+    SELECT m.seq, MIN(CAST(m.closeness AS VARCHAR) || ':' || m.kind) AS best
     FROM matched m JOIN org_settings s ON s.orgnr = m.tenant
     WHERE (m.valid_from IS NULL OR m.occurred_at >= m.valid_from - s.window_before)
       AND (m.valid_to IS NULL OR m.occurred_at <= m.valid_to + s.window_after)
     GROUP BY m.seq
+),
+-- Care evidence of the patient anywhere in the accessor's organisation, in the window.
+in_organisation AS (
+    SELECT a.seq, MIN(c.kind) AS kind
+    FROM access a
+    JOIN care c ON c.patient_id = a.patient_id AND c.orgnr = a.tenant
+    JOIN org_settings s ON s.orgnr = a.tenant
+    WHERE (c.valid_from IS NULL OR a.occurred_at >= c.valid_from - s.window_before)
+      AND (c.valid_to IS NULL OR a.occurred_at <= c.valid_to + s.window_after)
+    GROUP BY a.seq
+),
+with_links AS (
+    SELECT a.*, x.best, o.kind AS organisation_kind
+    FROM access a
+    LEFT JOIN explained x ON x.seq = a.seq
+    LEFT JOIN in_organisation o ON o.seq = a.seq
+),
+-- Units that work as services: a large share of their accesses, by several of their
+-- users, go to patients in care elsewhere in the organisation.
+services AS (
+    SELECT tenant, unit_id
+    FROM with_links
+    WHERE patient_id IS NOT NULL AND unit_id IS NOT NULL
+    GROUP BY tenant, unit_id
+    HAVING SUM(CASE WHEN best IS NULL AND organisation_kind IS NOT NULL THEN 1 ELSE 0 END) >= ${service_share} * COUNT(*)
+       AND COUNT(DISTINCT CASE WHEN best IS NULL AND organisation_kind IS NOT NULL THEN accessor_key END) >= ${service_min_users}
 )
 SELECT
-    a.*,
-    x.seq IS NOT NULL AS explained,
-    CASE x.closeness WHEN 1 THEN 'participant' WHEN 2 THEN 'unit' WHEN 3 THEN 'team' END AS explained_by
-FROM access a
-LEFT JOIN explained x ON x.seq = a.seq
+    w.seq, w.occurred_at, w.tenant, w.accessor_id, w.accessor_key, w.accessor_hpr, w.unit_id, w.unit_from, w.role_code,
+    w.patient_id, w.action, w.basis, w.sensitivity,
+    -- The patient is in care somewhere in the accessor's organisation (in the window):
+    -- an unexplained access to such a patient is most often a consultation or on-call
+    -- cover, one to a patient the organisation does not treat at all is not.
+    w.organisation_kind IS NOT NULL AS in_organisation_care,
+    (w.best IS NOT NULL OR (v.tenant IS NOT NULL AND w.organisation_kind IS NOT NULL)) AS explained,
+    CASE
+        WHEN w.best IS NOT NULL THEN CASE substr(w.best, 1, 1) WHEN '1' THEN 'participant' WHEN '2' THEN 'unit' ELSE 'team' END
+        WHEN v.tenant IS NOT NULL AND w.organisation_kind IS NOT NULL THEN 'service'
+    END AS explained_by,
+    CASE
+        WHEN w.best IS NOT NULL THEN substr(w.best, 3)
+        WHEN v.tenant IS NOT NULL THEN w.organisation_kind
+    END AS explained_kind
+FROM with_links w
+LEFT JOIN services v ON v.tenant = w.tenant AND v.unit_id = w.unit_id

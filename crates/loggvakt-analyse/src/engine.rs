@@ -28,14 +28,18 @@ pub struct Period {
 
 impl Period {
     /// The values `${from}`, `${to}` (exclusive instant), `${from_date}` and `${to_date}`
-    /// (inclusive partition dates) that SQL files may use.
-    pub fn values(&self) -> BTreeMap<String, String> {
+    /// (inclusive partition dates) that SQL files may use, and the lookback before the
+    /// period: `${history_from}` and `${history_from_date}`, `lookback_days` earlier.
+    pub fn values(&self, lookback_days: i64) -> BTreeMap<String, String> {
         let end = self.to + chrono::Duration::days(1);
+        let history = self.from - chrono::Duration::days(lookback_days.max(0));
         BTreeMap::from([
             ("from".to_owned(), format!("{}T00:00:00Z", self.from)),
             ("to".to_owned(), format!("{end}T00:00:00Z")),
             ("from_date".to_owned(), self.from.to_string()),
             ("to_date".to_owned(), self.to.to_string()),
+            ("history_from".to_owned(), format!("{history}T00:00:00Z")),
+            ("history_from_date".to_owned(), history.to_string()),
         ])
     }
 }
@@ -82,6 +86,17 @@ pub struct Coverage {
     pub explained: u64,
 }
 
+/// How many accesses one kind of explanation accounts for in one organisation: `by` is
+/// the link (participant, unit, team, service), `kind` the evidence behind it (encounter,
+/// episode_of_care, appointment, service_request, …).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Explanation {
+    pub tenant: String,
+    pub by: String,
+    pub kind: Option<String>,
+    pub accesses: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Daily {
     pub tenant: String,
@@ -109,6 +124,7 @@ pub struct Analysis {
     /// For each flagged patient, the organisations with care evidence for them.
     pub care_orgs: HashMap<String, Vec<String>>,
     pub coverage: Vec<Coverage>,
+    pub explanations: Vec<Explanation>,
     pub daily: Vec<Daily>,
     /// Unflagged accesses drawn for quality control, by tenant.
     pub samples: BTreeMap<String, Vec<i64>>,
@@ -280,8 +296,11 @@ fn access_row(rows: &Rows<'_>, row: usize) -> Option<AccessRow> {
 const FLAG_COLUMNS: &[&str] = &["seq", "strength"];
 
 /// An access as reports show it: the detectors' columns and the details.
+/// The unit's name is the event's, else the context's (an event without a location agent
+/// takes its unit from the accessor's role, and names it nowhere): join `UNIT_NAMES`.
 const ROW_COLUMNS: &str = "a.seq, a.occurred_at, a.tenant, a.accessor_id, a.accessor_hpr, a.unit_id, a.role_code, a.patient_id, \
-    a.action, a.basis, a.explained, a.explained_by, d.event_id, d.source_system, d.accessor_name, d.unit_name, d.purpose_code";
+    a.action, a.basis, a.explained, a.explained_by, d.event_id, d.source_system, d.accessor_name, COALESCE(d.unit_name, un.name) AS unit_name, d.purpose_code";
+const UNIT_NAMES: &str = "LEFT JOIN (SELECT resh, MIN(name) AS name FROM organization WHERE resh IS NOT NULL GROUP BY resh) un ON un.resh = a.unit_id";
 
 async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
     let config = SessionConfig::new().with_information_schema(true);
@@ -289,7 +308,7 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     progress(Progress::Preparing("registering the journal and the context"));
     let context_version = register_store(&ctx, job.store).await?;
 
-    let mut common = job.period.values();
+    let mut common = job.period.values(job.settings.lookback_days);
     common.insert("org_filter".into(), match job.org {
         Some(org) => format!("e.tenant = '{}'", org.replace('\'', "''")),
         None => "TRUE".into(),
@@ -371,7 +390,7 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     let seq_batch = RecordBatch::try_new(seq_schema.clone(), vec![Arc::new(Int64Array::from_iter_values(flagged.iter().copied()))])
         .map_err(|e| AnalyseError::Query { context: "flagged".into(), reason: e.to_string() })?;
     ctx.register_table("flagged", Arc::new(MemTable::try_new(seq_schema, vec![vec![seq_batch]]).map_err(|e| df("flagged", e))?)).map_err(|e| df("flagged", e))?;
-    let row_sql = format!("SELECT {ROW_COLUMNS} FROM access_explained a JOIN flagged f ON f.seq = a.seq JOIN access_details d ON d.seq = a.seq");
+    let row_sql = format!("SELECT {ROW_COLUMNS} FROM access_explained a JOIN flagged f ON f.seq = a.seq JOIN access_details d ON d.seq = a.seq {UNIT_NAMES}");
     let started = Instant::now();
     each_row(&ctx, &row_sql, "collecting flagged accesses", |rows, r| {
         if let Some(a) = access_row(rows, r) {
@@ -421,7 +440,7 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         AND (a.seq * 2654435761) % 1000003 < {bucket}"
     );
     let sample_sql = format!(
-        "SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq WHERE a.draw <= {}",
+        "SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq {UNIT_NAMES} WHERE a.draw <= {}",
         job.settings.max_qc_sample()
     );
     let started = Instant::now();
@@ -440,6 +459,21 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     for list in samples.values_mut() {
         list.sort_unstable();
     }
+
+    let mut explanations = Vec::new();
+    let explanations_sql = "SELECT tenant, explained_by, explained_kind, COUNT(*) AS accesses FROM access_explained \
+        WHERE patient_id IS NOT NULL AND explained GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let started = Instant::now();
+    each_row(&ctx, explanations_sql, "explanations by kind", |rows, r| {
+        explanations.push(Explanation {
+            tenant: rows.text("tenant", r).unwrap_or_default(),
+            by: rows.text("explained_by", r).unwrap_or_default(),
+            kind: rows.text("explained_kind", r),
+            accesses: rows.int("accesses", r).unwrap_or(0) as u64,
+        });
+    })
+    .await?;
+    phases.push(DetectorRun { id: "explanations by kind".into(), flags: 0, millis: started.elapsed().as_millis() });
 
     let mut daily = Vec::new();
     let daily_sql = "SELECT tenant, CAST(CAST(occurred_at AS DATE) AS VARCHAR) AS day, COUNT(*) AS accesses, \
@@ -499,6 +533,7 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         accesses,
         care_orgs,
         coverage,
+        explanations,
         daily,
         samples,
         unexplained,

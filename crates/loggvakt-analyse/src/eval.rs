@@ -40,6 +40,17 @@ pub struct ClassScore {
     pub detected_cases: usize,
 }
 
+/// The share of all accesses (to a patient) that one kind of explanation accounts for.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplanationShare {
+    /// participant, unit, team or service
+    pub by: String,
+    /// The evidence: encounter, episode_of_care, appointment, service_request, …
+    pub kind: String,
+    pub accesses: u64,
+    pub share: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
     pub detectors: Vec<DetectorScore>,
@@ -52,6 +63,8 @@ pub struct Evaluation {
     pub explained_share: f64,
     /// Explained share among accesses that are not labelled snooping.
     pub legitimate_explained_share: f64,
+    /// The explained share split by kind of explanation, largest first.
+    pub explanations: Vec<ExplanationShare>,
 }
 
 struct Label {
@@ -94,6 +107,7 @@ pub fn evaluate(queues_dir: &Path, labels_path: &Path) -> Result<Evaluation, Ana
     let mut queues = Vec::new();
     let mut queued_label_cases: BTreeSet<String> = BTreeSet::new();
     let (mut accesses, mut explained, mut unexplained_legit) = (0u64, 0u64, 0u64);
+    let mut by_kind: BTreeMap<(String, String), u64> = BTreeMap::new();
     for dir in &orgs {
         let path = dir.join("queue.json");
         let text = std::fs::read_to_string(&path).map_err(|e| AnalyseError::io(&path, e))?;
@@ -101,6 +115,10 @@ pub fn evaluate(queues_dir: &Path, labels_path: &Path) -> Result<Evaluation, Ana
         let orgnr = q["orgnr"].as_str().unwrap_or_default().to_owned();
         accesses += q["accesses"].as_u64().unwrap_or(0);
         explained += q["explained"].as_u64().unwrap_or(0);
+        for x in q["explanations"].as_array().into_iter().flatten() {
+            let key = (x["by"].as_str().unwrap_or("").to_owned(), x["kind"].as_str().unwrap_or("").to_owned());
+            *by_kind.entry(key).or_default() += x["accesses"].as_u64().unwrap_or(0);
+        }
         let cases = q["cases"].as_array().cloned().unwrap_or_default();
         let mut true_cases = 0;
         for case in &cases {
@@ -159,7 +177,11 @@ pub fn evaluate(queues_dir: &Path, labels_path: &Path) -> Result<Evaluation, Ana
     let total_true: usize = queues.iter().map(|q| q.true_cases).sum();
     let all_label_cases: BTreeSet<&str> = labels.values().map(|l| l.case.as_str()).collect();
     let legit = accesses.saturating_sub(labels.len() as u64);
+    let mut explanations: Vec<ExplanationShare> =
+        by_kind.into_iter().map(|((by, kind), n)| ExplanationShare { by, kind, accesses: n, share: ratio(n as usize, accesses as usize) }).collect();
+    explanations.sort_by(|a, b| b.accesses.cmp(&a.accesses).then_with(|| a.by.cmp(&b.by)).then_with(|| a.kind.cmp(&b.kind)));
     Ok(Evaluation {
+        explanations,
         detectors,
         queues,
         classes,

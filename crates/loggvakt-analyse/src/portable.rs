@@ -11,7 +11,7 @@ use crate::{AnalyseError, Period, Settings};
 
 /// A Python script for the `duckdb` package (built-in queries and detectors).
 pub fn duckdb_script(store: &Path, snapshot: &Path, settings: &Settings, period: Period) -> Result<String, AnalyseError> {
-    let mut common = period.values();
+    let mut common = period.values(settings.lookback_days);
     common.insert("org_filter".into(), "TRUE".into());
     let none = BTreeMap::new();
     let mut py = String::from("import duckdb, json, time\ncon = duckdb.connect()\ncon.execute(\"SET TimeZone='UTC'\")\nt0 = time.time()\nphases = {}\n");

@@ -5,13 +5,14 @@
 //! explains the access and the detector is excused by care; 1.5 when nothing explains it and
 //! no care relationship could excuse it (own record, family, ex-partner, protected
 //! address); 1 otherwise. Within a case each detector counts with its heaviest flag, raised
-//! by repetition (`1 + ¼·ln n` for n flagged accesses), and the detectors add up.
+//! by repetition (`1 + ¼·ln n` for the n flagged accesses at least half as heavy), and the
+//! detectors add up.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::engine::{AccessRow, Analysis, Coverage, Daily, Flag};
+use crate::engine::{AccessRow, Analysis, Coverage, Daily, Explanation, Flag};
 use crate::settings::{OrgSettings, Settings};
 
 /// One flagged access in a case, with every reason it was flagged.
@@ -102,6 +103,8 @@ pub struct Queue {
     pub cases_below_threshold: usize,
     pub quality_sample: Vec<CaseAccess>,
     pub coverage: Vec<Coverage>,
+    /// The explained accesses by kind of explanation.
+    pub explanations: Vec<Explanation>,
     pub daily: Vec<Daily>,
     pub detectors: Vec<DetectorStat>,
     pub accesses: u64,
@@ -147,6 +150,17 @@ fn weight(analysis: &Analysis, flag: &Flag, access: &AccessRow) -> f64 {
         _ => 1.0,
     };
     d.severity as f64 * flag.strength * care
+}
+
+/// One detector's part of a case score: its heaviest flag, raised by repetition
+/// (`1 + ¼·ln n`) where n counts only the flags at least half as heavy. Twenty accesses
+/// that care explains (weight × 0.15) do not make one unexplained access look repeated:
+/// on the messy sample region they lifted colleague and no-care cases of ordinary
+/// clinicians above single-access neighbour and break-the-glass cases.
+fn detector_score(weights: &[f64]) -> f64 {
+    let heaviest = weights.iter().copied().fold(0.0, f64::max);
+    let comparable = weights.iter().filter(|&&w| w >= heaviest / 2.0).count().max(1);
+    heaviest * (1.0 + 0.25 * (comparable as f64).ln())
 }
 
 fn accessor_key(a: &AccessRow) -> String {
@@ -197,7 +211,8 @@ pub fn build_queues(analysis: &Analysis, settings: &Settings) -> (Vec<Queue>, Ve
         let org_settings = settings.for_org(tenant);
         let mut cases = Vec::new();
         for (key, by_seq) in grouped.get(tenant).into_iter().flatten() {
-            let mut per_detector: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+            // Per detector: every flag's weight, in the case's accesses.
+            let mut per_detector: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
             let mut accesses = Vec::new();
             let mut patients = BTreeSet::new();
             let mut first: Option<&AccessRow> = None;
@@ -206,20 +221,18 @@ pub fn build_queues(analysis: &Analysis, settings: &Settings) -> (Vec<Queue>, Ve
                 first.get_or_insert(access);
                 patients.extend(access.patient_id.clone());
                 for f in flags {
-                    let w = weight(analysis, f, access);
-                    let entry = per_detector.entry(f.detector).or_insert((0.0, 0));
-                    entry.0 = entry.0.max(w);
-                    entry.1 += 1;
+                    per_detector.entry(f.detector).or_default().push(weight(analysis, f, access));
                 }
                 accesses.push(case_access(analysis, access, flags));
             }
             let Some(first) = first else { continue };
-            let score: f64 = per_detector.values().map(|(w, n)| w * (1.0 + 0.25 * (*n as f64).ln())).sum();
+            let score: f64 = per_detector.values().map(|weights| detector_score(weights)).sum();
             let mut detectors: Vec<DetectorHit> = per_detector
                 .iter()
-                .map(|(&d, &(w, n))| {
+                .map(|(&d, weights)| {
                     let det = &analysis.detectors[d];
-                    DetectorHit { id: det.id.clone(), title_nb: det.title_nb.clone(), title_en: det.title_en.clone(), severity: det.severity, accesses: n, weight: w }
+                    let w = weights.iter().copied().fold(0.0, f64::max);
+                    DetectorHit { id: det.id.clone(), title_nb: det.title_nb.clone(), title_en: det.title_en.clone(), severity: det.severity, accesses: weights.len(), weight: w }
                 })
                 .collect();
             detectors.sort_by(|a, b| b.weight.total_cmp(&a.weight));
@@ -320,9 +333,28 @@ pub fn build_queues(analysis: &Analysis, settings: &Settings) -> (Vec<Queue>, Ve
             accesses: coverage.iter().map(|c| c.accesses).sum(),
             explained: coverage.iter().map(|c| c.explained).sum(),
             coverage,
+            explanations: analysis.explanations.iter().filter(|x| x.tenant == tenant).cloned().collect(),
             daily: analysis.daily.iter().filter(|d| d.tenant == tenant).cloned().collect(),
             detectors,
         });
     }
     (queues, notices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detector_score;
+
+    #[test]
+    fn repetition_counts_only_flags_as_heavy_as_half_the_heaviest() {
+        let one = detector_score(&[3.0]);
+        assert_eq!(one, 3.0);
+        // Twenty accesses that care explains (3 × 0.15) do not repeat an unexplained one.
+        let mut weak = vec![0.45; 20];
+        weak.push(3.0);
+        assert_eq!(detector_score(&weak), one);
+        // Four unexplained ones do.
+        let repeated = detector_score(&[3.0, 3.0, 2.0, 1.5]);
+        assert!((repeated - 3.0 * (1.0 + 0.25 * 4f64.ln())).abs() < 1e-12);
+    }
 }

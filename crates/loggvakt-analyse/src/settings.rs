@@ -3,7 +3,7 @@
 //!
 //! ```json
 //! { "capacity": 25, "min_score": 2.0, "qc_sample": 5, "window_before_days": 7, "window_after_days": 14,
-//!   "organisations": { "974749025": { "capacity": 40, "window_after_days": 30 } } }
+//!   "lookback_days": 84, "organisations": { "974749025": { "capacity": 40, "window_after_days": 30 } } }
 //! ```
 
 use std::collections::BTreeMap;
@@ -47,12 +47,16 @@ pub struct Settings {
     pub window_before_days: i64,
     /// …and this many days after it ends.
     pub window_after_days: i64,
+    /// How far before the review period detectors of slow patterns look (the
+    /// `access_history` view): 12 weeks, since a snooper who opens a patient once a week
+    /// stands out only over months.
+    pub lookback_days: i64,
     pub organisations: BTreeMap<String, OrgOverrides>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { capacity: 25, min_score: 2.0, qc_sample: 5, window_before_days: 7, window_after_days: 14, organisations: BTreeMap::new() }
+        Settings { capacity: 25, min_score: 2.0, qc_sample: 5, window_before_days: 7, window_after_days: 14, lookback_days: 84, organisations: BTreeMap::new() }
     }
 }
 
@@ -60,6 +64,9 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Settings, AnalyseError> {
         let text = std::fs::read_to_string(path).map_err(|e| AnalyseError::io(path, e))?;
         let settings: Settings = serde_json::from_str(&text).map_err(|e| AnalyseError::Definition { origin: path.display().to_string(), line: e.line(), reason: e.to_string() })?;
+        if settings.lookback_days < 0 {
+            return Err(AnalyseError::Definition { origin: path.display().to_string(), line: 0, reason: "lookback_days cannot be negative".into() });
+        }
         for (org, o) in &settings.organisations {
             if let Err(e) = loggvakt_model::ids::validate_orgnr(org) {
                 return Err(AnalyseError::Definition { origin: path.display().to_string(), line: 0, reason: format!("organisations.{org}: {e}") });

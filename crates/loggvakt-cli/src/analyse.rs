@@ -298,5 +298,9 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         pct(e.explained_share),
         pct(e.legitimate_explained_share)
     );
+    println!("\n{:<12} {:<20} {:>9} {:>8}", "explained by", "evidence", "accesses", "share");
+    for x in &e.explanations {
+        println!("{:<12} {:<20} {:>9} {:>8}", x.by, if x.kind.is_empty() { "–" } else { &x.kind }, x.accesses, pct(x.share));
+    }
     Ok(ExitCode::SUCCESS)
 }
