@@ -70,6 +70,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         events: 0,
         employees: 0,
         patients: 0,
+        clean: false,
+        confounder: Vec::new(),
+        history_weeks: 12,
     })?;
     println!("  {} context resources in {}", samples.resources, samples.context_dir.display());
     println!("  {} access events in {} ({} injected snooping, ground truth in {})", samples.accesses, samples.events.display(), samples.injected, samples.labels.display());

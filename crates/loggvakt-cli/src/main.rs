@@ -139,6 +139,21 @@ pub(crate) struct SamplesArgs {
     /// Patients of a --flat stream.
     #[arg(long, default_value_t = 50_000, requires = "flat")]
     pub(crate) patients: usize,
+    /// A region without the confounders of a real one (every event names its unit, every
+    /// piece of work has a care record, registers spell addresses alike): the world the
+    /// detectors were first written against.
+    #[arg(long, conflicts_with = "flat")]
+    pub(crate) clean: bool,
+    /// Set one confounder's share, e.g. `--confounder unit_missing=0.8` (repeatable; see
+    /// docs/quality.md): unit_missing, hpr_only_staff, address_variants, service_work,
+    /// orders_recorded, float_pool, on_call, municipal_other_unit. All are on by default.
+    #[arg(long, value_name = "NAME=SHARE", conflicts_with = "flat")]
+    pub(crate) confounder: Vec<String>,
+    /// Weeks of accesses before --week: ongoing care followed week after week, and snooping
+    /// spread over those weeks, for the lookback a weekly review reads (detect's
+    /// lookback_days setting, 84 days by default).
+    #[arg(long, default_value_t = 12, conflicts_with = "flat")]
+    pub(crate) history_weeks: u32,
 }
 
 fn flat_samples(args: &SamplesArgs) -> anyhow::Result<(PathBuf, PathBuf, u64)> {
@@ -167,7 +182,11 @@ pub(crate) fn region_samples(args: &SamplesArgs) -> anyhow::Result<loggvakt_samp
     };
     let week_start = args.week.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or_default();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let region = loggvakt_samples::Region::generate(args.seed, scale, week_start);
+    let mut confounders = if args.clean { loggvakt_samples::region::Confounders::none() } else { loggvakt_samples::region::Confounders::default() };
+    for assignment in &args.confounder {
+        confounders.set(assignment).map_err(|reason| anyhow::anyhow!("--confounder {reason}"))?;
+    }
+    let region = loggvakt_samples::Region::generate_with(args.seed, scale, week_start, confounders, args.history_weeks);
     Ok(region.write(&args.out, args.seed)?)
 }
 

@@ -357,7 +357,7 @@ fn instant(seconds: i64, micros: u64) -> String {
 fn audit_event(world: &World, options: &EventOptions, access: &Access, rng: &mut Rng, buf: &mut String) {
     let e = &world.employees[access.employee];
     let patient = access.patient.map(|p| world.patients[p].fnr.as_str());
-    let style = EventStyle { r5_share: options.r5_share, role_reference_share: options.role_reference_share };
+    let style = EventStyle { r5_share: options.r5_share, role_reference_share: options.role_reference_share, unit_missing_share: 0.0 };
     write_audit_event(&world.orgs[e.org], e, patient, access.second, access.document, access.self_authorised, &style, rng, buf);
 }
 
@@ -366,6 +366,8 @@ fn audit_event(world: &World, options: &EventOptions, access: &Access, rng: &mut
 pub(crate) struct EventStyle {
     pub r5_share: f64,
     pub role_reference_share: f64,
+    /// Share of events whose user agent has no location (no unit), as many real feeds send.
+    pub unit_missing_share: f64,
 }
 
 /// Writes one AuditEvent of `e` opening `patient` (a log-in when `None`) and returns its id.
@@ -386,6 +388,12 @@ pub(crate) fn write_audit_event(
     let login = patient.is_none();
     let btg = self_authorised;
     let by_role = rng.chance(style.role_reference_share);
+    // Drawn only when asked for, so streams without this confounder stay as they were.
+    let location = if style.unit_missing_share > 0.0 && rng.chance(style.unit_missing_share) {
+        String::new()
+    } else {
+        format!(r#","location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{unit_id}"}},"display":"{unit_name}"}}"#)
+    };
     let at = instant(second, rng.below(1000) * 1000);
     let recorded = instant(second + 1, rng.below(1000) * 1000);
     let (letter, subtype, dicom) = if login {
@@ -427,13 +435,13 @@ pub(crate) fn write_audit_event(
     if by_role {
         let _ = write!(
             buf,
-            r#"{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"who":{{"reference":"PractitionerRole/{}"}},"requestor":true,"location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{unit_id}"}},"display":"{unit_name}"}}}}"#,
+            r#"{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"who":{{"reference":"PractitionerRole/{}"}},"requestor":true{location}}}"#,
             e.role_id
         );
     } else {
         let _ = write!(
             buf,
-            r#"{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"role":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"{}"}}]}}],"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{}"}},"display":"{} {}"}},"{}":"{}","requestor":true,"location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{unit_id}"}},"display":"{unit_name}"}}}},{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"custodian"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{}"}},"display":"{}"}},"requestor":false}}"#,
+            r#"{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"role":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"{}"}}]}}],"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{}"}},"display":"{} {}"}},"{}":"{}","requestor":true{location}}},{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"custodian"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{}"}},"display":"{}"}},"requestor":false}}"#,
             e.role,
             e.hpr,
             e.person.given,

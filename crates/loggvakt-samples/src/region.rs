@@ -33,12 +33,17 @@ pub enum RegionScale {
 
 impl RegionScale {
     /// (persons, staff, legitimate accesses, injected cases per snooping class)
+    ///
+    /// Cases per class are few on purpose: a queue holds 25 cases per organisation per
+    /// week, and a world in which the hospital's true cases outnumber that (two per class
+    /// in 130 hospital staff, as this had before) measures the capacity, not the ranking,
+    /// and is a snooping rate no region has.
     fn sizes(self) -> (usize, usize, usize, usize) {
         match self {
-            RegionScale::Small => (3_000, 200, 15_000, 2),
-            RegionScale::Medium => (30_000, 1_500, 150_000, 4),
-            RegionScale::Large => (300_000, 15_000, 1_500_000, 12),
-            RegionScale::Hso => (3_000_000, 60_000, 25_000_000, 20),
+            RegionScale::Small => (3_000, 200, 15_000, 1),
+            RegionScale::Medium => (30_000, 1_500, 150_000, 1),
+            RegionScale::Large => (300_000, 15_000, 1_500_000, 3),
+            RegionScale::Hso => (3_000_000, 60_000, 25_000_000, 6),
         }
     }
 }
@@ -52,6 +57,8 @@ pub const SNOOPING_CLASSES: &[&str] = &[
     "ex_address",
     "ex_partner",
     "btg_frequency",
+    "btg_pretext",
+    "spread_over_weeks",
     "protected_address",
     "own_record",
     "no_care",
@@ -60,6 +67,113 @@ pub const SNOOPING_CLASSES: &[&str] = &[
     "unusual_volume",
     "celebrity",
 ];
+
+/// What makes a real region's log hard to review, as published audit studies and an
+/// independently generated region showed it: legitimate work that leaves no care record,
+/// units missing from events, staff known by HPR number alone, addresses spelled
+/// differently in the staff and population registers. Each is a share (0 turns it off);
+/// [`Confounders::default`] turns every one on, [`Confounders::none`] gives the clean
+/// world the detectors were first written against. `docs/quality.md` lists them with the
+/// figures they give.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Confounders {
+    /// Share of AuditEvents whose user agent has no location: the unit must come from the
+    /// user's role valid at the time.
+    pub unit_missing: f64,
+    /// Share of staff whose Practitioner carries only the HPR number, no person id.
+    pub hpr_only_staff: f64,
+    /// Share of staff whose Practitioner address is spelled otherwise than the population
+    /// register spells the same home: street type abbreviated ("gt.", "vn."), upper case,
+    /// apartment as "leil. 203", house letter dropped.
+    pub address_variants: f64,
+    /// Share of hospital stays on which laboratory, radiology or pharmacy staff open the
+    /// record (the hospital gains those three units).
+    pub service_work: f64,
+    /// Of that service work, the share that has an order or result in the context
+    /// (ServiceRequest, DiagnosticReport, MedicationRequest naming the performing unit).
+    pub orders_recorded: f64,
+    /// Share of hospital stays a nurse from the float pool (a unit of its own) works on.
+    pub float_pool: f64,
+    /// Share of hospital stays opened at night by an on-call doctor from another unit.
+    pub on_call: f64,
+    /// Share of municipal episodes of care (service decisions) registered at another unit
+    /// of the municipality than the one whose staff give the care.
+    pub municipal_other_unit: f64,
+}
+
+impl Default for Confounders {
+    fn default() -> Self {
+        Confounders {
+            unit_missing: 0.35,
+            hpr_only_staff: 0.08,
+            address_variants: 0.4,
+            service_work: 0.35,
+            orders_recorded: 0.5,
+            float_pool: 0.1,
+            on_call: 0.05,
+            municipal_other_unit: 0.3,
+        }
+    }
+}
+
+impl Confounders {
+    /// None of them: every event names its unit, every record of work exists.
+    pub fn none() -> Self {
+        Confounders {
+            unit_missing: 0.0,
+            hpr_only_staff: 0.0,
+            address_variants: 0.0,
+            service_work: 0.0,
+            orders_recorded: 0.0,
+            float_pool: 0.0,
+            on_call: 0.0,
+            municipal_other_unit: 0.0,
+        }
+    }
+
+    /// Sets one by name (`unit_missing=0.5`), for the command line.
+    pub fn set(&mut self, assignment: &str) -> Result<(), String> {
+        let (name, value) = assignment.split_once('=').ok_or_else(|| format!("'{assignment}': expected NAME=SHARE"))?;
+        let value: f64 = value.trim().parse().map_err(|_| format!("'{assignment}': the share must be a number from 0 to 1"))?;
+        if !(0.0..=1.0).contains(&value) {
+            return Err(format!("'{assignment}': the share must be from 0 to 1"));
+        }
+        let field = match name.trim() {
+            "unit_missing" => &mut self.unit_missing,
+            "hpr_only_staff" => &mut self.hpr_only_staff,
+            "address_variants" => &mut self.address_variants,
+            "service_work" => &mut self.service_work,
+            "orders_recorded" => &mut self.orders_recorded,
+            "float_pool" => &mut self.float_pool,
+            "on_call" => &mut self.on_call,
+            "municipal_other_unit" => &mut self.municipal_other_unit,
+            other => {
+                return Err(format!(
+                    "unknown confounder '{other}'; known: unit_missing, hpr_only_staff, address_variants, service_work, orders_recorded, float_pool, on_call, municipal_other_unit"
+                ))
+            }
+        };
+        *field = value;
+        Ok(())
+    }
+}
+
+/// Units the hospital gains for service work: laboratory, radiology and pharmacy, whose
+/// staff open the records of other units' patients, and the float pool.
+const SERVICE_UNITS: &[&str] = &["Laboratoriemedisin", "Radiologi", "Sykehusapotek"];
+const FLOAT_POOL_UNIT: &str = "Bemanningssenteret";
+
+/// An order or result that explains service work, in the hospital's context.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub patient: usize,
+    /// Index of the performing unit in the hospital (organisation 0).
+    pub unit: usize,
+    /// The employee who performed it, where the resource names one.
+    pub performer: Option<usize>,
+    /// Seconds since 1970.
+    pub at: i64,
+}
 
 const MUNICIPALITIES: &[(&str, &str, u32, f64)] =
     &[("Midtfjord", "5055", 7010, 0.5), ("Nordvik", "5056", 7650, 0.3), ("Sørås", "5057", 7340, 0.2)];
@@ -110,7 +224,11 @@ pub struct Care {
     pub kind: CareKind,
     pub patient: usize,
     pub org: usize,
+    /// The unit it is registered at.
     pub unit: usize,
+    /// The unit whose staff give the care (another unit of a municipality can register
+    /// its service decisions).
+    pub given_by: usize,
     pub participants: Vec<usize>,
     /// Seconds since 1970.
     pub start: i64,
@@ -143,6 +261,17 @@ pub struct Region {
     /// Employment periods (days); an ended one belongs to someone who has left.
     pub employment: Vec<(i64, Option<i64>)>,
     pub care: Vec<Care>,
+    /// Orders and results behind service work (written as ServiceRequest, DiagnosticReport
+    /// or MedicationRequest by the performing unit's kind).
+    pub orders: Vec<Order>,
+    /// Staff whose Practitioner carries no person id.
+    pub hpr_only: Vec<bool>,
+    pub confounders: Confounders,
+    /// Weeks of accesses generated before the week.
+    pub history_weeks: u32,
+    /// The hospital's service units (laboratory, radiology, pharmacy) and float pool.
+    service_units: Vec<usize>,
+    float_pool_unit: Option<usize>,
     pub week_start: i64,
     accesses: Vec<Planned>,
     /// Active staff by (organisation, unit) and by organisation, once staffing is settled.
@@ -150,6 +279,8 @@ pub struct Region {
     staff_by_org: Vec<Vec<usize>>,
     /// Care evidence by patient, once it is all generated.
     care_by_patient: HashMap<usize, Vec<usize>>,
+    /// (person, relative) for current family links, once the population is settled.
+    kin: HashSet<(usize, usize)>,
 }
 
 /// Summary of what [`Region::write`] produced.
@@ -164,12 +295,32 @@ pub struct Written {
 }
 
 impl Region {
-    /// Generates the region and its week of accesses, deterministically for `seed`.
+    /// Generates the region and its week of accesses (no weeks before it, so no snooping
+    /// spread over weeks), with every confounder on, deterministically for `seed`.
     /// `week_start` is a Monday 00:00 UTC in seconds.
     pub fn generate(seed: u64, scale: RegionScale, week_start: i64) -> Region {
+        Region::generate_with(seed, scale, week_start, Confounders::default(), 0)
+    }
+
+    /// [`Region::generate`] with the confounders chosen, and `history_weeks` weeks of
+    /// accesses before the week (the lookback a weekly review reads): ongoing municipal
+    /// care followed week after week, and snooping spread over those weeks.
+    pub fn generate_with(seed: u64, scale: RegionScale, week_start: i64, confounders: Confounders, history_weeks: u32) -> Region {
         let (persons, staff, accesses, cases) = scale.sizes();
         let mut rng = Rng::new(seed ^ 0x5EED_4E61_0000);
-        let orgs = organisations(&mut rng);
+        let mut orgs = organisations(&mut rng);
+        let mut service_units = Vec::new();
+        let mut float_pool_unit = None;
+        if confounders.service_work > 0.0 {
+            for name in SERVICE_UNITS {
+                service_units.push(orgs[0].units.len());
+                orgs[0].units.push((format!("{}", 4_000_000 + rng.below(999_999)), (*name).to_owned()));
+            }
+        }
+        if confounders.float_pool > 0.0 {
+            float_pool_unit = Some(orgs[0].units.len());
+            orgs[0].units.push((format!("{}", 4_000_000 + rng.below(999_999)), FLOAT_POOL_UNIT.to_owned()));
+        }
         let mut region = Region {
             orgs,
             persons: Vec::with_capacity(persons),
@@ -182,11 +333,18 @@ impl Region {
             employee_person: Vec::new(),
             employment: Vec::new(),
             care: Vec::new(),
+            orders: Vec::new(),
+            hpr_only: Vec::new(),
+            confounders,
+            history_weeks,
+            service_units,
+            float_pool_unit,
             week_start,
             accesses: Vec::new(),
             staff_by_unit: HashMap::new(),
             staff_by_org: Vec::new(),
             care_by_patient: HashMap::new(),
+            kin: HashSet::new(),
         };
         region.populate(&mut rng, persons);
         region.hire(&mut rng, staff);
@@ -194,12 +352,32 @@ impl Region {
         region.index_staff();
         region.historical_care(&mut rng);
         region.legitimate_work(&mut rng, accesses);
+        region.ongoing_care_history(&mut rng);
         for (i, c) in region.care.iter().enumerate() {
             region.care_by_patient.entry(c.patient).or_default().push(i);
         }
         region.inject_snooping(&mut rng, cases);
+        region.choose_hpr_only(&mut rng);
         region.accesses.sort_by_key(|a| a.second);
         region
+    }
+
+    /// Staff known by HPR number alone. Not among the injected snoopers: the relationship
+    /// detectors need a person id to compare registers, and the labels promise a case
+    /// each detector can find.
+    fn choose_hpr_only(&mut self, rng: &mut Rng) {
+        let snoopers: HashSet<usize> = self.accesses.iter().filter(|a| a.label.is_some()).map(|a| a.employee).collect();
+        self.hpr_only = (0..self.employees.len()).map(|e| !snoopers.contains(&e) && self.confounders.hpr_only_staff > 0.0 && rng.chance(self.confounders.hpr_only_staff)).collect();
+    }
+
+    /// Nobody works on their own or their family's care: legitimate work skips them.
+    fn own_or_family(&self, employee: usize, patient: usize) -> bool {
+        let me = self.employee_person[employee];
+        me == patient || self.kin.contains(&(me, patient))
+    }
+
+    fn is_service_unit(&self, org: usize, unit: usize) -> bool {
+        org == 0 && (self.service_units.contains(&unit) || self.float_pool_unit == Some(unit))
     }
 
     fn today(&self) -> i64 {
@@ -403,10 +581,14 @@ impl Region {
         for patient in 0..self.persons.len() {
             if rng.chance(0.2) {
                 let unit = rng.below(self.orgs[0].units.len() as u64) as usize;
+                if self.is_service_unit(0, unit) {
+                    // Stays are on wards; service units work on other units' stays.
+                    continue;
+                }
                 let participants = self.team(rng, 0, unit, 3);
                 let start = self.week_start - (60 + rng.below(600) as i64) * DAY;
                 let end = start + (1 + rng.below(10) as i64) * DAY;
-                self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit, participants, start, end: Some(end) });
+                self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit, given_by: unit, participants, start, end: Some(end) });
             }
         }
     }
@@ -419,18 +601,22 @@ impl Region {
     /// Care episodes in the week and the accesses of the staff who give the care.
     fn legitimate_work(&mut self, rng: &mut Rng, target: usize) {
         let week_end = self.week_start + 7 * DAY;
-        let kin: HashSet<(usize, usize)> = self.relations.iter().filter(|r| r.to.is_none()).map(|r| (r.person, r.related)).collect();
+        self.kin = self.relations.iter().filter(|r| r.to.is_none()).map(|r| (r.person, r.related)).collect();
         let mut planned = 0usize;
         while planned < target {
             let org = pick_weighted(rng, [0.65, 0.12, 0.1, 0.07, 0.06].into_iter());
             let unit = rng.below(self.orgs[org].units.len() as u64) as usize;
+            if self.is_service_unit(org, unit) {
+                // Service units have no stays of their own; they work on other units' stays.
+                continue;
+            }
             let size = 2 + rng.below(4) as usize;
             let team = self.team(rng, org, unit, size);
             if team.is_empty() {
                 continue;
             }
             let patient = rng.below(self.persons.len() as u64) as usize;
-            if team.iter().any(|&e| self.employee_person[e] == patient || kin.contains(&(self.employee_person[e], patient))) {
+            if team.iter().any(|&e| self.own_or_family(e, patient)) {
                 // Nobody is on their own or their family's care team.
                 continue;
             }
@@ -452,8 +638,16 @@ impl Region {
                 }
             };
             // Not every member of a team is recorded as a participant; their unit still is.
-            let participants: Vec<usize> = team.iter().copied().filter(|_| !rng.chance(0.15)).collect();
-            self.care.push(Care { kind, patient, org, unit, participants, start, end });
+            let mut participants: Vec<usize> = team.iter().copied().filter(|_| !rng.chance(0.15)).collect();
+            let units = self.orgs[org].units.len();
+            let mut registered = unit;
+            if matches!(org, 1 | 2) && units > 1 && self.confounders.municipal_other_unit > 0.0 && rng.chance(self.confounders.municipal_other_unit) {
+                // The service decision is registered by another unit of the municipality
+                // (its allocation office), with nobody from the unit that gives the care.
+                registered = (unit + 1 + rng.below(units as u64 - 1) as usize) % units;
+                participants.clear();
+            }
+            self.care.push(Care { kind, patient, org, unit: registered, given_by: unit, participants, start, end });
             // Accesses spread over the whole episode (an hour before it to a day after);
             // those outside the week are not in this week's log.
             // Ongoing municipal care is looked at throughout the week.
@@ -483,12 +677,103 @@ impl Region {
                 self.accesses.push(Planned { second, employee, patient: Some(patient), btg, label: None });
                 planned += 1;
             }
+            if org == 0 {
+                planned += self.work_without_encounter(rng, patient, unit, start, end.unwrap_or(week_end));
+            }
             if rng.chance(0.05) {
                 let e = team[0];
                 let second = from.clamp(self.week_start, week_end - 1);
                 self.accesses.push(Planned { second, employee: e, patient: None, btg: false, label: None });
             }
         }
+    }
+
+    /// The weeks before: every episode of care that was open then was followed then too,
+    /// by the staff of the unit that gives it (the pairs a slow-pattern detector must not
+    /// take for snooping).
+    fn ongoing_care_history(&mut self, rng: &mut Rng) {
+        for w in 1..=self.history_weeks as i64 {
+            let week = self.week_start - w * 7 * DAY;
+            for i in 0..self.care.len() {
+                let c = &self.care[i];
+                if c.kind != CareKind::EpisodeOfCare || c.start >= week + 7 * DAY {
+                    continue;
+                }
+                let (org, unit, patient, start) = (c.org, c.given_by, c.patient, c.start);
+                let staff = self.active_staff(org, Some(unit)).len();
+                if staff == 0 {
+                    continue;
+                }
+                for _ in 0..1 + rng.below(4) {
+                    let employee = self.active_staff(org, Some(unit))[rng.below(staff as u64) as usize];
+                    if self.own_or_family(employee, patient) {
+                        continue;
+                    }
+                    let day = rng.below(7) as i64;
+                    let second = self.daytime(rng, day) - w * 7 * DAY;
+                    if second >= start {
+                        self.accesses.push(Planned { second, employee, patient: Some(patient), btg: false, label: None });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Work on a hospital stay that leaves no encounter of its own: laboratory, radiology
+    /// and pharmacy staff (with an order or result in the context, or without), a nurse
+    /// from the float pool, a doctor on call at night from another unit. Returns the
+    /// accesses added.
+    fn work_without_encounter(&mut self, rng: &mut Rng, patient: usize, unit: usize, from: i64, to: i64) -> usize {
+        let c = self.confounders;
+        let week_end = self.week_start + 7 * DAY;
+        let span = (to - from).max(HOUR) as u64;
+        let mut planned = Vec::new();
+        if !self.service_units.is_empty() && rng.chance(c.service_work) {
+            let service = self.service_units[rng.below(self.service_units.len() as u64) as usize];
+            let staff = self.active_staff(0, Some(service));
+            if !staff.is_empty() {
+                let e = staff[rng.below(staff.len() as u64) as usize];
+                let at = from + rng.below(span) as i64;
+                if rng.chance(c.orders_recorded) {
+                    let performer = rng.chance(0.5).then_some(e);
+                    self.orders.push(Order { patient, unit: service, performer, at: at - rng.below(2 * HOUR as u64) as i64 });
+                }
+                for k in 0..1 + rng.below(3) as i64 {
+                    planned.push((e, at + k * rng.below(6 * HOUR as u64) as i64));
+                }
+            }
+        }
+        if let Some(pool) = self.float_pool_unit.filter(|_| rng.chance(c.float_pool)) {
+            let staff = self.active_staff(0, Some(pool));
+            if !staff.is_empty() {
+                let e = staff[rng.below(staff.len() as u64) as usize];
+                for _ in 0..2 + rng.below(3) {
+                    planned.push((e, from + rng.below(span) as i64));
+                }
+            }
+        }
+        if c.on_call > 0.0 && rng.chance(c.on_call) {
+            let staff = self.active_staff(0, None);
+            for _ in 0..8 {
+                let e = staff[rng.below(staff.len() as u64) as usize];
+                let (their_unit, role) = (self.employees[e].unit, self.employees[e].role);
+                if their_unit != unit && role == "LEGE" && !self.is_service_unit(0, their_unit) {
+                    // 22:00–06:00 local (UTC+1) on a night of the stay.
+                    let night = (from + rng.below(span) as i64).div_euclid(DAY) * DAY + 21 * HOUR;
+                    for _ in 0..1 + rng.below(2) {
+                        planned.push((e, night + rng.below(8 * HOUR as u64) as i64));
+                    }
+                    break;
+                }
+            }
+        }
+        let before = self.accesses.len();
+        for (employee, second) in planned {
+            if (self.week_start..week_end).contains(&second) && !self.own_or_family(employee, patient) {
+                self.accesses.push(Planned { second, employee, patient: Some(patient), btg: false, label: None });
+            }
+        }
+        self.accesses.len() - before
     }
 
     /// Care that links `patient` to the employee's unit around the week.
@@ -618,6 +903,28 @@ impl Region {
                             self.accesses.push(Planned { second, employee: e, patient: Some(p), btg: true, label: Some((class, case_no)) });
                         }
                     }
+                    "spread_over_weeks" if self.history_weeks >= 3 => {
+                        // One look a week at the same patient, for weeks: never more than one
+                        // weak trace in any single week.
+                        let p = self.unrelated_patient(rng, e);
+                        let weeks = 3 + rng.below(u64::from(self.history_weeks.min(8)) - 2) as i64;
+                        for w in 0..weeks {
+                            let day = rng.below(5) as i64;
+                            let second = self.daytime(rng, day) - w * 7 * DAY;
+                            self.accesses.push(Planned { second, employee: e, patient: Some(p), btg: false, label: Some((class, case_no)) });
+                        }
+                    }
+                    "spread_over_weeks" => break,
+                    "btg_pretext" => {
+                        // Self-authorised once or twice, with a plausible reason, for a
+                        // patient no care of theirs will ever explain.
+                        let p = self.unrelated_patient(rng, e);
+                        let day = rng.below(7) as i64;
+                        for _ in 0..1 + rng.below(2) {
+                            let second = self.daytime(rng, day);
+                            self.accesses.push(Planned { second, employee: e, patient: Some(p), btg: true, label: Some((class, case_no)) });
+                        }
+                    }
                     "no_care" => {
                         let p = self.unrelated_patient(rng, e);
                         let times = 3 + rng.below(3) as usize;
@@ -693,7 +1000,7 @@ impl Region {
         let mut ev = io::BufWriter::new(std::fs::File::create(&events)?);
         let mut lab = io::BufWriter::new(std::fs::File::create(&labels)?);
         writeln!(lab, "event_id,class,case,accessor_hpr,patient_id")?;
-        let style = EventStyle { r5_share: 0.3, role_reference_share: 0.1 };
+        let style = EventStyle { r5_share: 0.3, role_reference_share: 0.1, unit_missing_share: self.confounders.unit_missing };
         let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
         let mut buf = String::with_capacity(4096);
         let mut injected = 0;
@@ -780,12 +1087,14 @@ impl Region {
         file("Practitioner", &mut |b, emit| {
             for (i, e) in self.employees.iter().enumerate() {
                 b.clear();
-                let _ = write!(
-                    b,
-                    r#"{{"resourceType":"Practitioner","id":"pr-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{0}"}},{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{1}"}}],"name":[{{"family":"{2}","given":["{3}"]}}]"#,
-                    e.hpr, e.person.fnr, e.person.family, e.person.given
-                );
-                self.write_addresses(self.employee_person[i], b);
+                let _ = write!(b, r#"{{"resourceType":"Practitioner","id":"pr-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{0}"}}"#, e.hpr);
+                if !self.hpr_only.get(i).copied().unwrap_or(false) {
+                    let _ = write!(b, r#",{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}"#, e.person.fnr);
+                }
+                let _ = write!(b, r#"],"name":[{{"family":"{}","given":["{}"]}}]"#, e.person.family, e.person.given);
+                // The staff register spells some homes otherwise than the population register.
+                let variant = (share_draw(i as u64) < self.confounders.address_variants).then_some(i % 4);
+                self.write_addresses_spelled(self.employee_person[i], variant, b);
                 b.push('}');
                 emit(b)?;
             }
@@ -809,6 +1118,18 @@ impl Region {
             }
             Ok(())
         })?;
+        // Orders and results, by what the performing unit does: the laboratory's orders, the
+        // radiologists' reports, the pharmacy's prescriptions to dispense.
+        for (service, name) in SERVICE_UNITS.iter().zip(["ServiceRequest", "DiagnosticReport", "MedicationRequest"]) {
+            file(name, &mut |b, emit| {
+                for (i, o) in self.orders.iter().enumerate().filter(|(_, o)| self.orgs[0].units[o.unit].1 == *service) {
+                    b.clear();
+                    self.write_order(i, o, name, b);
+                    emit(b)?;
+                }
+                Ok(())
+            })?;
+        }
         for (kind, name) in [(CareKind::Encounter, "Encounter"), (CareKind::EpisodeOfCare, "EpisodeOfCare"), (CareKind::Appointment, "Appointment")] {
             file(name, &mut |b, emit| {
                 for (i, c) in self.care.iter().enumerate().filter(|(_, c)| c.kind == kind) {
@@ -833,6 +1154,7 @@ impl Region {
             let org = &self.orgs[e.org];
             let (unit_id, unit_name) = &org.units[e.unit];
             let event_id = rng.uuid();
+            let unit_missing = self.confounders.unit_missing > 0.0 && rng.chance(self.confounders.unit_missing);
             let at = loggvakt_model::Timestamp(a.second * 1_000_000 + rng.below(1_000_000) as i64);
             let patient = a.patient.map(|p| self.persons[p].fnr.clone());
             let event = loggvakt_model::AccessEvent {
@@ -845,8 +1167,8 @@ impl Region {
                 tenant_orgnr: org.orgnr.clone(),
                 user_hpr: Some(e.hpr.clone()),
                 user_name: Some(format!("{} {}", e.person.given, e.person.family)),
-                unit_id: Some(unit_id.clone()),
-                unit_name: Some(unit_name.clone()),
+                unit_id: (!unit_missing).then(|| unit_id.clone()),
+                unit_name: (!unit_missing).then(|| unit_name.clone()),
                 role_code: Some(e.role.to_owned()),
                 patient_id_kind: patient.as_ref().map(|_| "fnr".to_owned()),
                 record_part: patient.as_ref().map(|_| "DocumentReference".to_owned()),
@@ -866,6 +1188,14 @@ impl Region {
     }
 
     fn write_addresses(&self, person: usize, b: &mut String) {
+        self.write_addresses_spelled(person, None, b);
+    }
+
+    /// Addresses as the population register writes them, or in one of four other
+    /// spellings of the same home: 0 street type abbreviated, 1 upper case, 2 apartment
+    /// as "leil. 203", 3 house letter dropped (each falls back to the one before where
+    /// the address has no apartment or letter).
+    fn write_addresses_spelled(&self, person: usize, variant: Option<usize>, b: &mut String) {
         if self.stays[person].is_empty() {
             return;
         }
@@ -877,8 +1207,9 @@ impl Region {
                 b.push(',');
             }
             let letter = d.letter.map(String::from).unwrap_or_default();
-            let _ = write!(b, r#"{{"use":"{}","type":"physical","line":["{} {}{letter}""#, if s.to.is_none() { "home" } else { "old" }, d.street, d.number);
-            if let Some(unit) = &d.unit {
+            let (street, letter, unit) = spell(&d.street, &letter, d.unit.as_deref(), variant);
+            let _ = write!(b, r#"{{"use":"{}","type":"physical","line":["{street} {}{letter}""#, if s.to.is_none() { "home" } else { "old" }, d.number);
+            if let Some(unit) = unit {
                 let _ = write!(b, r#","{unit}""#);
             }
             let _ = write!(b, r#"],"city":"{m}","district":"{m}","postalCode":"{}","country":"NO""#, postcode + d.number % 7);
@@ -886,6 +1217,30 @@ impl Region {
             b.push('}');
         }
         b.push(']');
+    }
+
+    fn write_order(&self, i: usize, o: &Order, resource_type: &str, b: &mut String) {
+        let unit = format!(r#"{{"reference":"Organization/unit-{}"}}"#, self.orgs[0].units[o.unit].0);
+        let performer = match o.performer {
+            Some(e) => format!(r#"{{"reference":"PractitionerRole/{}"}}"#, self.employees[e].role_id),
+            None => unit.clone(),
+        };
+        let patient = format!(r#"{{"reference":"Patient/p-{}"}}"#, o.patient);
+        let at = instant(o.at);
+        let _ = match resource_type {
+            "ServiceRequest" => write!(
+                b,
+                r#"{{"resourceType":"ServiceRequest","id":"sr-{i}","status":"completed","intent":"order","code":{{"text":"Blodprøver"}},"subject":{patient},"authoredOn":"{at}","performer":[{performer}]}}"#
+            ),
+            "DiagnosticReport" => write!(
+                b,
+                r#"{{"resourceType":"DiagnosticReport","id":"dr-{i}","status":"final","code":{{"text":"Røntgen thorax"}},"subject":{patient},"effectiveDateTime":"{at}","issued":"{at}","performer":[{performer}]}}"#
+            ),
+            _ => write!(
+                b,
+                r#"{{"resourceType":"MedicationRequest","id":"mr-{i}","status":"active","intent":"order","medicationCodeableConcept":{{"text":"Legemiddel"}},"subject":{patient},"authoredOn":"{at}","dispenseRequest":{{"performer":{unit}}}}}"#
+            ),
+        };
     }
 
     fn write_care(&self, i: usize, c: &Care, b: &mut String) {
@@ -968,6 +1323,39 @@ fn building_key(d: &Dwelling) -> String {
     format!("{}|{}|{}{}", d.municipality, d.street, d.number, d.letter.map(String::from).unwrap_or_default())
 }
 
+/// A number in [0, 1) drawn from `n` alone, for choices that must not move the seeded
+/// stream (so adding a confounder leaves the rest of the region as it was).
+fn share_draw(n: u64) -> f64 {
+    let mut r = Rng::new(n.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// One home's street, house letter and apartment in the spelling `variant` (see
+/// `write_addresses_spelled`); `None` is the population register's own.
+fn spell(street: &str, letter: &str, unit: Option<&str>, variant: Option<usize>) -> (String, String, Option<String>) {
+    let abbreviated = || {
+        for (long, short) in [("gata", "gt."), ("gate", "gt."), ("veien", "vn.")] {
+            if let Some(stem) = street.strip_suffix(long) {
+                return Some(format!("{stem}{short}"));
+            }
+        }
+        None
+    };
+    let same = (street.to_owned(), letter.to_owned(), unit.map(str::to_owned));
+    match variant {
+        None => same,
+        Some(3) if !letter.is_empty() => (street.to_owned(), String::new(), unit.map(str::to_owned)),
+        Some(2 | 3) if unit.is_some() => {
+            // H0203 → "leil. 203": floor 2, unit 03.
+            let u = unit.unwrap_or_default();
+            let number = u.get(1..).unwrap_or("").trim_start_matches('0');
+            (street.to_owned(), letter.to_owned(), Some(format!("leil. {number}")))
+        }
+        Some(0 | 2 | 3) if abbreviated().is_some() => (abbreviated().unwrap_or_default(), letter.to_owned(), unit.map(str::to_owned)),
+        Some(_) => (street.to_uppercase(), letter.to_uppercase(), unit.map(str::to_owned)),
+    }
+}
+
 /// `,"period":{"start":…,"end":…}` for days since 1970; an open period has no end.
 fn write_date_period(b: &mut String, from: i64, to: Option<i64>) {
     let _ = write!(b, r#","period":{{"start":"{}""#, date(from));
@@ -991,12 +1379,44 @@ mod tests {
 
     #[test]
     fn every_snooping_class_is_injected_and_labelled() {
-        let region = Region::generate(3, RegionScale::Small, 1_794_700_800);
+        let region = Region::generate_with(3, RegionScale::Small, 1_794_700_800, Confounders::default(), 12);
         for class in SNOOPING_CLASSES {
             assert!(region.accesses.iter().any(|a| a.label.is_some_and(|(c, _)| c == *class)), "no injected case of {class}");
         }
         let legit = region.accesses.iter().filter(|a| a.label.is_none()).count();
         assert!(legit >= 15_000, "legitimate accesses: {legit}");
+    }
+
+    #[test]
+    fn confounders_are_set_by_name_and_checked() {
+        let mut c = Confounders::none();
+        c.set("unit_missing=0.8").unwrap();
+        assert_eq!(c.unit_missing, 0.8);
+        assert!(c.set("unit_missing=1.5").unwrap_err().contains("from 0 to 1"));
+        assert!(c.set("units_missing=0.5").unwrap_err().contains("known: unit_missing"));
+        assert!(c.set("unit_missing").unwrap_err().contains("NAME=SHARE"));
+    }
+
+    #[test]
+    fn the_clean_world_names_every_unit_and_has_no_service_work() {
+        let region = Region::generate_with(5, RegionScale::Small, 1_794_700_800, Confounders::none(), 0);
+        assert!(region.orders.is_empty());
+        assert!(region.hpr_only.iter().all(|h| !h));
+        assert!(region.access_events(5).all(|(e, _)| e.unit_id.is_some()));
+        let messy = Region::generate(5, RegionScale::Small, 1_794_700_800);
+        assert!(!messy.orders.is_empty() && messy.hpr_only.iter().any(|h| *h));
+        let missing = messy.access_events(5).filter(|(e, _)| e.unit_id.is_none()).count();
+        assert!(missing > messy.accesses.len() / 5, "{missing} events without a unit");
+    }
+
+    #[test]
+    fn another_spelling_of_a_home_keeps_its_parts() {
+        assert_eq!(spell("Storgata", "B", Some("H0203"), None), ("Storgata".into(), "B".into(), Some("H0203".into())));
+        assert_eq!(spell("Storgata", "B", Some("H0203"), Some(0)).0, "Storgt.");
+        assert_eq!(spell("Storgata", "B", None, Some(1)), ("STORGATA".into(), "B".into(), None));
+        assert_eq!(spell("Storgata", "", Some("H1203"), Some(2)).2.as_deref(), Some("leil. 1203"));
+        assert_eq!(spell("Storgata", "B", Some("H0203"), Some(3)), ("Storgata".into(), String::new(), Some("H0203".into())));
+        assert_eq!(spell("Granveien", "", None, Some(3)).0, "Granvn.", "no letter to drop: abbreviated instead");
     }
 
     #[test]
