@@ -18,16 +18,19 @@ const TO: &str = "2026-11-22";
 struct Reviewed {
     ws: Workspace,
     store: PathBuf,
+    context: PathBuf,
     review: PathBuf,
     labels: PathBuf,
     detect_output: String,
 }
 
+/// A messy sample region of `seed` (every confounder on, 12 weeks of history) ingested
+/// and its context imported, in `seed-N/` of the workspace: (store, context dir, labels).
 fn prepare(ws: &Workspace, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
-    let input = ws.path("region");
+    let input = ws.path(&format!("seed-{seed}/region"));
     let out = run(loggvakt().args(["samples", "--scale", "small", "--seed", &seed.to_string()]).arg("--out").arg(&input));
     assert!(out.status.success(), "samples: {}", text(&out));
-    let store = ws.path("store");
+    let store = ws.path(&format!("seed-{seed}/store"));
     let context = input.join("context");
     let files: Vec<PathBuf> = ["Organization", "Practitioner", "PractitionerRole"].iter().map(|t| context.join(format!("{t}.ndjson"))).chain([input.join("AuditEvent.ndjson")]).collect();
     let out = ws.ingest(&store, &files, &[]);
@@ -53,18 +56,34 @@ fn reviewed() -> &'static Reviewed {
     static CELL: OnceLock<Reviewed> = OnceLock::new();
     CELL.get_or_init(|| {
         let ws = Workspace::new();
-        let (store, _, labels) = prepare(&ws, 11);
+        let (store, context, labels) = prepare(&ws, 11);
         let review = ws.path("review");
         let out = detect(&ws, &store, &review, &[]);
         assert!(out.status.success(), "detect: {}", text(&out));
-        Reviewed { detect_output: text(&out), ws, store, review, labels }
+        Reviewed { detect_output: text(&out), ws, store, context, review, labels }
     })
 }
 
 fn evaluation(r: &Reviewed) -> Value {
-    let out = run(loggvakt().args(["eval", "--json", "--queues"]).arg(&r.review).arg("--labels").arg(&r.labels));
+    evaluate(&r.review, &r.labels)
+}
+
+fn evaluate(review: &Path, labels: &Path) -> Value {
+    let out = run(loggvakt().args(["eval", "--json", "--queues"]).arg(review).arg("--labels").arg(labels));
     assert!(out.status.success(), "eval: {}", text(&out));
     serde_json::from_slice(&out.stdout).expect("eval --json prints JSON")
+}
+
+fn store_rows(store: &Path, select: &str, filter: &str) -> Vec<Vec<String>> {
+    let sql = format!(
+        "SELECT {select} FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true, hive_types={{'tenant': VARCHAR, 'date': VARCHAR}}) WHERE source_system <> 'loggvakt' AND {filter}",
+        store.display()
+    );
+    duckdb(&sql).lines().filter(|l| !l.is_empty()).map(|l| l.split('|').map(str::to_owned).collect()).collect()
+}
+
+fn csv_column(path: &Path, column: usize) -> Vec<String> {
+    std::fs::read_to_string(path).expect("csv").lines().skip(1).filter_map(|l| l.split(',').nth(column).map(str::to_owned)).collect()
 }
 
 fn queues(review: &Path) -> Vec<Value> {
@@ -83,14 +102,157 @@ fn every_injected_snooping_class_is_found_by_its_detector() {
     }
 }
 
+/// The issue's minimums on messy regions that no tuning used (tuning used seeds 1–4; the
+/// holdout reported in docs/quality.md is 101–108): queue precision at the default
+/// weekly capacity ≥ 0.6 and case recall ≥ 0.9, pooled over three regions, and ≥ 95 % of
+/// each region's legitimate accesses explained.
 #[test]
-fn queues_at_capacity_meet_the_precision_and_explanation_minimums() {
+fn queues_hold_up_on_messy_regions_that_no_tuning_used() {
+    let ws = Workspace::new();
+    let (mut cases, mut true_cases, mut injected, mut queued) = (0, 0, 0, 0);
+    let mut summary = Vec::new();
+    for seed in [201, 202, 203] {
+        let (store, _, labels) = prepare(&ws, seed);
+        let review = ws.path(&format!("seed-{seed}/review"));
+        let out = detect(&ws, &store, &review, &[]);
+        assert!(out.status.success(), "detect: {}", text(&out));
+        let e = evaluate(&review, &labels);
+        for q in e["queues"].as_array().expect("queues") {
+            assert!(q["capacity"].as_u64() == Some(25), "the default weekly capacity: {q}");
+            cases += q["cases"].as_u64().unwrap_or(0);
+            true_cases += q["true_cases"].as_u64().unwrap_or(0);
+        }
+        for c in e["classes"].as_array().expect("classes") {
+            injected += c["injected_cases"].as_u64().unwrap_or(0);
+            queued += c["queued_cases"].as_u64().unwrap_or(0);
+        }
+        let explained = e["legitimate_explained_share"].as_f64().expect("explained share");
+        assert!(explained >= 0.95, "seed {seed}: legitimate accesses explained {explained} < 0.95");
+        summary.push(format!("seed {seed}: precision {:.2}, recall {:.2}", e["queue_precision"], e["queue_recall"]));
+    }
+    let precision = true_cases as f64 / cases.max(1) as f64;
+    let recall = queued as f64 / injected.max(1) as f64;
+    assert!(precision >= 0.6, "queue precision at capacity {precision:.2} < 0.6 ({summary:?})");
+    assert!(recall >= 0.9, "case recall {recall:.2} < 0.9 ({summary:?})");
+}
+
+#[test]
+fn an_event_without_a_unit_takes_the_unit_of_the_role_valid_at_the_time() {
+    let r = reviewed();
+    let period = format!("date >= '{FROM}' AND date <= '{TO}' AND patient_id IS NOT NULL");
+    let counts = store_rows(&r.store, "count(*), count(unit_id)", &period);
+    let (events, with_unit): (u64, u64) = (counts[0][0].parse().expect("count"), counts[0][1].parse().expect("count"));
+    assert!(with_unit * 10 < events * 8, "the sample leaves the unit out of many events: {with_unit} of {events} have one");
+    let (mut accesses, mut without_unit) = (0, 0);
+    for q in queues(&r.review) {
+        for c in q["coverage"].as_array().expect("coverage") {
+            accesses += c["accesses"].as_u64().unwrap_or(0);
+            if c["unit_id"].is_null() {
+                without_unit += c["accesses"].as_u64().unwrap_or(0);
+            }
+        }
+        for case in q["cases"].as_array().expect("cases") {
+            // Someone whose every role had ended has no role to take a unit from.
+            let left = case["detectors"].as_array().expect("detectors").iter().any(|d| d["id"] == "after_employment");
+            assert!(left || case["accessor"]["unit_name"].is_string(), "a queued accessor is shown with a unit: {}", case["accessor"]);
+        }
+    }
+    assert_eq!(accesses, events, "coverage counts every access of the period");
+    assert!(without_unit * 100 <= accesses, "{without_unit} of {accesses} accesses still have no unit");
+}
+
+#[test]
+fn staff_known_only_by_hpr_number_are_resolved_and_their_work_explained() {
+    let r = reviewed();
+    let practitioners = std::fs::read_to_string(r.context.join("Practitioner.ndjson")).expect("Practitioner.ndjson");
+    let hpr_only: std::collections::HashSet<String> = practitioners
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|p| {
+            let ids = p["identifier"].as_array()?.clone();
+            let has_person = ids.iter().any(|i| i["system"] == "urn:oid:2.16.578.1.12.4.1.4.1");
+            (!has_person).then(|| ids.iter().find(|i| i["system"] == "urn:oid:2.16.578.1.12.4.1.4.4")?["value"].as_str().map(str::to_owned))?
+        })
+        .collect();
+    assert!(!hpr_only.is_empty(), "the sample has staff known by HPR number alone");
+    let mut unexplained = std::collections::HashSet::new();
+    for q in queues(&r.review) {
+        unexplained.extend(csv_column(&r.review.join(q["orgnr"].as_str().expect("orgnr")).join("unexplained.csv"), 0));
+    }
+    let theirs: Vec<Vec<String>> = store_rows(&r.store, "event_id, user_hpr, unit_id IS NULL", &format!("date >= '{FROM}' AND date <= '{TO}' AND patient_id IS NOT NULL"))
+        .into_iter()
+        .filter(|row| hpr_only.contains(&row[1]))
+        .collect();
+    let without_unit = theirs.iter().filter(|row| row[2] == "True").count();
+    assert!(theirs.len() >= 50 && without_unit >= 10, "{} accesses by HPR-only staff, {without_unit} without a unit", theirs.len());
+    let explained = theirs.iter().filter(|row| !unexplained.contains(&row[0])).count();
+    assert!(explained * 10 >= theirs.len() * 9, "{explained} of {} accesses by HPR-only staff explained", theirs.len());
+}
+
+#[test]
+fn orders_results_and_peers_explain_work_that_leaves_no_encounter() {
     let e = evaluation(reviewed());
-    let precision = e["queue_precision"].as_f64().expect("precision");
-    let explained = e["legitimate_explained_share"].as_f64().expect("explained share");
-    assert!(precision >= 0.6, "queue precision at capacity {precision} < 0.6: {e}");
-    assert!(explained >= 0.9, "legitimate accesses explained {explained} < 0.9: {e}");
-    assert!(e["queue_recall"].as_f64() >= Some(0.5), "most injected cases reach a queue: {e}");
+    let explained_by = |by: &str, kinds: &[&str]| -> u64 {
+        e["explanations"].as_array().expect("explanations").iter().filter(|x| x["by"] == by && (kinds.is_empty() || kinds.iter().any(|k| x["kind"] == *k))).map(|x| x["accesses"].as_u64().unwrap_or(0)).sum()
+    };
+    let orders = ["service_request", "diagnostic_report", "medication_request"];
+    assert!(explained_by("unit", &orders) + explained_by("participant", &orders) > 0, "orders and results explain service work: {}", e["explanations"]);
+    assert!(explained_by("service", &[]) > 0, "peers explain what has no record: {}", e["explanations"]);
+    let share: f64 = e["explanations"].as_array().expect("explanations").iter().map(|x| x["share"].as_f64().unwrap_or(0.0)).sum();
+    assert!((share - e["explained_share"].as_f64().expect("share")).abs() < 1e-9, "the kinds add up to the explained share");
+}
+
+/// One register writes the employee's home without its house letter ("Storgata 12,
+/// H0203"), the other with it: a person living there is not the employee's neighbour.
+/// Another apartment of the building and a house two numbers on, spelled "Storgt.", are.
+#[test]
+fn neighbours_are_matched_across_spellings_and_never_in_ones_own_home() {
+    let ws = Workspace::new();
+    let (orgnr, resh, hpr) = ("979552033", "4992550", "9000001");
+    let (employee, housemate, upstairs, down_the_street, elsewhere) = ("01018010018", "02028110068", "03038210008", "04048310058", "05058410189");
+    let address = |lines: &str| format!(r#""address":[{{"use":"home","line":[{lines}],"postalCode":"7010","city":"Midtfjord","period":{{"start":"2015-01-01"}}}}]"#);
+    let patient = |id: &str, fnr: &str, lines: &str| {
+        format!(r#"{{"resourceType":"Patient","id":"{id}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{fnr}"}}],"name":[{{"family":"Prøve{id}","given":["Kari"]}}],{}}}"#, address(lines))
+    };
+    let context = [
+        format!(r#"{{"resourceType":"Organization","id":"org","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{orgnr}"}}],"name":"Nordvik kommune"}}"#),
+        format!(r#"{{"resourceType":"Organization","id":"unit","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{resh}"}}],"name":"Helsestasjon","partOf":{{"reference":"Organization/org"}}}}"#),
+        format!(
+            r#"{{"resourceType":"Practitioner","id":"pr","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{hpr}"}},{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{employee}"}}],{}}}"#,
+            address(r#""Storgata 12","H0203""#)
+        ),
+        format!(r#"{{"resourceType":"PractitionerRole","id":"role","practitioner":{{"reference":"Practitioner/pr"}},"organization":{{"reference":"Organization/unit"}},"period":{{"start":"2015-01-01"}}}}"#),
+        patient("employee", employee, r#""Storgata 12 B","H0203""#),
+        patient("housemate", housemate, r#""Storgata 12 B","H0203""#),
+        patient("upstairs", upstairs, r#""STORGATA 12B, leil. 305""#),
+        patient("street", down_the_street, r#""Storgt. 14""#),
+        patient("elsewhere", elsewhere, r#""Kirkegata 12 B","H0305""#),
+    ];
+    let dir = ws.path("registers");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("context.ndjson"), context.join("\n") + "\n").expect("write context");
+    let event = |id: &str, fnr: &str| {
+        format!(
+            r#"{{"resourceType":"AuditEvent","id":"{id}","type":{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110110","display":"Patient Record"}},"action":"R","period":{{"start":"2026-11-17T10:00:00Z","end":"2026-11-17T10:00:00Z"}},"recorded":"2026-11-17T10:00:01Z","outcome":"0","purposeOfEvent":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"TREAT"}}]}}],"agent":[{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{hpr}"}}}},"requestor":true,"location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{resh}"}}}}}},{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"custodian"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{orgnr}"}}}},"requestor":false}}],"source":{{"observer":{{"display":"EPJ-Nordvik"}}}},"entity":[{{"what":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{fnr}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}}]}}"#
+        )
+    };
+    let events: Vec<String> = [("ev-housemate", housemate), ("ev-upstairs", upstairs), ("ev-street", down_the_street), ("ev-elsewhere", elsewhere)].iter().map(|(id, fnr)| event(id, fnr)).collect();
+    std::fs::write(dir.join("events.ndjson"), events.join("\n") + "\n").expect("write events");
+    let store = ws.path("store");
+    let out = ws.ingest(&store, &[dir.join("events.ndjson")], &[]);
+    assert!(out.status.success(), "ingest: {}", text(&out));
+    let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(dir.join("context.ndjson")));
+    assert!(out.status.success(), "context import: {}", text(&out));
+    let review = ws.path("review");
+    let out = detect(&ws, &store, &review, &[]);
+    assert!(out.status.success(), "detect: {}", text(&out));
+    let flags = std::fs::read_to_string(review.join(orgnr).join("flags.csv")).expect("flags.csv");
+    let neighbour: std::collections::BTreeMap<&str, f64> =
+        flags.lines().filter_map(|l| l.strip_prefix("neighbour,")).filter_map(|rest| { let cols: Vec<&str> = rest.split(',').collect(); Some((cols[0], cols.get(2)?.parse().ok()?)) }).collect();
+    assert_eq!(neighbour.get("ev-upstairs").copied(), Some(1.0), "another apartment in the same building: {flags}");
+    assert_eq!(neighbour.get("ev-street").copied(), Some(0.6), "a house two numbers on, street type abbreviated: {flags}");
+    assert!(!neighbour.contains_key("ev-housemate"), "the employee's own home, written without its letter by one register: {flags}");
+    assert!(!neighbour.contains_key("ev-elsewhere"), "another street: {flags}");
 }
 
 #[test]
