@@ -315,6 +315,7 @@ fn the_html_report_is_self_contained_bilingual_and_has_charts() {
     for case in q["cases"].as_array().expect("cases") {
         assert!(html.contains(case["case_id"].as_str().expect("id")));
     }
+    assert!(html.contains("Hva forklarer tilgangene") && html.contains("took part in the care"), "what explains the accesses, in words");
 }
 
 #[test]

@@ -174,6 +174,36 @@ fn detector_chart(q: &Queue) -> String {
     svg
 }
 
+/// What explained an access, in plain words (bokmål, English).
+fn explained_by_words(by: Option<&str>) -> (&'static str, &'static str) {
+    match by {
+        Some("participant") => ("deltok selv i behandlingen", "took part in the care"),
+        Some("unit") => ("pasienten er i behandling i enheten", "the patient is in the unit's care"),
+        Some("team") => ("en kollega fra enheten deltok i behandlingen", "a colleague from the unit took part in the care"),
+        Some("service") => (
+            "enheten arbeider rutinemessig med pasienter i behandling andre steder i virksomheten",
+            "the unit routinely works on patients in care elsewhere in the organisation",
+        ),
+        _ => ("annet", "other"),
+    }
+}
+
+/// What the evidence behind an explanation is, in plain words (bokmål, English).
+fn evidence_words(kind: Option<&str>) -> (&'static str, &'static str) {
+    match kind {
+        Some("encounter") => ("kontakt/innleggelse", "encounter or stay"),
+        Some("episode_of_care") => ("forløp/vedtak", "episode of care or service decision"),
+        Some("appointment") => ("time", "appointment"),
+        Some("service_request") => ("rekvisisjon", "service request"),
+        Some("medication_request") => ("legemiddelordinasjon", "medication order"),
+        Some("medication_dispense") => ("utlevering av legemiddel", "medication dispense"),
+        Some("diagnostic_report") => ("svarrapport", "diagnostic report"),
+        Some("imaging_study") => ("bildeundersøkelse", "imaging study"),
+        Some("care_team") => ("behandlingsteam", "care team"),
+        _ => ("annet", "other"),
+    }
+}
+
 fn access_rows(out: &mut String, accesses: &[CaseAccess], reasons: bool) {
     out.push_str("<table><thead><tr><th scope=col>Tidspunkt (UTC)</th><th scope=col>Pasient</th><th scope=col>Handling</th><th scope=col>Grunnlag</th><th scope=col>Forklart av pleie</th><th scope=col>Hendelses-id</th>");
     if reasons {
@@ -181,7 +211,12 @@ fn access_rows(out: &mut String, accesses: &[CaseAccess], reasons: bool) {
     }
     out.push_str("</tr></thead><tbody>");
     for a in accesses {
-        let explained = if a.explained { format!("ja ({})", esc(a.explained_by.as_deref().unwrap_or(""))) } else { "nei".into() };
+        let explained = if a.explained {
+            let (nb, en) = explained_by_words(a.explained_by.as_deref());
+            format!("ja: {nb} <span lang=en class=en>(yes: {en})</span>")
+        } else {
+            "nei".into()
+        };
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{explained}</td><td><code>{}</code></td>",
@@ -286,6 +321,17 @@ pub fn html(q: &Queue, notices: &[&Notice]) -> String {
             c.accesses,
             c.explained,
             percent(c.explained, c.accesses)
+        );
+    }
+    out.push_str("</tbody></table><h2>Hva forklarer tilgangene <span lang=en class=en>/ What explains the accesses</span></h2><table class=figures><thead><tr><th scope=col>Forklaring</th><th scope=col>Grunnlag</th><th scope=col>Tilganger</th><th scope=col>Andel av alle</th></tr></thead><tbody>");
+    for x in &q.explanations {
+        let (by_nb, by_en) = explained_by_words(Some(&x.by));
+        let (kind_nb, kind_en) = evidence_words(x.kind.as_deref());
+        let _ = write!(
+            out,
+            "<tr><td>{by_nb} <span lang=en class=en>({by_en})</span></td><td>{kind_nb} <span lang=en class=en>({kind_en})</span></td><td>{}</td><td>{}</td></tr>",
+            x.accesses,
+            percent(x.accesses, q.accesses)
         );
     }
     out.push_str("</tbody></table><h2>Stikkprøve av ikke-flaggede tilganger <span lang=en class=en>/ Quality-control sample of unflagged accesses</span></h2><p>Kontroller noen tilfeldige tilganger for hånd, for å se hva reglene ikke fanger. <span lang=en class=en>Review a few random accesses by hand, to see what the rules miss.</span></p>");
