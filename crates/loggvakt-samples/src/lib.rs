@@ -358,7 +358,8 @@ fn audit_event(world: &World, options: &EventOptions, access: &Access, rng: &mut
     let e = &world.employees[access.employee];
     let patient = access.patient.map(|p| world.patients[p].fnr.as_str());
     let style = EventStyle { r5_share: options.r5_share, role_reference_share: options.role_reference_share, unit_missing_share: 0.0 };
-    write_audit_event(&world.orgs[e.org], e, patient, access.second, access.document, access.self_authorised, &style, rng, buf);
+    let kind = if access.self_authorised { AccessKind::BreakGlass } else { AccessKind::Normal };
+    write_audit_event(&world.orgs[e.org], e, patient, access.second, access.document, kind, &style, rng, buf);
 }
 
 /// How generated AuditEvents are spelled.
@@ -370,7 +371,19 @@ pub(crate) struct EventStyle {
     pub unit_missing_share: f64,
 }
 
-/// Writes one AuditEvent of `e` opening `patient` (a log-in when `None`) and returns its id.
+/// How a generated access was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccessKind {
+    Normal,
+    /// Self-authorised (break the glass), with a reason.
+    BreakGlass,
+    /// A search by name, with no patient (yet): what precedes opening a record that is on
+    /// no work list.
+    NameSearch,
+}
+
+/// Writes one AuditEvent of `e` opening `patient` (a log-in when `None`, unless it is a
+/// name search) and returns its id.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_audit_event(
     org: &Organisation,
@@ -378,15 +391,16 @@ pub(crate) fn write_audit_event(
     patient: Option<&str>,
     second: i64,
     document: u64,
-    self_authorised: bool,
+    kind: AccessKind,
     style: &EventStyle,
     rng: &mut Rng,
     buf: &mut String,
 ) -> String {
     let (unit_id, unit_name) = &org.units[e.unit];
     let r5 = rng.chance(style.r5_share);
-    let login = patient.is_none();
-    let btg = self_authorised;
+    let search = kind == AccessKind::NameSearch;
+    let login = patient.is_none() && !search;
+    let btg = kind == AccessKind::BreakGlass;
     let by_role = rng.chance(style.role_reference_share);
     // Drawn only when asked for, so streams without this confounder stay as they were.
     let location = if style.unit_missing_share > 0.0 && rng.chance(style.unit_missing_share) {
@@ -398,6 +412,8 @@ pub(crate) fn write_audit_event(
     let recorded = instant(second + 1, rng.below(1000) * 1000);
     let (letter, subtype, dicom) = if login {
         ("E", "login", ("110114", "User Authentication"))
+    } else if search {
+        ("E", "search-type", ("110112", "Query"))
     } else {
         match rng.below(10) {
             0 => ("E", "search-type", ("rest", "RESTful Operation")),

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::{organisations, person_id, write_audit_event, Employee, EventStyle, Organisation, Person, Rng, GIVEN_NAMES, SURNAMES};
+use crate::{organisations, person_id, write_audit_event, AccessKind, Employee, EventStyle, Organisation, Person, Rng, GIVEN_NAMES, SURNAMES};
 
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
@@ -58,6 +58,7 @@ pub const SNOOPING_CLASSES: &[&str] = &[
     "ex_partner",
     "btg_frequency",
     "btg_pretext",
+    "search_then_read",
     "spread_over_weeks",
     "protected_address",
     "own_record",
@@ -158,6 +159,10 @@ impl Confounders {
     }
 }
 
+/// Share of care episodes whose first access follows a search by name (a new patient
+/// not yet on a work list): the legitimate side of the search-then-read pattern.
+const NAME_SEARCH_SHARE: f64 = 0.1;
+
 /// Units the hospital gains for service work: laboratory, radiology and pharmacy, whose
 /// staff open the records of other units' patients, and the float pool.
 const SERVICE_UNITS: &[&str] = &["Laboratoriemedisin", "Radiologi", "Sykehusapotek"];
@@ -241,7 +246,7 @@ struct Planned {
     second: i64,
     employee: usize,
     patient: Option<usize>,
-    btg: bool,
+    kind: AccessKind,
     /// The injected snooping class and case number; `None` for legitimate work.
     label: Option<(&'static str, usize)>,
 }
@@ -665,7 +670,7 @@ impl Region {
                     let staff = self.active_staff(org, None);
                     for _ in 0..8 {
                         let other = staff[rng.below(staff.len() as u64) as usize];
-                        if self.employees[other].unit != unit {
+                        if self.employees[other].unit != unit && !self.own_or_family(other, patient) {
                             employee = other;
                             break;
                         }
@@ -674,7 +679,12 @@ impl Region {
                 if second < self.week_start || second >= week_end {
                     continue;
                 }
-                self.accesses.push(Planned { second, employee, patient: Some(patient), btg, label: None });
+                if i == 0 && rng.chance(NAME_SEARCH_SHARE) {
+                    // A new patient, found by name before the record is opened.
+                    let searched = second - 60 - rng.below(540) as i64;
+                    self.accesses.push(Planned { second: searched, employee, patient: None, kind: AccessKind::NameSearch, label: None });
+                }
+                self.accesses.push(Planned { second, employee, patient: Some(patient), kind: if btg { AccessKind::BreakGlass } else { AccessKind::Normal }, label: None });
                 planned += 1;
             }
             if org == 0 {
@@ -683,7 +693,7 @@ impl Region {
             if rng.chance(0.05) {
                 let e = team[0];
                 let second = from.clamp(self.week_start, week_end - 1);
-                self.accesses.push(Planned { second, employee: e, patient: None, btg: false, label: None });
+                self.accesses.push(Planned { second, employee: e, patient: None, kind: AccessKind::Normal, label: None });
             }
         }
     }
@@ -712,7 +722,7 @@ impl Region {
                     let day = rng.below(7) as i64;
                     let second = self.daytime(rng, day) - w * 7 * DAY;
                     if second >= start {
-                        self.accesses.push(Planned { second, employee, patient: Some(patient), btg: false, label: None });
+                        self.accesses.push(Planned { second, employee, patient: Some(patient), kind: AccessKind::Normal, label: None });
                     }
                 }
             }
@@ -770,7 +780,7 @@ impl Region {
         let before = self.accesses.len();
         for (employee, second) in planned {
             if (self.week_start..week_end).contains(&second) && !self.own_or_family(employee, patient) {
-                self.accesses.push(Planned { second, employee, patient: Some(patient), btg: false, label: None });
+                self.accesses.push(Planned { second, employee, patient: Some(patient), kind: AccessKind::Normal, label: None });
             }
         }
         self.accesses.len() - before
@@ -807,7 +817,7 @@ impl Region {
         for i in 0..times {
             let offset = (day + i as i64 * (1 + rng.below(2) as i64)).min(6);
             let second = self.daytime(rng, offset);
-            self.accesses.push(Planned { second, employee, patient: Some(patient), btg: false, label: Some((class, case)) });
+            self.accesses.push(Planned { second, employee, patient: Some(patient), kind: AccessKind::Normal, label: Some((class, case)) });
         }
     }
 
@@ -900,7 +910,7 @@ impl Region {
                             let p = self.unrelated_patient(rng, e);
                             let day = rng.below(7) as i64;
                             let second = self.daytime(rng, day);
-                            self.accesses.push(Planned { second, employee: e, patient: Some(p), btg: true, label: Some((class, case_no)) });
+                            self.accesses.push(Planned { second, employee: e, patient: Some(p), kind: AccessKind::BreakGlass, label: Some((class, case_no)) });
                         }
                     }
                     "spread_over_weeks" if self.history_weeks >= 3 => {
@@ -911,10 +921,19 @@ impl Region {
                         for w in 0..weeks {
                             let day = rng.below(5) as i64;
                             let second = self.daytime(rng, day) - w * 7 * DAY;
-                            self.accesses.push(Planned { second, employee: e, patient: Some(p), btg: false, label: Some((class, case_no)) });
+                            self.accesses.push(Planned { second, employee: e, patient: Some(p), kind: AccessKind::Normal, label: Some((class, case_no)) });
                         }
                     }
                     "spread_over_weeks" => break,
+                    "search_then_read" => {
+                        // Found by name, opened once: a person the employee knows, on no work list.
+                        let p = self.unrelated_patient(rng, e);
+                        let day = rng.below(5) as i64;
+                        let second = self.daytime(rng, day);
+                        let searched = second - 30 - rng.below(570) as i64;
+                        self.accesses.push(Planned { second: searched, employee: e, patient: None, kind: AccessKind::NameSearch, label: Some((class, case_no)) });
+                        self.accesses.push(Planned { second, employee: e, patient: Some(p), kind: AccessKind::Normal, label: Some((class, case_no)) });
+                    }
                     "btg_pretext" => {
                         // Self-authorised once or twice, with a plausible reason, for a
                         // patient no care of theirs will ever explain.
@@ -922,7 +941,7 @@ impl Region {
                         let day = rng.below(7) as i64;
                         for _ in 0..1 + rng.below(2) {
                             let second = self.daytime(rng, day);
-                            self.accesses.push(Planned { second, employee: e, patient: Some(p), btg: true, label: Some((class, case_no)) });
+                            self.accesses.push(Planned { second, employee: e, patient: Some(p), kind: AccessKind::BreakGlass, label: Some((class, case_no)) });
                         }
                     }
                     "no_care" => {
@@ -943,7 +962,7 @@ impl Region {
                         for _ in 0..15 + rng.below(10) {
                             let p = self.unrelated_patient(rng, e);
                             let second = night + rng.below(80 * 60) as i64;
-                            self.accesses.push(Planned { second, employee: e, patient: Some(p), btg: false, label: Some((class, case_no)) });
+                            self.accesses.push(Planned { second, employee: e, patient: Some(p), kind: AccessKind::Normal, label: Some((class, case_no)) });
                         }
                     }
                     "celebrity" => {
@@ -959,7 +978,7 @@ impl Region {
                             used.insert(s);
                             snoopers += 1;
                             let second = self.week_start + day * DAY + rng.below(36 * HOUR as u64) as i64;
-                            self.accesses.push(Planned { second, employee: s, patient: Some(p), btg: false, label: Some((class, case_no)) });
+                            self.accesses.push(Planned { second, employee: s, patient: Some(p), kind: AccessKind::Normal, label: Some((class, case_no)) });
                         }
                     }
                     _ => {
@@ -1008,7 +1027,7 @@ impl Region {
             buf.clear();
             let e = &self.employees[a.employee];
             let patient = a.patient.map(|p| self.persons[p].fnr.as_str());
-            let id = write_audit_event(&self.orgs[e.org], e, patient, a.second, rng.below(10_000_000), a.btg, &style, &mut rng, &mut buf);
+            let id = write_audit_event(&self.orgs[e.org], e, patient, a.second, rng.below(10_000_000), a.kind, &style, &mut rng, &mut buf);
             buf.push('\n');
             ev.write_all(buf.as_bytes())?;
             if let Some((class, case)) = a.label {
@@ -1155,6 +1174,7 @@ impl Region {
             let (unit_id, unit_name) = &org.units[e.unit];
             let event_id = rng.uuid();
             let unit_missing = self.confounders.unit_missing > 0.0 && rng.chance(self.confounders.unit_missing);
+            let btg = a.kind == AccessKind::BreakGlass;
             let at = loggvakt_model::Timestamp(a.second * 1_000_000 + rng.below(1_000_000) as i64);
             let patient = a.patient.map(|p| self.persons[p].fnr.clone());
             let event = loggvakt_model::AccessEvent {
@@ -1174,10 +1194,15 @@ impl Region {
                 record_part: patient.as_ref().map(|_| "DocumentReference".to_owned()),
                 document_id: patient.as_ref().map(|_| format!("DocumentReference/{}", rng.below(10_000_000))),
                 patient_id: patient,
-                action: if a.patient.is_some() { actions::READ } else { actions::LOGIN }.to_owned(),
+                action: match (a.patient.is_some(), a.kind) {
+                    (true, _) => actions::READ,
+                    (false, AccessKind::NameSearch) => actions::SEARCH,
+                    (false, _) => actions::LOGIN,
+                }
+                .to_owned(),
                 action_code: Some(if a.patient.is_some() { "R" } else { "E" }.to_owned()),
-                basis: if a.btg { basis::SELF_AUTHORISATION } else { basis::NORMAL }.to_owned(),
-                purpose_code: a.patient.map(|_| if a.btg { "BTG" } else { "TREAT" }.to_owned()),
+                basis: if btg { basis::SELF_AUTHORISATION } else { basis::NORMAL }.to_owned(),
+                purpose_code: a.patient.map(|_| if btg { "BTG" } else { "TREAT" }.to_owned()),
                 channel: channel::DESKTOP.to_owned(),
                 outcome: outcome::GRANTED.to_owned(),
                 source_format: "fhir-r4".to_owned(),
