@@ -1,7 +1,6 @@
 -- view: access_explained
 -- materialize: true
 -- param: service_share = 0.1 | a unit whose accesses go at least this share to patients in care elsewhere in the organisation works as a service (laboratory, radiology, pharmacy, float pool, home care across a municipality)
--- param: service_min_users = 2 | that many different users of the unit must share the pattern before it counts as the unit's way of working
 -- Each access, and what explains it. Care evidence (encounters, episodes of care,
 -- appointments, orders, results, care teams) of the same patient, within the
 -- organisation's window before its start and after its end:
@@ -12,7 +11,7 @@
 -- auditing, Fabbri & LeFevre 2011):
 --   service      the patient is in care elsewhere in the accessor's organisation, and the
 --                accessor's unit routinely opens such patients: at least service_share
---                of its accesses, by at least service_min_users of its users. Measured
+--                of its accesses, by at least two of its users. Measured
 --                on the messy sample region (docs/quality.md): wards send 1-5 % of their
 --                accesses to patients in care elsewhere (consultations, on-call cover),
 --                municipal units whose service decisions are registered by another
@@ -80,15 +79,22 @@ with_links AS (
     LEFT JOIN explained x ON x.seq = a.seq
     LEFT JOIN in_organisation o ON o.seq = a.seq
 ),
--- Units that work as services: a large share of their accesses, by several of their
--- users, go to patients in care elsewhere in the organisation.
-services AS (
-    SELECT tenant, unit_id
-    FROM with_links
-    WHERE patient_id IS NOT NULL AND unit_id IS NOT NULL
-    GROUP BY tenant, unit_id
-    HAVING SUM(CASE WHEN best IS NULL AND organisation_kind IS NOT NULL THEN 1 ELSE 0 END) >= ${service_share} * COUNT(*)
-       AND COUNT(DISTINCT CASE WHEN best IS NULL AND organisation_kind IS NOT NULL THEN accessor_key END) >= ${service_min_users}
+-- Each unit's pattern, over the same rows (window aggregates, so the links are computed
+-- once): how many of its accesses go to patients in care elsewhere in the organisation
+-- with no closer link, and whether two different users share that pattern.
+with_unit AS (
+    SELECT w.*,
+        SUM(CASE WHEN w.best IS NULL AND w.organisation_kind IS NOT NULL THEN 1 ELSE 0 END) OVER unit_window AS unit_cross,
+        SUM(CASE WHEN w.patient_id IS NOT NULL THEN 1 ELSE 0 END) OVER unit_window AS unit_accesses,
+        MIN(CASE WHEN w.best IS NULL AND w.organisation_kind IS NOT NULL THEN w.accessor_key END) OVER unit_window AS first_cross_user,
+        MAX(CASE WHEN w.best IS NULL AND w.organisation_kind IS NOT NULL THEN w.accessor_key END) OVER unit_window AS last_cross_user
+    FROM with_links w
+    WINDOW unit_window AS (PARTITION BY w.tenant, w.unit_id)
+),
+judged AS (
+    SELECT u.*,
+        (u.unit_id IS NOT NULL AND u.unit_cross >= ${service_share} * u.unit_accesses AND u.first_cross_user <> u.last_cross_user) AS service_unit
+    FROM with_unit u
 )
 SELECT
     w.seq, w.occurred_at, w.tenant, w.accessor_id, w.accessor_key, w.accessor_hpr, w.unit_id, w.unit_from, w.role_code,
@@ -97,14 +103,13 @@ SELECT
     -- an unexplained access to such a patient is most often a consultation or on-call
     -- cover, one to a patient the organisation does not treat at all is not.
     w.organisation_kind IS NOT NULL AS in_organisation_care,
-    (w.best IS NOT NULL OR (v.tenant IS NOT NULL AND w.organisation_kind IS NOT NULL)) AS explained,
+    (w.best IS NOT NULL OR (w.service_unit AND w.organisation_kind IS NOT NULL)) AS explained,
     CASE
         WHEN w.best IS NOT NULL THEN CASE substr(w.best, 1, 1) WHEN '1' THEN 'participant' WHEN '2' THEN 'unit' ELSE 'team' END
-        WHEN v.tenant IS NOT NULL AND w.organisation_kind IS NOT NULL THEN 'service'
+        WHEN w.service_unit AND w.organisation_kind IS NOT NULL THEN 'service'
     END AS explained_by,
     CASE
         WHEN w.best IS NOT NULL THEN substr(w.best, 3)
-        WHEN v.tenant IS NOT NULL THEN w.organisation_kind
+        WHEN w.service_unit THEN w.organisation_kind
     END AS explained_kind
-FROM with_links w
-LEFT JOIN services v ON v.tenant = w.tenant AND v.unit_id = w.unit_id
+FROM judged w
