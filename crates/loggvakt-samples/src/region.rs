@@ -644,6 +644,11 @@ impl Region {
             };
             // Not every member of a team is recorded as a participant; their unit still is.
             let mut participants: Vec<usize> = team.iter().copied().filter(|_| !rng.chance(0.15)).collect();
+            if kind == CareKind::Appointment && participants.is_empty() {
+                // An appointment is booked with someone (Appointment.participant is 1..*);
+                // it names its organisation only through that role.
+                participants.push(team[0]);
+            }
             let units = self.orgs[org].units.len();
             let mut registered = unit;
             if matches!(org, 1 | 2) && units > 1 && self.confounders.municipal_other_unit > 0.0 && rng.chance(self.confounders.municipal_other_unit) {
