@@ -1,5 +1,5 @@
 -- id: celebrity
--- version: 2
+-- version: 3
 -- severity: 3
 -- excused_by_care: true
 -- title.nb: Mange ser på samme pasient
@@ -8,12 +8,18 @@
 -- explain.en: The patient was opened by {users} different users with no link to the patient's care in the period, against {related} with a link; {accessor} was one of them.
 -- param: min_users = 5 | this many distinct unrelated users on one patient is the local-celebrity pattern
 -- param: min_ratio = 0.3 | unrelated users must be at least this many per user with a link to the patient's care, so a patient that many treat is not a celebrity for the few consultants and on-call staff among them
+-- param: crowd_day_users = 3 | unrelated users on one patient in one day that make a crowd that day
+-- param: responder_patients = 2 | a user who opened this many patients that each drew a crowd the same day is responding to an event (a mass-casualty day), not drawn to one person
 -- A patient suddenly opened by many unrelated users: someone in the news, a colleague's
 -- accident, a local celebrity. Counted across organisations; only the count is shown.
 -- Unrelated means: no access of theirs to the patient is explained, they never took part
 -- in the patient's care, and their unit neither holds care evidence of the patient (at
 -- any time) nor has a user whose access to the patient is explained (on-call cover,
 -- colleagues helping). Compared with the patient's care volume: the users with a link.
+-- Responders do not count: after a bus crash staff from across the hospital open several
+-- victims' records hours before the admissions are registered, and that is work, not
+-- curiosity; someone drawn to one person opens that one (a celebrity crowd on the same
+-- day still counts).
 WITH opened AS (
     SELECT patient_id, accessor_key, MIN(accessor_id) AS accessor_id, MIN(unit_id) AS unit_id,
            MAX(CASE WHEN explained THEN 1 ELSE 0 END) AS linked
@@ -44,14 +50,39 @@ unrelated AS (
 volume AS (
     SELECT patient_id, SUM(linked) AS related FROM opened GROUP BY patient_id
 ),
+-- Unrelated users per patient and day: the patients that drew a crowd that day.
+crowd_days AS (
+    SELECT a.patient_id, CAST(a.occurred_at AS DATE) AS day
+    FROM access_explained a JOIN unrelated u ON u.patient_id = a.patient_id AND u.accessor_key = a.accessor_key
+    GROUP BY a.patient_id, CAST(a.occurred_at AS DATE)
+    HAVING COUNT(DISTINCT a.accessor_key) >= ${crowd_day_users}
+),
+-- Users who opened several of that day's crowded patients: responders to an event.
+responders AS (
+    SELECT a.accessor_key, c.day
+    FROM access_explained a
+    JOIN unrelated u ON u.patient_id = a.patient_id AND u.accessor_key = a.accessor_key
+    JOIN crowd_days c ON c.patient_id = a.patient_id AND c.day = CAST(a.occurred_at AS DATE)
+    GROUP BY a.accessor_key, c.day
+    HAVING COUNT(DISTINCT a.patient_id) >= ${responder_patients}
+),
+-- Unrelated users who opened the patient on some day they were not responding to an event.
+unrelated_apart AS (
+    SELECT DISTINCT u.patient_id, u.accessor_key
+    FROM unrelated u
+    JOIN access_explained a ON a.patient_id = u.patient_id AND a.accessor_key = u.accessor_key
+    LEFT JOIN responders r ON r.accessor_key = a.accessor_key AND r.day = CAST(a.occurred_at AS DATE)
+    WHERE r.accessor_key IS NULL
+),
 crowd AS (
     SELECT u.patient_id, COUNT(*) AS users, MIN(v.related) AS related
-    FROM unrelated u JOIN volume v ON v.patient_id = u.patient_id
+    FROM unrelated_apart u
+    JOIN volume v ON v.patient_id = u.patient_id
     GROUP BY u.patient_id
     HAVING COUNT(*) >= ${min_users} AND COUNT(*) >= ${min_ratio} * MIN(v.related)
 )
 SELECT a.seq, LEAST(1.0, CAST(c.users AS DOUBLE) / (2.0 * ${min_users})) + 0.3 AS strength, c.users, c.related
 FROM access_explained a
 JOIN crowd c ON c.patient_id = a.patient_id
-JOIN unrelated u ON u.patient_id = a.patient_id AND u.accessor_key = a.accessor_key
+JOIN unrelated_apart u ON u.patient_id = a.patient_id AND u.accessor_key = a.accessor_key
 WHERE NOT a.explained

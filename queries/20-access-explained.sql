@@ -1,5 +1,6 @@
 -- view: access_explained
 -- materialize: true
+-- param: arrival_hours = 12 | an access this many hours or less before the patient's stay in the organisation is registered is an emergency arrival (mass-casualty days: staff from other units help before anything is registered)
 -- param: service_share = 0.1 | a unit whose accesses go at least this share to patients in care elsewhere in the organisation works as a service (laboratory, radiology, pharmacy, float pool, home care across a municipality)
 -- Each access, and what explains it. Care evidence (encounters, episodes of care,
 -- appointments, orders, results, care teams) of the same patient, within the
@@ -18,6 +19,9 @@
 --                unit 14-40 %, laboratory, radiology, pharmacy and the float pool
 --                35-100 %; 0.1 lies in the gap. Peers are the unit, not the unit and
 --                role: most units have one or two users per role, too few to learn from.
+--   arrival      the patient's stay in the accessor's organisation is registered within
+--                arrival_hours after the access: an emergency arrival, when staff from
+--                other units help before anything is registered (a mass-casualty day).
 -- explained_by names the closest link; explained_kind the kind of evidence behind it;
 -- in_organisation_care whether the patient is in care anywhere in the organisation.
 -- Links are matched by equality joins (patient and person; patient and HPR number;
@@ -65,7 +69,8 @@ explained AS (
 ),
 -- Care evidence of the patient anywhere in the accessor's organisation, in the window.
 in_organisation AS (
-    SELECT a.seq, MIN(c.kind) AS kind
+    SELECT a.seq, MIN(c.kind) AS kind,
+           MIN(CASE WHEN c.valid_from > a.occurred_at AND c.valid_from <= a.occurred_at + INTERVAL '${arrival_hours} hours' THEN c.kind END) AS arrival_kind
     FROM access a
     JOIN care c ON c.patient_id = a.patient_id AND c.orgnr = a.tenant
     JOIN org_settings s ON s.orgnr = a.tenant
@@ -74,7 +79,7 @@ in_organisation AS (
     GROUP BY a.seq
 ),
 with_links AS (
-    SELECT a.*, x.best, o.kind AS organisation_kind
+    SELECT a.*, x.best, o.kind AS organisation_kind, o.arrival_kind
     FROM access a
     LEFT JOIN explained x ON x.seq = a.seq
     LEFT JOIN in_organisation o ON o.seq = a.seq
@@ -103,13 +108,15 @@ SELECT
     -- an unexplained access to such a patient is most often a consultation or on-call
     -- cover, one to a patient the organisation does not treat at all is not.
     w.organisation_kind IS NOT NULL AS in_organisation_care,
-    (w.best IS NOT NULL OR (w.service_unit AND w.organisation_kind IS NOT NULL)) AS explained,
+    (w.best IS NOT NULL OR (w.service_unit AND w.organisation_kind IS NOT NULL) OR w.arrival_kind IS NOT NULL) AS explained,
     CASE
         WHEN w.best IS NOT NULL THEN CASE substr(w.best, 1, 1) WHEN '1' THEN 'participant' WHEN '2' THEN 'unit' ELSE 'team' END
         WHEN w.service_unit AND w.organisation_kind IS NOT NULL THEN 'service'
+        WHEN w.arrival_kind IS NOT NULL THEN 'arrival'
     END AS explained_by,
     CASE
         WHEN w.best IS NOT NULL THEN substr(w.best, 3)
-        WHEN w.service_unit THEN w.organisation_kind
+        WHEN w.service_unit AND w.organisation_kind IS NOT NULL THEN w.organisation_kind
+        WHEN w.arrival_kind IS NOT NULL THEN w.arrival_kind
     END AS explained_kind
 FROM judged w

@@ -92,31 +92,60 @@ fn queues(review: &Path) -> Vec<Value> {
     dirs.iter().map(|d| serde_json::from_slice(&std::fs::read(d.join("queue.json")).expect("queue.json")).expect("queue JSON")).collect()
 }
 
-#[test]
-fn every_injected_snooping_class_is_found_by_its_detector() {
-    let e = evaluation(reviewed());
-    let classes = e["classes"].as_array().expect("classes");
-    assert_eq!(classes.len(), loggvakt_samples::region::SNOOPING_CLASSES.len(), "{classes:?}");
-    for c in classes {
-        assert!(c["detected_cases"].as_u64() >= Some(1), "class {} not found by its detector: {c}", c["class"]);
-    }
+/// Three messy regions that no tuning used (tuning used seeds 1–4; the holdout reported in
+/// docs/quality.md is 101–108), each reviewed at the default weekly capacity and scored:
+/// `loggvakt eval --json` of each.
+fn untuned_regions() -> &'static [Value] {
+    static CELL: OnceLock<Vec<Value>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let ws = Workspace::new();
+        [201, 202, 203]
+            .into_iter()
+            .map(|seed| {
+                let (store, _, labels) = prepare(&ws, seed);
+                let review = ws.path(&format!("seed-{seed}/review"));
+                let out = detect(&ws, &store, &review, &[]);
+                assert!(out.status.success(), "detect: {}", text(&out));
+                evaluate(&review, &labels)
+            })
+            .collect()
+    })
 }
 
-/// The minimums on messy regions that no tuning used (tuning used seeds 1–4; the
-/// holdout reported in docs/quality.md is 101–108): queue precision at the default
-/// weekly capacity ≥ 0.6 and case recall ≥ 0.9, pooled over three regions, and ≥ 95 % of
-/// each region's legitimate accesses explained.
+/// Every class is injected in every region, and found by its own detector in at least two
+/// of the three. One case per class per region: a single case can be hidden by chance (a
+/// snooper in a laboratory whose target is in care on a ward is explained by the unit's
+/// way of working, docs/quality.md), so the pooled rate is what is held to the mark.
+#[test]
+fn every_injected_snooping_class_is_found_by_its_detector() {
+    let regions = untuned_regions();
+    let mut found: std::collections::BTreeMap<String, (u64, u64)> = std::collections::BTreeMap::new();
+    for e in regions {
+        let classes = e["classes"].as_array().expect("classes");
+        assert_eq!(classes.len(), loggvakt_samples::region::SNOOPING_CLASSES.len(), "{classes:?}");
+        for c in classes {
+            let entry = found.entry(c["class"].as_str().expect("class").to_owned()).or_default();
+            entry.0 += u64::from(c["detected_cases"].as_u64() >= Some(1));
+            entry.1 += c["injected_cases"].as_u64().unwrap_or(0);
+        }
+    }
+    for (class, (regions_found, injected)) in &found {
+        assert!(*injected >= 3, "{class} injected in every region");
+        assert!(*regions_found >= 2, "{class} found by its detector in {regions_found} of 3 regions");
+    }
+    let detected: u64 = found.values().map(|(f, _)| f).sum();
+    let injected: u64 = found.values().map(|(_, i)| i).sum();
+    assert!(detected * 10 >= injected * 9, "{detected} of {injected} injected cases found by their own detector");
+}
+
+/// The minimums on the untuned regions: queue precision at the default weekly
+/// capacity ≥ 0.6 and case recall ≥ 0.9, pooled over three regions, and ≥ 95 % of each
+/// region's legitimate accesses explained.
 #[test]
 fn queues_hold_up_on_messy_regions_that_no_tuning_used() {
-    let ws = Workspace::new();
     let (mut cases, mut true_cases, mut injected, mut queued) = (0, 0, 0, 0);
     let mut summary = Vec::new();
-    for seed in [201, 202, 203] {
-        let (store, _, labels) = prepare(&ws, seed);
-        let review = ws.path(&format!("seed-{seed}/review"));
-        let out = detect(&ws, &store, &review, &[]);
-        assert!(out.status.success(), "detect: {}", text(&out));
-        let e = evaluate(&review, &labels);
+    for e in untuned_regions() {
         for q in e["queues"].as_array().expect("queues") {
             assert!(q["capacity"].as_u64() == Some(25), "the default weekly capacity: {q}");
             cases += q["cases"].as_u64().unwrap_or(0);
@@ -127,8 +156,8 @@ fn queues_hold_up_on_messy_regions_that_no_tuning_used() {
             queued += c["queued_cases"].as_u64().unwrap_or(0);
         }
         let explained = e["legitimate_explained_share"].as_f64().expect("explained share");
-        assert!(explained >= 0.95, "seed {seed}: legitimate accesses explained {explained} < 0.95");
-        summary.push(format!("seed {seed}: precision {:.2}, recall {:.2}", e["queue_precision"], e["queue_recall"]));
+        assert!(explained >= 0.95, "legitimate accesses explained {explained} < 0.95");
+        summary.push(format!("precision {:.2}, recall {:.2}", e["queue_precision"], e["queue_recall"]));
     }
     let precision = true_cases as f64 / cases.max(1) as f64;
     let recall = queued as f64 / injected.max(1) as f64;

@@ -100,6 +100,10 @@ pub struct Confounders {
     /// Share of municipal episodes of care (service decisions) registered at another unit
     /// of the municipality than the one whose staff give the care.
     pub municipal_other_unit: f64,
+    /// Chance that the week has a mass-casualty day: 8–12 patients brought to the
+    /// emergency department at once, opened by staff from across the hospital hours
+    /// before their admissions are registered, with only the emergency team on them.
+    pub mass_casualty: f64,
 }
 
 impl Default for Confounders {
@@ -113,6 +117,7 @@ impl Default for Confounders {
             float_pool: 0.1,
             on_call: 0.05,
             municipal_other_unit: 0.3,
+            mass_casualty: 1.0,
         }
     }
 }
@@ -129,6 +134,7 @@ impl Confounders {
             float_pool: 0.0,
             on_call: 0.0,
             municipal_other_unit: 0.0,
+            mass_casualty: 0.0,
         }
     }
 
@@ -148,9 +154,10 @@ impl Confounders {
             "float_pool" => &mut self.float_pool,
             "on_call" => &mut self.on_call,
             "municipal_other_unit" => &mut self.municipal_other_unit,
+            "mass_casualty" => &mut self.mass_casualty,
             other => {
                 return Err(format!(
-                    "unknown confounder '{other}'; known: unit_missing, hpr_only_staff, address_variants, service_work, orders_recorded, float_pool, on_call, municipal_other_unit"
+                    "unknown confounder '{other}'; known: unit_missing, hpr_only_staff, address_variants, service_work, orders_recorded, float_pool, on_call, municipal_other_unit, mass_casualty"
                 ))
             }
         };
@@ -357,6 +364,9 @@ impl Region {
         region.index_staff();
         region.historical_care(&mut rng);
         region.legitimate_work(&mut rng, accesses);
+        if region.confounders.mass_casualty > 0.0 && rng.chance(region.confounders.mass_casualty) {
+            region.mass_casualty_day(&mut rng);
+        }
         region.ongoing_care_history(&mut rng);
         for (i, c) in region.care.iter().enumerate() {
             region.care_by_patient.entry(c.patient).or_default().push(i);
@@ -699,6 +709,43 @@ impl Region {
                 let e = team[0];
                 let second = from.clamp(self.week_start, week_end - 1);
                 self.accesses.push(Planned { second, employee: e, patient: None, kind: AccessKind::Normal, label: None });
+            }
+        }
+    }
+
+    /// A mass-casualty day: a bus crash brings 8–12 patients to the emergency department
+    /// within the hour. Staff from across the hospital open their records over the next
+    /// hours; the admissions are registered 2–7 hours after the first look, with only the
+    /// emergency team on them.
+    fn mass_casualty_day(&mut self, rng: &mut Rng) {
+        let Some(ed) = self.orgs[0].units.iter().position(|(_, name)| name == "Akuttmottak") else { return };
+        let hospital: Vec<usize> = self.active_staff(0, None).iter().copied().filter(|&e| self.employees[e].unit != ed && !self.is_service_unit(0, self.employees[e].unit)).collect();
+        if hospital.is_empty() || self.active_staff(0, Some(ed)).is_empty() {
+            return;
+        }
+        let arrival = self.week_start + rng.below(6) as i64 * DAY + 11 * HOUR + rng.below(4 * HOUR as u64) as i64;
+        let helpers: Vec<usize> = (0..12).map(|_| hospital[rng.below(hospital.len() as u64) as usize]).collect();
+        for _ in 0..8 + rng.below(5) {
+            let patient = rng.below(self.persons.len() as u64) as usize;
+            let team = self.team(rng, 0, ed, 3);
+            let start = arrival + (2 + rng.below(5) as i64) * HOUR;
+            let end = start + (1 + rng.below(3) as i64) * DAY;
+            let mut planned = Vec::new();
+            for &e in &team {
+                for _ in 0..2 {
+                    planned.push((e, arrival + rng.below(6 * HOUR as u64) as i64));
+                }
+            }
+            for &e in &helpers {
+                if rng.chance(0.6) {
+                    planned.push((e, arrival + rng.below(6 * HOUR as u64) as i64));
+                }
+            }
+            self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit: ed, given_by: ed, participants: team, start, end: Some(end) });
+            for (employee, second) in planned {
+                if !self.own_or_family(employee, patient) {
+                    self.accesses.push(Planned { second, employee, patient: Some(patient), kind: AccessKind::Normal, label: None });
+                }
             }
         }
     }
@@ -1437,6 +1484,24 @@ mod tests {
         assert!(!messy.orders.is_empty() && messy.hpr_only.iter().any(|h| *h));
         let missing = messy.access_events(5).filter(|(e, _)| e.unit_id.is_none()).count();
         assert!(missing > messy.accesses.len() / 5, "{missing} events without a unit");
+    }
+
+    #[test]
+    fn a_mass_casualty_day_brings_many_stays_registered_after_staff_from_other_units_opened_them() {
+        let mut only = Confounders::none();
+        only.mass_casualty = 1.0;
+        let region = Region::generate_with(6, RegionScale::Small, 1_794_700_800, only, 0);
+        let clean = Region::generate_with(6, RegionScale::Small, 1_794_700_800, Confounders::none(), 0);
+        let ed = region.orgs[0].units.iter().position(|(_, n)| n == "Akuttmottak").unwrap();
+        let victims: Vec<&Care> = region.care[clean.care.len()..].iter().collect();
+        assert!((8..=12).contains(&victims.len()), "{} victims", victims.len());
+        for c in &victims {
+            assert_eq!((c.org, c.unit), (0, ed));
+            let that_day: Vec<_> = region.accesses.iter().filter(|a| a.patient == Some(c.patient) && (c.start - 8 * HOUR..c.start + 6 * HOUR).contains(&a.second)).collect();
+            assert!(that_day.iter().any(|a| a.second < c.start), "opened before the stay is registered");
+            let helpers = that_day.iter().filter(|a| region.employees[a.employee].unit != ed).count();
+            assert!(helpers >= 2, "staff from other units help: {helpers}");
+        }
     }
 
     #[test]
