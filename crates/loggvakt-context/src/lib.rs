@@ -2,14 +2,18 @@
 //!
 //! Owns the analyser's context: FHIR R4 resources from bulk NDJSON (`Patient`,
 //! `RelatedPerson`, `Practitioner`, `PractitionerRole`, `Organization`, `Encounter`,
-//! `EpisodeOfCare`, `Appointment`) turned into flat tables with validity periods, kept as
-//! versioned Parquet snapshots beside the journal in `STORE/context/snapshots/`.
+//! `EpisodeOfCare`, `Appointment`, and the orders, results and teams that are care
+//! evidence too: `ServiceRequest`, `MedicationRequest`, `MedicationDispense`,
+//! `DiagnosticReport`, `ImagingStudy`, `CareTeam`) turned into flat tables with validity
+//! periods, kept as versioned Parquet snapshots beside the journal in
+//! `STORE/context/snapshots/`.
 //!
 //! Each import merges the new resources into the newest snapshot by `Type/id` (a later
 //! line replaces an earlier one) and writes a new snapshot only when something changed, so
 //! importing the same files again is a no-op. References may point into other files or
 //! earlier imports; a reference that resolves nowhere is reported, not fatal. Normalised
-//! keys (surname, street, building, dwelling) are computed here, once, so the detector SQL
+//! keys (surname, street, house, building, dwelling; street types and apartments in one
+//! spelling) are computed here, once, so the detector SQL
 //! needs no user-defined functions and runs unchanged on DuckDB.
 //!
 //! Must not: write the journal, read access events, or print to the terminal.
