@@ -138,6 +138,22 @@ impl Confounders {
         }
     }
 
+    /// Every confounder by its command-line name: the one list `set` looks names up in and
+    /// names in its errors.
+    fn by_name(&mut self) -> [(&'static str, &mut f64); 9] {
+        [
+            ("unit_missing", &mut self.unit_missing),
+            ("hpr_only_staff", &mut self.hpr_only_staff),
+            ("address_variants", &mut self.address_variants),
+            ("service_work", &mut self.service_work),
+            ("orders_recorded", &mut self.orders_recorded),
+            ("float_pool", &mut self.float_pool),
+            ("on_call", &mut self.on_call),
+            ("municipal_other_unit", &mut self.municipal_other_unit),
+            ("mass_casualty", &mut self.mass_casualty),
+        ]
+    }
+
     /// Sets one by name (`unit_missing=0.5`), for the command line.
     pub fn set(&mut self, assignment: &str) -> Result<(), String> {
         let (name, value) = assignment.split_once('=').ok_or_else(|| format!("'{assignment}': expected NAME=SHARE"))?;
@@ -145,23 +161,13 @@ impl Confounders {
         if !(0.0..=1.0).contains(&value) {
             return Err(format!("'{assignment}': the share must be from 0 to 1"));
         }
-        let field = match name.trim() {
-            "unit_missing" => &mut self.unit_missing,
-            "hpr_only_staff" => &mut self.hpr_only_staff,
-            "address_variants" => &mut self.address_variants,
-            "service_work" => &mut self.service_work,
-            "orders_recorded" => &mut self.orders_recorded,
-            "float_pool" => &mut self.float_pool,
-            "on_call" => &mut self.on_call,
-            "municipal_other_unit" => &mut self.municipal_other_unit,
-            "mass_casualty" => &mut self.mass_casualty,
-            other => {
-                return Err(format!(
-                    "unknown confounder '{other}'; known: unit_missing, hpr_only_staff, address_variants, service_work, orders_recorded, float_pool, on_call, municipal_other_unit, mass_casualty"
-                ))
-            }
+        let name = name.trim();
+        let mut fields = self.by_name();
+        let known: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        let Some((_, field)) = fields.iter_mut().find(|(n, _)| *n == name) else {
+            return Err(format!("unknown confounder '{name}'; known: {}", known.join(", ")));
         };
-        *field = value;
+        **field = value;
         Ok(())
     }
 }
@@ -359,6 +365,8 @@ impl Region {
             kin: HashSet::new(),
         };
         region.populate(&mut rng, persons);
+        // Current family links, settled now: nobody's legitimate work is on their own family.
+        region.kin = region.relations.iter().filter(|r| r.to.is_none()).map(|r| (r.person, r.related)).collect();
         region.hire(&mut rng, staff);
         region.leavers(&mut rng, cases);
         region.index_staff();
@@ -616,7 +624,6 @@ impl Region {
     /// Care episodes in the week and the accesses of the staff who give the care.
     fn legitimate_work(&mut self, rng: &mut Rng, target: usize) {
         let week_end = self.week_start + 7 * DAY;
-        self.kin = self.relations.iter().filter(|r| r.to.is_none()).map(|r| (r.person, r.related)).collect();
         let mut planned = 0usize;
         while planned < target {
             let org = pick_weighted(rng, [0.65, 0.12, 0.1, 0.07, 0.06].into_iter());
@@ -742,12 +749,21 @@ impl Region {
                 }
             }
             self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit: ed, given_by: ed, participants: team, start, end: Some(end) });
-            for (employee, second) in planned {
-                if !self.own_or_family(employee, patient) {
-                    self.accesses.push(Planned { second, employee, patient: Some(patient), kind: AccessKind::Normal, label: None });
-                }
+            self.add_work(patient, planned);
+        }
+    }
+
+    /// Adds legitimate accesses to `patient` (employee, second) that fall in the week,
+    /// leaving out anyone's own or family's record; returns how many were added.
+    fn add_work(&mut self, patient: usize, planned: Vec<(usize, i64)>) -> usize {
+        let week = self.week_start..self.week_start + 7 * DAY;
+        let before = self.accesses.len();
+        for (employee, second) in planned {
+            if week.contains(&second) && !self.own_or_family(employee, patient) {
+                self.accesses.push(Planned { second, employee, patient: Some(patient), kind: AccessKind::Normal, label: None });
             }
         }
+        self.accesses.len() - before
     }
 
     /// The weeks before: every episode of care that was open then was followed then too,
@@ -787,7 +803,6 @@ impl Region {
     /// accesses added.
     fn work_without_encounter(&mut self, rng: &mut Rng, patient: usize, unit: usize, from: i64, to: i64) -> usize {
         let c = self.confounders;
-        let week_end = self.week_start + 7 * DAY;
         let span = (to - from).max(HOUR) as u64;
         let mut planned = Vec::new();
         if !self.service_units.is_empty() && rng.chance(c.service_work) {
@@ -829,13 +844,7 @@ impl Region {
                 }
             }
         }
-        let before = self.accesses.len();
-        for (employee, second) in planned {
-            if (self.week_start..week_end).contains(&second) && !self.own_or_family(employee, patient) {
-                self.accesses.push(Planned { second, employee, patient: Some(patient), kind: AccessKind::Normal, label: None });
-            }
-        }
-        self.accesses.len() - before
+        self.add_work(patient, planned)
     }
 
     /// Care that links `patient` to the employee's unit around the week.
