@@ -106,10 +106,8 @@ impl Connection {
     }
 
     fn request(&mut self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        let head =
+            format!("{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/fhir+json\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n", body.len());
         self.writer.write_all(head.as_bytes())?;
         self.writer.write_all(body)?;
         let mut line = String::new();
@@ -221,6 +219,87 @@ fn load(addr: SocketAddr, template: &Arc<Template>, tag: &str, per_request: usiz
     Ok(all)
 }
 
+/// Resident memory of a process in bytes (`VmRSS`), 0 when unknown.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+}
+
+/// Runs `work` while sampling the resident memory of `pid` every 50 ms; its result and the peak.
+fn with_peak_memory<T>(pid: u32, work: impl FnOnce() -> T) -> (T, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(resident_bytes(pid))));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(resident_bytes(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let result = work();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    (result, peak.load(Ordering::Relaxed))
+}
+
+/// Four unfiltered ITI-81 searches at a time, each again as soon as it is answered, while
+/// Bundles keep arriving at half their peak rate: the searches' latency, the daemon's
+/// resident memory (sampled every 50 ms), and the acknowledgements' latency meanwhile.
+fn search_phase(addr: SocketAddr, pid: u32, template: &Arc<Template>, args: &Args, half_bundles: f64) -> anyhow::Result<()> {
+    const SEARCHERS: usize = 4;
+    let duration = Duration::from_secs(args.seconds);
+    let (_, first) = Connection::open(addr)?.request("GET", "/fhir/AuditEvent?_count=1", b"")?;
+    let total = serde_json::from_slice::<serde_json::Value>(&first)?["total"].as_u64().unwrap_or(0);
+    let before = resident_bytes(pid);
+    let (result, peak) = with_peak_memory(pid, || -> anyhow::Result<(Stats, Stats)> {
+        let writers = {
+            let (template, bundle, connections) = (template.clone(), args.bundle, args.connections);
+            std::thread::spawn(move || load(addr, &template, "sw", bundle, connections, duration, Some(half_bundles)))
+        };
+        let started = Instant::now();
+        let searchers: Vec<_> = (0..SEARCHERS)
+            .map(|_| {
+                std::thread::spawn(move || -> anyhow::Result<Stats> {
+                    let mut conn = Connection::open(addr)?;
+                    let mut stats = Stats::default();
+                    while started.elapsed() < duration {
+                        let sent = Instant::now();
+                        let (status, _) = conn.request("GET", "/fhir/AuditEvent?_count=100", b"")?;
+                        stats.latencies.push(sent.elapsed());
+                        stats.requests += 1;
+                        if status != 200 {
+                            stats.not_ok += 1;
+                        }
+                    }
+                    Ok(stats)
+                })
+            })
+            .collect();
+        let mut searches = Stats::default();
+        for t in searchers {
+            searches.merge(t.join().map_err(|_| anyhow::anyhow!("a search thread panicked"))??);
+        }
+        searches.elapsed = started.elapsed();
+        let acks = writers.join().map_err(|_| anyhow::anyhow!("the load thread panicked"))??;
+        Ok((searches, acks))
+    });
+    let (mut searches, mut acks) = result?;
+    let secs = searches.elapsed.as_secs_f64();
+    println!(
+        "{:<44} {:>9.1} searches/s  p50 {:>7.0} ms  p99 {:>7.0} ms  non-200 {}  ({SEARCHERS} at once, _count=100, over {total} events)",
+        "loggvakt, unfiltered ITI-81 search",
+        searches.requests as f64 / secs,
+        searches.percentile(0.50),
+        searches.percentile(0.99),
+        searches.not_ok
+    );
+    println!("{}", acks.line(&format!("loggvakt, Bundles of {} during the searches", args.bundle)));
+    println!("daemon resident memory: {:.0} MiB before the searches, at most {:.0} MiB during them", before as f64 / 1048576.0, peak as f64 / 1048576.0);
+    Ok(())
+}
+
 /// The daemon's own account, from /metrics: commits, seals, and fsync time by bucket.
 fn fsync_summary(metrics: &str) -> String {
     let value = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
@@ -249,7 +328,7 @@ fn start_daemon(args: &Args) -> anyhow::Result<(Child, SocketAddr)> {
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n[limits]\nqueue_events = 200000\n[journal]\nmax_epoch_records = {}\n[[source]]\nname = \"bench\"\ntenant_orgnr = \"983971636\"\ntoken = \"{TOKEN}\"\n",
+            "[http]\nlisten = \"127.0.0.1:0\"\n[limits]\nqueue_events = 200000\n[journal]\nmax_epoch_records = {}\n[[source]]\nname = \"bench\"\ntenant_orgnr = \"983971636\"\ntenants = [\"983971636\", \"998877601\"]\ntoken = \"{TOKEN}\"\nsearch = \"all\"\n",
             args.epoch_records
         ),
     )?;
@@ -321,14 +400,20 @@ fn main() -> anyhow::Result<()> {
         let mut singles = load(addr, &template, "s", 1, args.connections, duration, None)?;
         println!("{}", singles.line("loggvakt, single events, peak"));
         let half_bundles = bundles.requests as f64 / bundles.elapsed.as_secs_f64() / 2.0;
-        let mut at_half = load(addr, &template, "hb", args.bundle, args.connections, duration, Some(half_bundles))?;
-        println!("{}", at_half.line(&format!("loggvakt, Bundles of {}, half peak (open loop)", args.bundle)));
+        let before = resident_bytes(daemon.id());
+        let (at_half, peak) = with_peak_memory(daemon.id(), || load(addr, &template, "hb", args.bundle, args.connections, duration, Some(half_bundles)));
+        println!("{}", at_half?.line(&format!("loggvakt, Bundles of {}, half peak (open loop)", args.bundle)));
+        println!(
+            "daemon resident memory: {:.0} MiB before this phase, at most {:.0} MiB during it (the control for the search phase)",
+            before as f64 / 1048576.0,
+            peak as f64 / 1048576.0
+        );
         let half_singles = singles.requests as f64 / singles.elapsed.as_secs_f64() / 2.0;
         let mut at_half = load(addr, &template, "hs", 1, args.connections, duration, Some(half_singles))?;
         println!("{}", at_half.line("loggvakt, single events, half peak (open loop)"));
         let (_, metrics) = Connection::open(addr)?.request("GET", "/metrics", b"")?;
         println!("{}", fsync_summary(&String::from_utf8_lossy(&metrics)));
-        Ok(())
+        search_phase(addr, daemon.id(), &template, &args, half_bundles)
     })();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
@@ -344,8 +429,26 @@ fn main() -> anyhow::Result<()> {
     let rows: Vec<String> = (0..args.bundle).map(|_| format!("(jsonb_set('{doc}'::jsonb, '{{id}}', to_jsonb(random()::text)))")).collect();
     let many = format!("INSERT INTO audit(doc) VALUES {};\n", rows.join(","));
     let (tps, p50, p99) = pgbench(&pg, &args.dir, "bundle", &many, args.connections, args.seconds)?;
-    println!("{:<44} {:>9.0} events/s {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", format!("PostgreSQL, {} rows per commit, peak", args.bundle), tps * args.bundle as f64, tps, p50, p99);
+    println!(
+        "{:<44} {:>9.0} events/s {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+        format!("PostgreSQL, {} rows per commit, peak", args.bundle),
+        tps * args.bundle as f64,
+        tps,
+        p50,
+        p99
+    );
     let (tps, p50, p99) = pgbench(&pg, &args.dir, "single", &one, args.connections, args.seconds)?;
     println!("{:<44} {:>9.0} events/s {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms", "PostgreSQL, one row per commit, peak", tps, tps, p50, p99);
+    // The same question of the same JSON: how many, and the first page of 100.
+    let rows = pg.psql("SELECT count(*) FROM audit")?;
+    let (tps, p50, p99) = pgbench(&pg, &args.dir, "search", "SELECT count(*) FROM audit;\nSELECT doc FROM audit ORDER BY id LIMIT 100;\n", 4, args.seconds)?;
+    println!(
+        "{:<44} {:>9.1} searches/s  p50 {:>7.0} ms  p99 {:>7.0} ms  (4 at once, count + first 100, over {} rows, no load)",
+        "PostgreSQL, the same search",
+        tps,
+        p50,
+        p99,
+        rows.trim()
+    );
     Ok(())
 }

@@ -16,8 +16,9 @@ pub const TOKEN_EPJ: &str = "epj-token-0123456789abcdef";
 pub const TOKEN_PORTAL: &str = "portal-token-0123456789abcdef";
 pub const TOKEN_AUDITOR: &str = "auditor-token-0123456789abcdef";
 
-/// Sources every daemon test configures: an EPJ that sends (for its own system only), a
-/// patient portal that may search everything, and a local auditor limited to its tenant.
+/// Sources every daemon test configures: an EPJ that sends (for its own system, and for the
+/// hospital trust 998877601 its events name, and its own organisation), a patient portal
+/// that may search everything, and a local auditor limited to its tenant.
 pub fn sources_toml(extra_epj: &str) -> String {
     format!(
         r#"
@@ -26,6 +27,7 @@ name = "epj"
 tenant_orgnr = "983971636"
 token = "{TOKEN_EPJ}"
 systems = ["EPJ-Midtfjord"]
+tenants = ["998877601", "983971636"]
 {extra_epj}
 
 [[source]]
@@ -84,14 +86,7 @@ impl Daemon {
         };
         let addresses: Value = serde_json::from_str(json).expect("listening line is JSON");
         let address = |k: &str| addresses[k].as_str().map(|a| a.parse().expect("socket address"));
-        Ok(Daemon {
-            child: Some(child),
-            http: address("http"),
-            syslog_tls: address("syslog_tls"),
-            syslog_tcp: address("syslog_tcp"),
-            syslog_udp: address("syslog_udp"),
-            log,
-        })
+        Ok(Daemon { child: Some(child), http: address("http"), syslog_tls: address("syslog_tls"), syslog_tcp: address("syslog_tcp"), syslog_udp: address("syslog_udp"), log })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -117,6 +112,13 @@ impl Daemon {
         let status = self.signal(libc::SIGTERM);
         assert!(status.success(), "SIGTERM ends cleanly: {status}\n{}", self.log_text());
         status
+    }
+
+    /// The daemon's resident memory now, in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().map_or(0, Child::id);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -228,6 +230,13 @@ pub struct Pki {
     pub client_fingerprint: String,
 }
 
+impl Pki {
+    /// The daemon's `[tls]` section for this PKI.
+    pub fn tls_section(&self) -> String {
+        format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n", self.server_cert.display(), self.server_key.display(), self.ca.display())
+    }
+}
+
 pub fn pki(dir: &Path) -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
     std::fs::create_dir_all(dir).expect("pki dir");
@@ -290,4 +299,3 @@ pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
-

@@ -147,7 +147,12 @@ fn segments_carry_page_indexes_and_statistics_for_patient_and_time_lookups() {
 fn ingest_without_a_key_says_how_to_make_one_and_touches_nothing() {
     let ws = Workspace::new();
     let store = ws.path("store");
-    let out = run(loggvakt().env_remove("LOGGVAKT_SIGNING_KEY").arg("ingest").arg("--store").arg(&store).arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/no-patient.ndjson")));
+    let out = run(loggvakt()
+        .env_remove("LOGGVAKT_SIGNING_KEY")
+        .arg("ingest")
+        .arg("--store")
+        .arg(&store)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/no-patient.ndjson")));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("loggvakt keygen"), "{}", text(&out));
     assert!(!store.exists(), "no store is created without a key");

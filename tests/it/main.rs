@@ -3,6 +3,7 @@
 
 mod analyse;
 mod bad_input;
+mod conformance;
 mod crash;
 mod daemon;
 mod duckdb;
@@ -10,3 +11,4 @@ mod ingest;
 mod serve;
 mod support;
 mod tamper;
+mod trust;

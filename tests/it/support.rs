@@ -107,7 +107,7 @@ pub fn read_rows(path: &Path) -> (Vec<SealedRecord>, Vec<(String, String)>) {
         for row in 0..batch.num_rows() {
             let mut tag = [0u8; loggvakt_journal::chain::TAG_LEN];
             tag.copy_from_slice(tags.value(row));
-            rows.push(SealedRecord { seq: seqs.value(row) as u64, event: columns.event(row), tag });
+            rows.push(SealedRecord { seq: seqs.value(row) as u64, event: std::sync::Arc::new(columns.event(row)), tag });
         }
     }
     (rows, metadata)
@@ -149,10 +149,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// Asserts the verifier failed and reported a line with every one of `parts`.
 pub fn assert_reports(output: &Output, parts: &[&str]) {
     let report = text(output);
-    if std::env::var_os("SHOW_REPORTS").is_some() { eprintln!("{report}"); }
+    if std::env::var_os("SHOW_REPORTS").is_some() {
+        eprintln!("{report}");
+    }
     assert_eq!(output.status.code(), Some(1), "verify must fail:\n{report}");
-    assert!(
-        report.lines().any(|line| parts.iter().all(|p| line.contains(p))),
-        "expected a report line containing all of {parts:?}, got:\n{report}"
-    );
+    assert!(report.lines().any(|line| parts.iter().all(|p| line.contains(p))), "expected a report line containing all of {parts:?}, got:\n{report}");
 }

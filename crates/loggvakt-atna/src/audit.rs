@@ -1,7 +1,7 @@
 //! The ATNA audit message (DICOM PS3.15 A.5, and RFC 3881 before it) → access events.
 
 use chrono::DateTime;
-use loggvakt_model::codes::{actions, basis, channel, outcome};
+use loggvakt_model::codes::{audit_codes, basis, channel, outcome};
 use loggvakt_model::ids::{validate_orgnr, validate_person_id, validate_person_id_as, IdSystem, OID_DNR, OID_FNR, OID_HNR};
 use loggvakt_model::{AccessEvent, Digest16, Timestamp};
 use quick_xml::events::Event;
@@ -10,9 +10,6 @@ use quick_xml::Reader;
 /// An audit message too large or too deep is refused before it can cost memory.
 const MAX_DEPTH: usize = 16;
 const MAX_ELEMENTS: usize = 10_000;
-
-/// Purpose and event-type codes that mean the user authorised themself (break the glass).
-const SELF_AUTHORISATION_CODES: &[&str] = &["BTG", "ETREAT", "BLAALYS", "SELVAUTORISERING", "NODRETT"];
 
 /// What the transport knows besides the XML itself.
 #[derive(Debug, Clone)]
@@ -182,7 +179,9 @@ fn patient_id(value: &str, path: &str) -> Result<(String, &'static str), AtnaErr
         OID_DNR => Some(IdSystem::PersonDnr),
         OID_HNR => Some(IdSystem::PersonHnr),
         "" => None,
-        other => return Err(err(path, format!("assigning authority {other} is not the Norwegian fødselsnummer, D-nummer or H-nummer register"))),
+        // An identifier from another register (a hospital's MRN, a foreign national id) is
+        // kept with its authority, as kind `other`, as the FHIR mapping does.
+        other => return Ok((format!("urn:oid:{other}|{id}"), "other")),
     };
     let kind = match system {
         Some(system) => validate_person_id_as(&id, system),
@@ -190,19 +189,6 @@ fn patient_id(value: &str, path: &str) -> Result<(String, &'static str), AtnaErr
     }
     .map_err(|e| err(path, e.to_string()))?;
     Ok((id, kind.code()))
-}
-
-fn action_of(event_id: &str, action_code: Option<&str>) -> &'static str {
-    match (event_id, action_code) {
-        ("110114", _) => actions::LOGIN,
-        ("110112", _) => actions::SEARCH,
-        ("110106", _) => actions::PRINT_EXPORT,
-        (_, Some("C")) => actions::CREATE,
-        (_, Some("R")) => actions::READ,
-        (_, Some("U")) => actions::UPDATE,
-        (_, Some("D")) => actions::DELETE,
-        _ => actions::OTHER,
-    }
 }
 
 /// Maps one audit message to access events: one per patient it names (a query may name
@@ -216,10 +202,8 @@ pub fn map_audit_message(input: &AuditInput<'_>) -> Result<Vec<AccessEvent>, Atn
     let occurred_at = DateTime::parse_from_rfc3339(when.trim())
         .map(|t| Timestamp(t.timestamp_micros()))
         .map_err(|e| err("AuditMessage.EventIdentification@EventDateTime", format!("'{when}' is not a date-time with a UTC offset: {e}")))?;
-    let event_code = ident
-        .child("EventID")
-        .and_then(Element::code)
-        .ok_or_else(|| err("AuditMessage.EventIdentification.EventID", "is missing or has no code (csd-code or code)"))?;
+    let event_code =
+        ident.child("EventID").and_then(Element::code).ok_or_else(|| err("AuditMessage.EventIdentification.EventID", "is missing or has no code (csd-code or code)"))?;
     let action_code = ident.attr("EventActionCode");
     if let Some(code) = action_code {
         if !matches!(code, "C" | "R" | "U" | "D" | "E") {
@@ -231,7 +215,11 @@ pub fn map_audit_message(input: &AuditInput<'_>) -> Result<Vec<AccessEvent>, Atn
         "4" | "8" | "12" => outcome::DENIED,
         other => return Err(err("AuditMessage.EventIdentification@EventOutcomeIndicator", format!("'{other}' is not one of 0, 4, 8, 12"))),
     };
-    let purpose = ident.children("PurposeOfUse").chain(ident.children("EventTypeCode")).filter_map(Element::code).find(|c| SELF_AUTHORISATION_CODES.contains(&c.to_ascii_uppercase().as_str()));
+    let purpose = ident.children("PurposeOfUse").chain(ident.children("EventTypeCode")).filter_map(Element::code).find(|c| audit_codes::is_self_authorisation(c));
+    // EventTypeCode says precisely what happened (an IHE transaction, 110122 Login);
+    // EventID only the family, as in FHIR (one table for both: `audit_codes`).
+    let event_types: Vec<&str> = ident.children("EventTypeCode").filter_map(Element::code).collect();
+    let action = audit_codes::action(event_types.iter().copied(), [event_code], action_code);
     let purpose_code = purpose.or_else(|| ident.child("PurposeOfUse").and_then(Element::code));
 
     let source = root.child("AuditSourceIdentification").ok_or_else(|| err("AuditMessage.AuditSourceIdentification", "is missing"))?;
@@ -248,9 +236,15 @@ pub fn map_audit_message(input: &AuditInput<'_>) -> Result<Vec<AccessEvent>, Atn
     };
 
     let participants: Vec<&Element> = root.children("ActiveParticipant").collect();
+    // The user: a requestor, a human one when the application is marked requestor too
+    // (many senders mark both); else a participant that is not software; else the first.
+    let is_requestor = |p: &&&Element| p.attr("UserIsRequestor").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let is_machine = |p: &&&Element| p.children("RoleIDCode").filter_map(Element::code).any(audit_codes::is_machine_role);
     let user = participants
         .iter()
-        .find(|p| p.attr("UserIsRequestor").is_some_and(|v| v.eq_ignore_ascii_case("true")))
+        .find(|p| is_requestor(p) && !is_machine(p))
+        .or_else(|| participants.iter().find(is_requestor))
+        .or_else(|| participants.iter().find(|p| !is_machine(p)))
         .or_else(|| participants.first())
         .ok_or_else(|| err("AuditMessage.ActiveParticipant", "is missing: who did it must be named"))?;
     let user_id = user.attr("UserID").ok_or_else(|| err("AuditMessage.ActiveParticipant@UserID", "is missing"))?;
@@ -302,9 +296,16 @@ pub fn map_audit_message(input: &AuditInput<'_>) -> Result<Vec<AccessEvent>, Atn
         document_id,
         sensitivity: (!sensitivity.is_empty()).then(|| sensitivity.join(",")),
         data_owner_org: None,
-        action: action_of(event_code, action_code).to_owned(),
+        action: action.to_owned(),
         action_code: Some(format!("{event_code}/{}", action_code.unwrap_or("-"))),
-        basis: if purpose.is_some() { basis::SELF_AUTHORISATION } else { basis::UNSPECIFIED }.to_owned(),
+        // A stated purpose that is not self-authorisation (NORM, TREAT) is a normal access,
+        // as in FHIR; no purpose at all is unspecified.
+        basis: match (purpose, purpose_code) {
+            (Some(_), _) => basis::SELF_AUTHORISATION,
+            (None, Some(_)) => basis::NORMAL,
+            (None, None) => basis::UNSPECIFIED,
+        }
+        .to_owned(),
         purpose_code: purpose_code.map(str::to_owned),
         reason_text: None,
         channel: channel::UNSPECIFIED.to_owned(),
@@ -349,6 +350,36 @@ mod tests {
         AuditInput { xml: xml.as_bytes(), received_at: Timestamp(1), recorded_at: None, source_seq: Some(7), default_tenant: Some("974589095") }
     }
 
+    /// The sample, with its identification and participants replaced.
+    fn variant(identification: &str, participants: &str) -> String {
+        let start = DICOM.find("<EventIdentification").unwrap();
+        let end = DICOM.find("<AuditSourceIdentification").unwrap();
+        format!("{}{identification}{participants}{}", &DICOM[..start], &DICOM[end..])
+    }
+
+    const HUMAN_AND_APP_REQUESTORS: &str = r#"<ActiveParticipant UserID="dips-app" UserIsRequestor="true"><RoleIDCode csd-code="110150" codeSystemName="DCM"/></ActiveParticipant>
+        <ActiveParticipant UserID="kari.nordmann" UserName="Kari Nordmann" UserIsRequestor="true"><RoleIDCode csd-code="LE"/></ActiveParticipant>"#;
+
+    #[test]
+    fn the_human_requestor_is_the_user_and_codes_map_as_in_fhir() {
+        let login = variant(
+            r#"<EventIdentification EventActionCode="E" EventDateTime="2026-11-20T09:14:03+01:00" EventOutcomeIndicator="0"><EventID csd-code="110122" codeSystemName="DCM" originalText="Login"/></EventIdentification>"#,
+            HUMAN_AND_APP_REQUESTORS,
+        );
+        let e = &map_audit_message(&input(&login)).unwrap()[0];
+        assert_eq!((e.action.as_str(), e.user_local_id.as_deref()), ("login", Some("kari.nordmann")), "Login as EventID; the human, not the application");
+        let retrieve = variant(
+            r#"<EventIdentification EventActionCode="C" EventDateTime="2026-11-20T09:14:03+01:00" EventOutcomeIndicator="0"><EventID csd-code="110107" codeSystemName="DCM" originalText="Import"/><EventTypeCode csd-code="ITI-43" codeSystemName="IHE Transactions" originalText="Retrieve Document Set"/><PurposeOfUse csd-code="NORM"/></EventIdentification>"#,
+            HUMAN_AND_APP_REQUESTORS,
+        );
+        let e = &map_audit_message(&input(&retrieve)).unwrap()[0];
+        assert_eq!(e.action, "read", "a document consumer's ITI-43 retrieval reads the document");
+        assert_eq!((e.basis.as_str(), e.purpose_code.as_deref()), ("normal", Some("NORM")), "a stated ordinary purpose is a normal access");
+        let foreign = DICOM.replace("13116900216^^^&amp;2.16.578.1.12.4.1.4.1&amp;ISO", "MRN-4711^^^&amp;1.2.3.4.5&amp;ISO");
+        let e = &map_audit_message(&input(&foreign)).unwrap()[0];
+        assert_eq!((e.patient_id.as_deref(), e.patient_id_kind.as_deref()), (Some("urn:oid:1.2.3.4.5|MRN-4711"), Some("other")), "kept, not refused");
+    }
+
     #[test]
     fn dicom_patient_record_read() {
         let events = map_audit_message(&input(DICOM)).unwrap();
@@ -381,7 +412,8 @@ mod tests {
 
     #[test]
     fn doctype_and_external_entities_are_refused() {
-        let xxe = r#"<?xml version="1.0"?><!DOCTYPE AuditMessage [<!ENTITY x SYSTEM "file:///etc/passwd">]><AuditMessage><EventIdentification EventDateTime="&x;"/></AuditMessage>"#;
+        let xxe =
+            r#"<?xml version="1.0"?><!DOCTYPE AuditMessage [<!ENTITY x SYSTEM "file:///etc/passwd">]><AuditMessage><EventIdentification EventDateTime="&x;"/></AuditMessage>"#;
         let e = map_audit_message(&input(xxe)).unwrap_err();
         assert!(e.message.contains("DOCTYPE"), "{e}");
         let undeclared = r#"<AuditMessage><EventIdentification EventDateTime="&x;"/></AuditMessage>"#;

@@ -105,11 +105,9 @@ pub fn parse_syslog(input: &[u8]) -> Result<SyslogMessage<'_>, SyslogError> {
     c.expect(b' ', "TIMESTAMP")?;
     let timestamp = match c.field("TIMESTAMP", 32)? {
         None => None,
-        Some(text) => Some(
-            DateTime::parse_from_rfc3339(text)
-                .map(|t| Timestamp(t.timestamp_micros()))
-                .map_err(|e| err("TIMESTAMP", format!("'{text}' is not an RFC 3339 time: {e}")))?,
-        ),
+        Some(text) => {
+            Some(DateTime::parse_from_rfc3339(text).map(|t| Timestamp(t.timestamp_micros())).map_err(|e| err("TIMESTAMP", format!("'{text}' is not an RFC 3339 time: {e}")))?)
+        }
     };
     c.expect(b' ', "HOSTNAME")?;
     let hostname = c.field("HOSTNAME", 255)?;

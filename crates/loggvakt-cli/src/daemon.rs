@@ -131,23 +131,35 @@ pub fn quarantine(command: &QuarantineCommand) -> anyhow::Result<ExitCode> {
                 }
                 shown += 1;
                 let status = retried.map_or("pending".to_owned(), |x| format!("retried {} ({} stored)", x.retried_at, x.stored.len()));
-                let place = match (r.entry.line, r.entry.entry) {
-                    (Some(l), _) => format!(" line {l}"),
-                    (None, Some(e)) => format!(" entry[{e}]"),
+                let place = match (r.entry.line, r.entry.entry, r.entry.entries.len()) {
+                    (Some(l), _, _) => format!(" line {l}"),
+                    (None, Some(e), _) => format!(" entry[{e}]"),
+                    (None, None, n) if n > 0 => format!(" {n} entries"),
                     _ => String::new(),
                 };
-                println!("{}  {}  {}{}  [{status}]\n    {}", r.id, r.entry.received_at, r.entry.input, place, r.entry.reason);
+                // Input, source names and reasons quote what a sender sent: shown with its
+                // control characters escaped, so no one's terminal runs a sender's escapes.
+                println!("{}  {}  {}{}  [{status}]\n    {}", r.id, terminal_safe(&r.entry.received_at), terminal_safe(&r.entry.input), place, terminal_safe(&r.entry.reason));
             }
             println!("{shown} of {} quarantined entries shown", records.len());
             Ok(ExitCode::SUCCESS)
         }
         QuarantineCommand::Show { store, id } => {
-            let record = read_quarantine_records(store)?.into_iter().find(|r| &r.id == id).with_context(|| format!("no quarantined entry has id {id} (see 'loggvakt quarantine list')"))?;
+            let record =
+                read_quarantine_records(store)?.into_iter().find(|r| &r.id == id).with_context(|| format!("no quarantined entry has id {id} (see 'loggvakt quarantine list')"))?;
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "id": record.id, "entry": record.entry, "retried": read_retries(store)?.get(id) }))?);
             Ok(ExitCode::SUCCESS)
         }
         QuarantineCommand::Retry { store, key, config, ids, all } => retry(store, key, config.as_ref(), ids, *all),
     }
+}
+
+/// `text` with every control character (ANSI escapes, newlines, bells) written as `\u{..}`.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect())
 }
 
 fn retry(store: &std::path::Path, key: &std::path::Path, config: Option<&PathBuf>, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
@@ -157,9 +169,9 @@ fn retry(store: &std::path::Path, key: &std::path::Path, config: Option<&PathBuf
     let config = Config::load(config.map(|p| p.as_path()), std::env::vars())?;
     let sources = Sources::from_config(&config.sources)?;
     let key = crate::keys::read_signing_key(key)?;
-    let (mut journal, _) = Journal::open(store, key, JournalOptions::default())
-        .with_context(|| format!("opening store {} (stop the daemon first: retry needs the writer lock)", store.display()))?;
-    let context = loggvakt_ingest::load_context(store)?;
+    let (mut journal, _) =
+        Journal::open(store, key, JournalOptions::default()).with_context(|| format!("opening store {} (stop the daemon first: retry needs the writer lock)", store.display()))?;
+    let contexts = loggvakt_ingest::load_contexts(store)?;
     let retries = read_retries(store)?;
     let records = read_quarantine_records(store)?;
     for id in ids {
@@ -169,10 +181,10 @@ fn retry(store: &std::path::Path, key: &std::path::Path, config: Option<&PathBuf
     }
     let (mut stored_total, mut failed) = (0usize, 0usize);
     for record in records.iter().filter(|r| if all { !retries.contains_key(&r.id) } else { ids.contains(&r.id) }) {
-        match loggvakt_serve::retry::remap(&record.entry, &context, &sources, loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES) {
+        match loggvakt_serve::retry::remap(&record.entry, &contexts, &sources, loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES) {
             Err(why) => {
                 failed += 1;
-                println!("{}  still fails: {why}", record.id);
+                println!("{}  still fails: {}", record.id, terminal_safe(&why.to_string()));
             }
             Ok(events) => {
                 let mut result = RetryRecord { id: record.id.clone(), retried_at: chrono::Utc::now().to_rfc3339(), stored: vec![], duplicates: 0 };
@@ -180,8 +192,8 @@ fn retry(store: &std::path::Path, key: &std::path::Path, config: Option<&PathBuf
                     match journal.append(event)? {
                         Appended::Stored { seq } => result.stored.push(seq),
                         Appended::Duplicate => result.duplicates += 1,
-                        Appended::Conflict { source_system, event_id } => {
-                            println!("{}  conflicts: event id {event_id} from {source_system} is stored with other content", record.id);
+                        conflict @ Appended::Conflict { .. } => {
+                            println!("{}  conflicts: {}", record.id, terminal_safe(&conflict.conflict_reason().unwrap_or_default()));
                         }
                     }
                 }

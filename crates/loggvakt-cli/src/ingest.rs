@@ -37,6 +37,16 @@ pub struct IngestArgs {
     /// ...or after this many seconds, whichever comes first.
     #[arg(long, default_value_t = 5.0)]
     pub epoch_seconds: f64,
+    /// Organisation numbers the files may write for (repeat, or comma-separated). An event
+    /// for any other organisation is quarantined with the reason. Without it an operator's
+    /// import writes for any organisation; never for loggvakt's own recording system.
+    #[arg(long = "tenant", value_delimiter = ',')]
+    pub tenants: Vec<String>,
+    /// The organisation (organisasjonsnummer) of events that name none: no organisation
+    /// agent, and no employer in the user's PractitionerRole. Use it for a file from one
+    /// organisation's system, as published FHIR examples and many feeds are.
+    #[arg(long)]
+    pub default_tenant: Option<String>,
 }
 
 struct Progress {
@@ -57,6 +67,9 @@ impl IngestObserver for Progress {
 }
 
 pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    for tenant in args.tenants.iter().chain(&args.default_tenant) {
+        loggvakt_model::ids::validate_orgnr(tenant).map_err(|e| anyhow::anyhow!("--tenant {tenant}: {e}"))?;
+    }
     // Check every input before touching the store, so a typo does not leave half a run.
     for file in &args.files {
         if !file.is_file() {
@@ -70,11 +83,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let key = crate::keys::read_signing_key(key_path)?;
-    let options = JournalOptions {
-        max_epoch_records: args.epoch_records.max(1),
-        max_epoch_age: Duration::from_secs_f64(args.epoch_seconds.max(0.0)),
-        ..Default::default()
-    };
+    let options = JournalOptions { max_epoch_records: args.epoch_records.max(1), max_epoch_age: Duration::from_secs_f64(args.epoch_seconds.max(0.0)), ..Default::default() };
     let (mut journal, recovery) = Journal::open(&args.store, key, options).with_context(|| format!("opening store {}", args.store.display()))?;
     if recovery.replayed > 0 || recovery.torn_bytes > 0 || !recovery.removed_uncommitted.is_empty() {
         eprintln!(
@@ -92,7 +101,12 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
             .progress_chars("=> "),
     );
     let started = Instant::now();
-    let ingest_options = IngestOptions { max_message_bytes: args.max_message_bytes, chunk_bytes: args.chunk_bytes };
+    let ingest_options = IngestOptions {
+        max_message_bytes: args.max_message_bytes,
+        chunk_bytes: args.chunk_bytes,
+        policy: loggvakt_ingest::WritePolicy { sender: "bulk ingest".into(), tenants: args.tenants.clone(), systems: vec![] },
+        default_tenant: args.default_tenant.clone(),
+    };
     let ingest = Ingest::new(&mut journal, ingest_options, Progress { bar: bar.clone(), report_durable: args.report_durable })?;
     let summary = ingest.run(&args.files)?;
     bar.finish_and_clear();

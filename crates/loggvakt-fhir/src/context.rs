@@ -39,21 +39,45 @@ pub struct ContextResource {
     pub(crate) entry: ContextEntry,
 }
 
-/// Context resources seen so far, by `Type/id`.
+/// Context resources seen so far, by `Type/id`, and what the sender's events fall back on.
 #[derive(Debug, Default, Clone)]
 pub struct ContextIndex {
     entries: HashMap<String, ContextEntry>,
+    /// Resources shared with other indexes (the operator's imports under each daemon
+    /// source's own): looked up after this index's own, never copied.
+    base: Option<std::sync::Arc<ContextIndex>>,
+    /// The organisation of events that name none (no organisation agent, no employer in the
+    /// user's role): the one organisation the sender writes for, as ATNA falls back to.
+    pub default_tenant: Option<String>,
 }
 
 impl ContextIndex {
     pub fn new() -> Self {
         Self::default()
     }
+    /// This index's own resources (not counting its base).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The same index, looking up what it does not hold itself in `base`.
+    pub fn with_base(mut self, base: std::sync::Arc<ContextIndex>) -> Self {
+        self.base = Some(base);
+        self
+    }
+
+    /// The same index, with `default_tenant` set.
+    pub fn with_default_tenant(mut self, tenant: Option<String>) -> Self {
+        self.default_tenant = tenant;
+        self
+    }
+
+    /// Is a resource with this `Type/id` known (here or in the base)?
+    pub fn contains(&self, key: &str) -> bool {
+        self.get(key).is_some()
     }
 
     /// Adds (or replaces, for a newer version) a decoded context resource.
@@ -73,7 +97,7 @@ impl ContextIndex {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&ContextEntry> {
-        self.entries.get(key)
+        self.entries.get(key).or_else(|| self.base.as_deref()?.get(key))
     }
 }
 
@@ -85,16 +109,14 @@ pub(crate) fn parse_entry(resource_type: &str, raw: &[u8]) -> Result<ContextEntr
         let value = value.as_str().to_owned();
         match IdSystem::from_fhir_system(system.as_str()) {
             Some(kind) if kind.is_person() => {
-                loggvakt_model::ids::validate_person_id_as(&value, kind)
-                    .map_err(|e| MapError::new(format!("{resource_type}.identifier[{i}].value"), e.to_string()))?;
+                loggvakt_model::ids::validate_person_id_as(&value, kind).map_err(|e| MapError::new(format!("{resource_type}.identifier[{i}].value"), e.to_string()))?;
                 entry.person_id.get_or_insert((value, kind));
             }
             Some(IdSystem::Hpr) => {
                 entry.hpr.get_or_insert(value);
             }
             Some(IdSystem::Orgnr) => {
-                loggvakt_model::ids::validate_orgnr(&value)
-                    .map_err(|e| MapError::new(format!("{resource_type}.identifier[{i}].value"), e.to_string()))?;
+                loggvakt_model::ids::validate_orgnr(&value).map_err(|e| MapError::new(format!("{resource_type}.identifier[{i}].value"), e.to_string()))?;
                 entry.orgnr.get_or_insert(value);
             }
             Some(IdSystem::Resh) => {

@@ -18,13 +18,51 @@ mod time;
 
 pub use context::{ContextIndex, ContextResource};
 pub use map::MapError;
-pub use message::{decode_bundle_message, decode_message, Decoded, Rejection, DEFAULT_MAX_MESSAGE_BYTES};
+pub use message::{decode_bundle_message, decode_message, Decoded, Rejection, RejectionKind, DEFAULT_MAX_MESSAGE_BYTES};
 
-/// The first 16 bytes of BLAKE3 over the original message bytes.
+/// The first 16 bytes of BLAKE3 over the original message bytes, JSON whitespace outside
+/// strings left out.
 pub fn source_digest(raw: &[u8]) -> loggvakt_model::Digest16 {
+    // JSON whitespace outside strings is left out: a resend that a sender re-serialised
+    // (indented, or on one line) is the same message, and is acknowledged as a duplicate
+    // rather than refused as a conflicting reuse of its id.
+    let mut hasher = blake3::Hasher::new();
+    let (mut in_string, mut escaped, mut start) = (false, false, 0);
+    for (i, &b) in raw.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                hasher.update(&raw[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    hasher.update(&raw[start..]);
     let mut out = [0u8; 16];
-    out.copy_from_slice(&blake3::hash(raw).as_bytes()[..16]);
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
     loggvakt_model::Digest16(out)
+}
+
+#[cfg(test)]
+mod digest_tests {
+    #[test]
+    fn whitespace_outside_strings_does_not_change_the_digest() {
+        let compact = br#"{"a":"x y","b":[1,2]}"#;
+        let pretty = b"{\n  \"a\": \"x y\",\r\n  \"b\": [ 1, 2 ]\n}";
+        assert_eq!(super::source_digest(compact), super::source_digest(pretty));
+        assert_ne!(super::source_digest(compact), super::source_digest(br#"{"a":"xy","b":[1,2]}"#), "inside a string it counts");
+        assert_ne!(super::source_digest(br#"{"a":"q\" y"}"#), super::source_digest(br#"{"a":"q\"y"}"#), "an escaped quote does not end the string");
+    }
 }
 
 #[cfg(test)]

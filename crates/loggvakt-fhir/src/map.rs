@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use loggvakt_model::codes::{actions, basis, channel, outcome};
+use loggvakt_model::codes::{audit_codes, basis, channel, outcome};
 use loggvakt_model::ids::{validate_orgnr, validate_person_id_as, IdSystem};
 use loggvakt_model::{AccessEvent, Timestamp};
 
@@ -48,9 +48,6 @@ impl std::error::Error for MapError {}
 pub const EXT_SOURCE_SEQUENCE: &str = "loggvakt-source-sequence";
 pub const EXT_ACCESS_CHANNEL: &str = "loggvakt-access-channel";
 
-/// Purpose codes that mean the user authorised themself (break the glass).
-const SELF_AUTHORISATION_PURPOSES: &[&str] = &["BTG", "ETREAT", "BLAALYS", "SELVAUTORISERING", "NODRETT"];
-
 pub(crate) fn map_audit_event(raw: &[u8], view: &ContextView<'_>, received_at: Timestamp) -> Result<AccessEvent, MapError> {
     let ae: AuditEvent<'_> = parse_with_path(raw, "AuditEvent")?;
     map_parsed(&ae, raw, view, received_at)
@@ -74,13 +71,15 @@ pub(crate) fn map_parsed(ae: &AuditEvent<'_>, raw: &[u8], view: &ContextView<'_>
         recorded_at.ok_or_else(|| MapError::new("AuditEvent.recorded", "is missing, and no period/occurred time is given either"))?
     };
 
-    let (requestor_index, requestor) = ae
-        .agent
-        .iter()
-        .enumerate()
-        .find(|(_, a)| a.requestor == Some(true))
-        .ok_or_else(|| MapError::new("AuditEvent.agent", "no agent has requestor=true, so the accessing user is unknown"))?;
-    let user = resolve_user(requestor, requestor_index, &view)?;
+    let (requestor_index, requestor) = choose_user(ae).ok_or_else(|| MapError::new("AuditEvent.agent", "there is no agent with a 'who', so the accessing user is unknown"))?;
+    let mut user = resolve_user(requestor, requestor_index, &view)?;
+    if user.unit_id.is_none() {
+        // A location agent of its own (BALP), known by its RESH id.
+        if let Some(who) = ae.agent.iter().filter_map(|a| a.who.as_ref()).find(|w| identifier_of(w, IdSystem::Resh).is_some()) {
+            user.unit_id = identifier_of(who, IdSystem::Resh).map(str::to_owned);
+            user.unit_name = user.unit_name.take().or_else(|| who.display.as_ref().map(|d| d.as_str().to_owned()));
+        }
+    }
     let tenant_orgnr = find_tenant(ae, requestor_index, &user, &view)?;
     let (patient_id, patient_id_kind, patient_entity) = find_patient(ae, &view)?;
 
@@ -105,11 +104,7 @@ pub(crate) fn map_parsed(ae: &AuditEvent<'_>, raw: &[u8], view: &ContextView<'_>
             continue;
         }
         if document_id.is_none() {
-            document_id = what
-                .reference
-                .as_ref()
-                .map(|r| r.as_str().to_owned())
-                .or_else(|| what.identifier.as_ref().and_then(|i| i.value.as_ref()).map(|v| v.as_str().to_owned()));
+            document_id = what.reference.as_ref().map(|r| r.as_str().to_owned()).or_else(|| what.identifier.as_ref().and_then(|i| i.value.as_ref()).map(|v| v.as_str().to_owned()));
             record_part = what
                 .reference
                 .as_ref()
@@ -122,14 +117,8 @@ pub(crate) fn map_parsed(ae: &AuditEvent<'_>, raw: &[u8], view: &ContextView<'_>
     }
 
     let (action, action_code) = map_action(ae)?;
-    let purposes: Vec<&Concept<'_>> = ae
-        .purpose_of_event
-        .iter()
-        .chain(&ae.authorization)
-        .chain(&requestor.purpose_of_use)
-        .chain(&requestor.authorization)
-        .collect();
-    let self_authorised = purposes.iter().find(|c| c.codes().any(|(_, code)| SELF_AUTHORISATION_PURPOSES.contains(&code)));
+    let purposes: Vec<&Concept<'_>> = ae.purpose_of_event.iter().chain(&ae.authorization).chain(&requestor.purpose_of_use).chain(&requestor.authorization).collect();
+    let self_authorised = purposes.iter().find(|c| c.codes().any(|(_, code)| audit_codes::is_self_authorisation(code)));
     let (basis, purpose) = match (self_authorised, purposes.first()) {
         (Some(c), _) => (basis::SELF_AUTHORISATION, Some(*c)),
         (None, Some(c)) => (basis::NORMAL, Some(*c)),
@@ -180,9 +169,7 @@ pub(crate) fn map_parsed(ae: &AuditEvent<'_>, raw: &[u8], view: &ContextView<'_>
         action: action.to_owned(),
         action_code,
         basis: basis.to_owned(),
-        purpose_code: purpose.and_then(|c| {
-            c.codes().find(|(_, code)| SELF_AUTHORISATION_PURPOSES.contains(code)).or_else(|| c.codes().next()).map(|(_, code)| code.to_owned())
-        }),
+        purpose_code: purpose.and_then(|c| c.codes().find(|(_, code)| audit_codes::is_self_authorisation(code)).or_else(|| c.codes().next()).map(|(_, code)| code.to_owned())),
         reason_text: purpose.and_then(|c| c.text.as_ref()).map(|t| t.as_str().to_owned()),
         channel: channel.to_owned(),
         outcome: outcome.to_owned(),
@@ -284,13 +271,21 @@ fn resolve_user(agent: &Agent<'_>, index: usize, view: &ContextView<'_>) -> Resu
     user.local_id = user.local_id.take().or_else(|| agent.alt_id.as_ref().map(|t| t.as_str().to_owned()));
     user.name = who.and_then(|w| w.display.as_ref()).or(agent.name.as_ref()).map(|t| t.as_str().to_owned());
     let mut unit = (None, None);
-    if let Some(key) = who.and_then(reference_key) {
-        let entry = view.get(&key).ok_or_else(|| {
-            MapError::unresolved(
+    let key = who.and_then(reference_key);
+    // A reference the store does not know is needed only when nothing else names the user:
+    // with the user's person id or HPR number beside it (as BALP feeds send them), the
+    // event is stored, and the reference kept as the user's local id if there is none.
+    let resolved = key.as_deref().and_then(|k| view.get(k).map(|e| (k, e)));
+    if let (Some(k), None) = (&key, resolved) {
+        if user.person_id.is_none() && user.hpr.is_none() {
+            return Err(MapError::unresolved(
                 format!("{path}.who.reference"),
-                format!("'{key}' is neither contained in the AuditEvent nor imported before; it is needed to identify the user"),
-            )
-        })?;
+                format!("'{k}' is neither contained in the AuditEvent nor imported before; it is needed to identify the user"),
+            ));
+        }
+        user.local_id.get_or_insert_with(|| k.clone());
+    }
+    if let Some((key, entry)) = resolved {
         if key.contains("PractitionerRole/") || (key.starts_with('#') && entry.practitioner.is_some()) {
             if let Some(practitioner) = entry.practitioner.as_ref().and_then(|k| view.get(k)) {
                 merge_person(&mut user, practitioner);
@@ -334,48 +329,78 @@ fn resolve_user(agent: &Agent<'_>, index: usize, view: &ContextView<'_>) -> Resu
     Ok(user)
 }
 
+/// Software agents (DICOM Application, Source, Destination roles, or a Device).
+fn is_machine(agent: &Agent<'_>) -> bool {
+    agent.kind.iter().chain(&agent.role).any(|k| k.codes().any(|(_, c)| audit_codes::is_machine_role(c)))
+        || agent.who.as_ref().and_then(|w| w.reference.as_ref()).is_some_and(|r| r.as_str().starts_with("Device/"))
+}
+
+/// The user of the access: the requestor, a human one when both a human and software are
+/// marked so (ATNA senders often mark both); without a requestor, the human agent, else the
+/// first agent that names anyone: an application or an organisation that read or wrote the
+/// record itself (BALP), stored as a machine access.
+fn choose_user<'a, 'b>(ae: &'b AuditEvent<'a>) -> Option<(usize, &'b Agent<'a>)> {
+    let named = || ae.agent.iter().enumerate().filter(|(_, a)| a.who.is_some());
+    let requestors = || named().filter(|(_, a)| a.requestor == Some(true));
+    requestors()
+        .find(|(_, a)| !is_machine(a))
+        .or_else(|| requestors().next())
+        .or_else(|| named().find(|(_, a)| a.kind.as_ref().is_some_and(|k| k.codes().any(|(_, c)| c == "humanuser"))))
+        .or_else(|| named().find(|(_, a)| !is_machine(a)))
+        .or_else(|| named().next())
+}
+
 fn find_tenant(ae: &AuditEvent<'_>, requestor: usize, user: &User, view: &ContextView<'_>) -> Result<String, MapError> {
     for (i, agent) in ae.agent.iter().enumerate() {
         if i == requestor {
             continue;
         }
         let Some(who) = &agent.who else { continue };
-        let orgnr = identifier_of(who, IdSystem::Orgnr)
-            .map(str::to_owned)
-            .or_else(|| reference_key(who).and_then(|k| orgnr_of(view, &k, &mut (None, None))));
+        let orgnr = identifier_of(who, IdSystem::Orgnr).map(str::to_owned).or_else(|| reference_key(who).and_then(|k| orgnr_of(view, &k, &mut (None, None))));
         if let Some(orgnr) = orgnr {
             validate_orgnr(&orgnr).map_err(|e| MapError::new(format!("AuditEvent.agent[{i}].who.identifier.value"), e.to_string()))?;
             return Ok(orgnr);
         }
     }
-    user.employer_orgnr.clone().ok_or_else(|| {
+    user.employer_orgnr.clone().or_else(|| view.global.default_tenant.clone()).ok_or_else(|| {
         MapError::unresolved(
             "AuditEvent.agent",
             "no employing organisation: no agent is an organisation with an organisasjonsnummer (urn:oid:2.16.578.1.12.4.1.4.101), \
-             and the user's PractitionerRole (contained or imported before) names none",
+             the user's PractitionerRole (contained or imported before) names none, and the sender has no default organisation \
+             (a daemon source that writes for one organisation, or `loggvakt ingest --default-tenant`)",
         )
     })
 }
 
 fn is_patient_reference(what: &Reference<'_>, view: &ContextView<'_>) -> bool {
-    let by_identifier = what
-        .identifier
-        .as_ref()
-        .and_then(|i| i.system.as_ref())
-        .and_then(|s| IdSystem::from_fhir_system(s.as_str()))
-        .is_some_and(IdSystem::is_person);
-    let by_reference = reference_key(what).is_some_and(|k| k.starts_with("Patient/") || (k.starts_with('#') && view.get(&k).is_some_and(|e| e.practitioner.is_none() && e.person_id.is_some())));
+    let by_identifier = what.identifier.as_ref().and_then(|i| i.system.as_ref()).and_then(|s| IdSystem::from_fhir_system(s.as_str())).is_some_and(IdSystem::is_person);
+    let by_reference =
+        reference_key(what).is_some_and(|k| k.starts_with("Patient/") || (k.starts_with('#') && view.get(&k).is_some_and(|e| e.practitioner.is_none() && e.person_id.is_some())));
     let by_type = what.kind.as_ref().is_some_and(|t| t.as_str() == "Patient");
     by_identifier || by_reference || by_type
 }
 
 #[allow(clippy::type_complexity)]
-fn find_patient(ae: &AuditEvent<'_>, view: &ContextView<'_>) -> Result<(Option<String>, Option<String>, Option<usize>), MapError> {
+/// `patient_id_kind` of a patient known by an identifier from outside Norway.
+pub const OTHER_PATIENT_KIND: &str = "other";
+
+/// The patient's id, its kind, and the entity that named it (left out of the document).
+type FoundPatient = (Option<String>, Option<String>, Option<usize>);
+
+fn find_patient(ae: &AuditEvent<'_>, view: &ContextView<'_>) -> Result<FoundPatient, MapError> {
+    // HL7 Norway's R4 profiles carry R5's `patient` as an extension.
+    let patient_extension =
+        ae.extension.iter().find(|e| e.named("/auditevent-patient-extension") || e.named("/AuditEventPatientExtension")).and_then(|e| e.value_reference.as_ref());
     let (path, reference, entity) = if let Some(p) = &ae.patient {
         ("AuditEvent.patient".to_owned(), p, None)
+    } else if let Some(p) = patient_extension {
+        ("AuditEvent.extension(auditevent-patient-extension).valueReference".to_owned(), p, None)
     } else if let Some((i, what)) = ae.entity.iter().enumerate().find_map(|(i, e)| {
         let what = e.what.as_ref()?;
-        let typed_patient = e.kind.as_ref().is_some_and(|k| k.first_code() == Some("1")) && e.role.as_ref().is_some_and(|r| r.first_code() == Some("1"));
+        // Object type 1 (person) and role 1 (patient); R5 dropped `type`, so the role alone
+        // (code 1, or BALP's "patient") says it there.
+        let patient_role = e.role.as_ref().is_some_and(|r| r.codes().any(|(_, c)| c == "1" || c.eq_ignore_ascii_case("patient")));
+        let typed_patient = patient_role && e.kind.as_ref().is_none_or(|k| k.first_code() == Some("1"));
         (typed_patient || is_patient_reference(what, view)).then_some((i, what))
     }) {
         (format!("AuditEvent.entity[{i}].what"), what, Some(i))
@@ -383,11 +408,21 @@ fn find_patient(ae: &AuditEvent<'_>, view: &ContextView<'_>) -> Result<(Option<S
         return Ok((None, None, None));
     };
     if let Some(Identifier { system, value: Some(value) }) = &reference.identifier {
-        let system = system.as_ref().and_then(|s| IdSystem::from_fhir_system(s.as_str())).filter(|s| s.is_person()).ok_or_else(|| {
-            MapError::new(format!("{path}.identifier.system"), "is not a Norwegian person identifier (fødselsnummer, D-nummer or H-nummer OID)")
-        })?;
-        let kind = validate_person_id_as(value.as_str(), system).map_err(|e| MapError::new(format!("{path}.identifier.value"), e.to_string()))?;
-        return Ok((Some(value.as_str().to_owned()), Some(kind.code().to_owned()), entity));
+        let norwegian = system.as_ref().and_then(|s| IdSystem::from_fhir_system(s.as_str())).filter(|s| s.is_person());
+        return match (norwegian, system) {
+            (Some(system), _) => {
+                let kind = validate_person_id_as(value.as_str(), system).map_err(|e| MapError::new(format!("{path}.identifier.value"), e.to_string()))?;
+                Ok((Some(value.as_str().to_owned()), Some(kind.code().to_owned()), entity))
+            }
+            // An identifier from outside Norway (a hospital's MRN, a foreign national id):
+            // the access is kept, with the identifier's system and value, as kind `other`,
+            // which the analyser shows its organisation as a patient it cannot look up.
+            (None, Some(system)) => Ok((Some(format!("{}|{}", system.as_str(), value.as_str())), Some(OTHER_PATIENT_KIND.to_owned()), entity)),
+            (None, None) => match loggvakt_model::ids::validate_person_id(value.as_str()) {
+                Ok(kind) => Ok((Some(value.as_str().to_owned()), Some(kind.code().to_owned()), entity)),
+                Err(_) => Ok((Some(value.as_str().to_owned()), Some(OTHER_PATIENT_KIND.to_owned()), entity)),
+            },
+        };
     }
     let key = reference_key(reference);
     let resolved = key.as_deref().and_then(|k| view.get(k)).and_then(|e| e.person_id.clone());
@@ -406,52 +441,26 @@ fn find_patient(ae: &AuditEvent<'_>, view: &ContextView<'_>) -> Result<(Option<S
     }
 }
 
-fn subtype_action(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "search" | "search-type" | "search-system" | "search-compartment" | "110112" | "ITI-81" | "ITI-78" => actions::SEARCH,
-        "read" | "vread" | "history" | "history-instance" | "history-type" | "110110" | "capabilities" => actions::READ,
-        "create" | "110107" => actions::CREATE,
-        "update" | "patch" => actions::UPDATE,
-        "delete" => actions::DELETE,
-        "print" | "export" | "110106" => actions::PRINT_EXPORT,
-        "disclose" | "disclosure" => actions::DISCLOSE,
-        "list" | "report" | "list-exposure" => actions::LIST_EXPOSURE,
-        "btg-grant" | "self-authorisation" | "selvautorisering" => actions::SELF_AUTHORISATION_GRANT,
-        "login" | "110114" | "110122" => actions::LOGIN,
-        _ => return None,
-    })
-}
-
 fn map_action(ae: &AuditEvent<'_>) -> Result<(&'static str, Option<String>), MapError> {
     let letter = ae.action.as_ref().map(Text::as_str);
-    let subtype_codes = ae.subtype.iter().chain(ae.category.iter()).flat_map(|c| c.codes().map(|(_, code)| code));
-    let type_codes = ae.kind.iter().chain(ae.code.iter()).flat_map(|c| c.codes().map(|(_, code)| code));
-    let mut first_code = None;
-    let mut mapped = None;
-    for code in subtype_codes.chain(type_codes) {
-        first_code.get_or_insert(code);
-        if let Some(a) = subtype_action(code) {
-            mapped = Some((a, code));
-            break;
-        }
+    if let Some(other) = letter.filter(|l| audit_codes::letter_action(l).is_none()) {
+        return Err(MapError::new("AuditEvent.action", format!("'{other}' is not an audit-event-action code (C, R, U, D or E)")));
     }
-    let from_letter = match letter {
-        None => None,
-        Some("C") => Some(actions::CREATE),
-        Some("R") => Some(actions::READ),
-        Some("U") => Some(actions::UPDATE),
-        Some("D") => Some(actions::DELETE),
-        Some("E") => Some(actions::OTHER),
-        Some(other) => {
-            return Err(MapError::new("AuditEvent.action", format!("'{other}' is not an audit-event-action code (C, R, U, D or E)")));
-        }
-    };
-    let action = mapped.map(|(a, _)| a).or(from_letter).unwrap_or(actions::OTHER);
-    let code = mapped.map(|(_, c)| c).or(first_code);
+    // R4 `subtype` and R5 `code` say precisely what happened; R4 `type` and R5 `category`
+    // only the family (R5 swapped the roles of the names).
+    let specific: Vec<&str> = ae.subtype.iter().chain(ae.code.iter()).flat_map(|c| c.codes().map(|(_, code)| code)).collect();
+    let general: Vec<&str> = ae.kind.iter().chain(ae.category.iter()).flat_map(|c| c.codes().map(|(_, code)| code)).collect();
+    let action = audit_codes::action(specific.iter().copied(), general.iter().copied(), letter);
+    let code = specific
+        .iter()
+        .find(|c| audit_codes::specific_action(c).is_some())
+        .or(specific.first())
+        .or_else(|| general.iter().find(|c| audit_codes::general_action(c).is_some()))
+        .or(general.first());
     let action_code = match (letter, code) {
         (Some(l), Some(c)) => Some(format!("{l}/{c}")),
         (Some(l), None) => Some(l.to_owned()),
-        (None, Some(c)) => Some(c.to_owned()),
+        (None, Some(c)) => Some((*c).to_owned()),
         (None, None) => None,
     };
     Ok((action, action_code))
@@ -467,7 +476,10 @@ fn map_outcome(o: Option<&Outcome<'_>>) -> Result<&'static str, MapError> {
     match code {
         "0" => Ok(outcome::GRANTED),
         "4" | "8" | "12" => Ok(outcome::DENIED),
-        other => Err(MapError::new(path, format!("'{other}' is not an audit-event-outcome code (0, 4, 8 or 12)"))),
+        // R5 allows issue-severity too: an error or a fatal error means it did not succeed.
+        "information" | "success" | "warning" => Ok(outcome::GRANTED),
+        "error" | "fatal" => Ok(outcome::DENIED),
+        other => Err(MapError::new(path, format!("'{other}' is not an audit-event-outcome code (0, 4, 8 or 12) nor an issue-severity (information, warning, error, fatal)"))),
     }
 }
 

@@ -23,9 +23,23 @@ pub enum Decoded {
     Rejected(Rejection),
 }
 
+/// Why a message was refused, as a kind a transport turns into its own answer (HTTP: 400
+/// for `Structure`, 422 for `Content`) without reading the English reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// Not one FHIR JSON resource at all: too large, not UTF-8, not JSON, not an object,
+    /// no or an unknown `resourceType`.
+    Structure,
+    /// A resource of a known type that cannot be mapped (a field missing or invalid).
+    Content,
+}
+
 /// A message, or one Bundle entry, that cannot be mapped, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    pub kind: RejectionKind,
+    /// The FHIRPath of the element at fault, when one is (`AuditEvent.agent[0].who`).
+    pub expression: Option<String>,
     /// The Bundle entry index, when the rest of the Bundle was fine.
     pub entry: Option<usize>,
     pub reason: String,
@@ -37,12 +51,22 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn whole(reason: impl Into<String>) -> Self {
-        Rejection { entry: None, reason: reason.into(), raw: None, unresolved_reference: false }
+    /// A whole message that is not a FHIR resource at all.
+    pub fn structure(reason: impl Into<String>) -> Self {
+        Rejection { kind: RejectionKind::Structure, expression: None, entry: None, reason: reason.into(), raw: None, unresolved_reference: false }
+    }
+    /// A resource that cannot be mapped.
+    pub fn content(reason: impl Into<String>) -> Self {
+        Rejection { kind: RejectionKind::Content, ..Rejection::structure(reason) }
+    }
+    /// A message that did not parse as a resource at all, with the place that failed.
+    fn structure_at(e: MapError) -> Self {
+        Rejection { expression: Some(e.path.clone()), ..Rejection::structure(e.to_string()) }
     }
     fn from_map_error(e: MapError, prefix: &str) -> Self {
-        let unresolved_reference = e.unresolved_reference;
-        Rejection { unresolved_reference, ..Rejection::whole(e.prefixed(prefix).to_string()) }
+        let e = e.prefixed(prefix);
+        let (unresolved_reference, expression) = (e.unresolved_reference, Some(e.path.clone()));
+        Rejection { unresolved_reference, expression, ..Rejection::content(e.to_string()) }
     }
 }
 
@@ -74,11 +98,11 @@ pub(crate) fn parse_with_path<'a, T: Deserialize<'a>>(raw: &'a [u8], what: &str)
 /// The checks every message passes before it is parsed: its size, and UTF-8 throughout.
 fn check_message(raw: &[u8], max_bytes: usize) -> Result<(), Rejection> {
     if raw.len() > max_bytes {
-        return Err(Rejection::whole(format!("message is {} bytes, over the limit of {} bytes for one message", raw.len(), max_bytes)));
+        return Err(Rejection::structure(format!("message is {} bytes, over the limit of {} bytes for one message", raw.len(), max_bytes)));
     }
     if let Err(e) = std::str::from_utf8(raw) {
         // FHIR JSON is UTF-8; serde_json does not check strings it skips, so check here.
-        return Err(Rejection::whole(format!(
+        return Err(Rejection::structure(format!(
             "not UTF-8: byte {} (offset {}) is not valid UTF-8, and FHIR JSON must be",
             raw.get(e.valid_up_to()).map_or_else(|| "?".to_owned(), |b| format!("{b:#04x}")),
             e.valid_up_to()
@@ -93,10 +117,10 @@ fn check_message(raw: &[u8], max_bytes: usize) -> Result<(), Rejection> {
 /// AuditEvent. `Err` when it is not a readable Bundle.
 pub fn decode_bundle_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp, max_bytes: usize) -> Result<(String, Vec<Decoded>), Rejection> {
     check_message(raw, max_bytes)?;
-    let bundle: Bundle<'_> = parse_with_path(raw, "Bundle").map_err(|e| Rejection::whole(e.to_string()))?;
+    let bundle: Bundle<'_> = parse_with_path(raw, "Bundle").map_err(Rejection::structure_at)?;
     match bundle.resource_type.as_ref().map(|t| t.as_str()) {
         Some("Bundle") => {}
-        other => return Err(Rejection::whole(format!("resourceType is '{}', expected a Bundle", other.unwrap_or("")))),
+        other => return Err(Rejection::structure(format!("resourceType is '{}', expected a Bundle", other.unwrap_or("")))),
     }
     let kind = bundle.kind.as_ref().map(|k| k.as_str().to_owned()).unwrap_or_default();
     Ok((kind, decode_entries(&bundle, context, received_at)))
@@ -120,7 +144,7 @@ pub fn decode_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp
     }
     let head: Head<'_> = match parse_with_path(raw, "resource") {
         Ok(h) => h,
-        Err(e) => return vec![Decoded::Rejected(Rejection::whole(e.to_string()))],
+        Err(e) => return vec![Decoded::Rejected(Rejection::structure_at(e))],
     };
     let resource_type = head.resource_type.as_ref().map(|t| t.as_str()).unwrap_or("");
     match resource_type {
@@ -137,14 +161,10 @@ pub fn decode_message(raw: &[u8], context: &ContextIndex, received_at: Timestamp
 
 fn decode_resource(raw: &[u8], resource_type: &str, view: &ContextView<'_>, received_at: Timestamp, path: &str) -> Result<Decoded, Rejection> {
     match resource_type {
-        "AuditEvent" => map_audit_event(raw, view, received_at)
-            .map(|event| Decoded::Event { entry: None, event })
-            .map_err(|e| Rejection::from_map_error(e, path)),
-        t if CONTEXT_TYPES.contains(&t) => context_resource(raw, t)
-            .map(|resource| Decoded::Context { entry: None, resource })
-            .map_err(|e| Rejection::from_map_error(e, path)),
-        "" => Err(Rejection::whole(format!("{path}resourceType is missing: each line must be one FHIR resource"))),
-        other => Err(Rejection::whole(format!(
+        "AuditEvent" => map_audit_event(raw, view, received_at).map(|event| Decoded::Event { entry: None, event }).map_err(|e| Rejection::from_map_error(e, path)),
+        t if CONTEXT_TYPES.contains(&t) => context_resource(raw, t).map(|resource| Decoded::Context { entry: None, resource }).map_err(|e| Rejection::from_map_error(e, path)),
+        "" => Err(Rejection::structure(format!("{path}resourceType is missing: each line must be one FHIR resource"))),
+        other => Err(Rejection::structure(format!(
             "{path}resourceType is '{other}', expected AuditEvent (or a Bundle of them, or one of the context resources {})",
             CONTEXT_TYPES.join(", ")
         ))),
@@ -161,11 +181,11 @@ fn context_resource(raw: &[u8], resource_type: &str) -> Result<ContextResource, 
 fn decode_bundle(raw: &[u8], context: &ContextIndex, received_at: Timestamp) -> Vec<Decoded> {
     let bundle: Bundle<'_> = match parse_with_path(raw, "Bundle") {
         Ok(b) => b,
-        Err(e) => return vec![Decoded::Rejected(Rejection::whole(e.to_string()))],
+        Err(e) => return vec![Decoded::Rejected(Rejection::structure_at(e))],
     };
     if let Some(kind) = &bundle.kind {
         if !matches!(kind.as_str(), "batch" | "transaction" | "collection" | "searchset" | "history") {
-            return vec![Decoded::Rejected(Rejection::whole(format!(
+            return vec![Decoded::Rejected(Rejection::structure(format!(
                 "Bundle.type is '{}'; only batch, transaction, collection, searchset and history Bundles carry AuditEvents",
                 kind.as_str()
             )))];
@@ -192,11 +212,9 @@ fn decode_entries(bundle: &Bundle<'_>, context: &ContextIndex, received_at: Time
             None => EntryHead::Other(None),
             Some(r) => match serde_json::from_str::<AuditEvent<'_>>(r.get()) {
                 Ok(ae) if ae.resource_type.as_ref().is_some_and(|t| t.as_str() == "AuditEvent") => EntryHead::Audit(ae),
-                _ => EntryHead::Other(
-                    serde_json::from_str::<Head<'_>>(r.get())
-                        .ok()
-                        .and_then(|h| Some((h.resource_type?.as_str().to_owned(), h.id.map(|i| i.as_str().to_owned())))),
-                ),
+                _ => {
+                    EntryHead::Other(serde_json::from_str::<Head<'_>>(r.get()).ok().and_then(|h| Some((h.resource_type?.as_str().to_owned(), h.id.map(|i| i.as_str().to_owned())))))
+                }
             },
         };
         if let (Some(r), EntryHead::Other(Some((t, Some(id))))) = (entry.resource, &head) {
@@ -212,11 +230,11 @@ fn decode_entries(bundle: &Bundle<'_>, context: &ContextIndex, received_at: Time
     for (i, (entry, head)) in bundle.entry.iter().zip(heads).enumerate() {
         let path = format!("entry[{i}].resource.");
         let decoded = match (entry.resource, head) {
-            (None, _) => Err(Rejection::whole(format!("entry[{i}] has no resource"))),
-            (Some(r), EntryHead::Audit(ae)) => map_parsed(&ae, r.get().as_bytes(), &view, received_at)
-                .map(|event| Decoded::Event { entry: None, event })
-                .map_err(|e| Rejection::from_map_error(e, &path)),
-            (Some(_), EntryHead::Other(None)) => Err(Rejection::whole(format!("{path}resourceType is missing"))),
+            (None, _) => Err(Rejection::content(format!("entry[{i}] has no resource"))),
+            (Some(r), EntryHead::Audit(ae)) => {
+                map_parsed(&ae, r.get().as_bytes(), &view, received_at).map(|event| Decoded::Event { entry: None, event }).map_err(|e| Rejection::from_map_error(e, &path))
+            }
+            (Some(_), EntryHead::Other(None)) => Err(Rejection::content(format!("{path}resourceType is missing"))),
             (Some(r), EntryHead::Other(Some((t, _)))) => decode_resource(r.get().as_bytes(), &t, &view, received_at, &path),
         };
         out.push(match decoded {
@@ -227,7 +245,7 @@ fn decode_entries(bundle: &Bundle<'_>, context: &ContextIndex, received_at: Time
         });
     }
     if out.is_empty() {
-        out.push(Decoded::Rejected(Rejection::whole("Bundle has no entries")));
+        out.push(Decoded::Rejected(Rejection::content("Bundle has no entries")));
     }
     out
 }

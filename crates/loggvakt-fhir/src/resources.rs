@@ -107,29 +107,46 @@ impl<'a> Concept<'a> {
     /// (system, code) pairs of both shapes.
     pub fn codes(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
         let own = self.code.as_ref().map(|c| (self.system.as_ref().map(Text::as_str), c.as_str()));
-        own.into_iter().chain(
-            self.coding.iter().filter_map(|c| c.code.as_ref().map(|code| (c.system.as_ref().map(Text::as_str), code.as_str()))),
-        )
+        own.into_iter().chain(self.coding.iter().filter_map(|c| c.code.as_ref().map(|code| (c.system.as_ref().map(Text::as_str), code.as_str()))))
     }
     pub fn first_code(&self) -> Option<&str> {
         self.codes().next().map(|(_, c)| c)
     }
     pub fn label(&self) -> Option<&str> {
-        self.text
-            .as_ref()
-            .or(self.display.as_ref())
-            .or_else(|| self.coding.iter().find_map(|c| c.display.as_ref()))
-            .map(Text::as_str)
+        self.text.as_ref().or(self.display.as_ref()).or_else(|| self.coding.iter().find_map(|c| c.display.as_ref())).map(Text::as_str)
     }
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
+#[serde(default, from = "IdentifierAsSent<'a>")]
 pub(crate) struct Identifier<'a> {
     #[serde(borrow)]
     pub system: Option<Text<'a>>,
     #[serde(borrow)]
     pub value: Option<Text<'a>>,
+}
+
+/// An identifier as senders write it. HL7 Norway's published AuditEvent examples (the
+/// `no-domain-Trustframework` profiles) put the number in the element `id` and leave
+/// `value` out; for a Norwegian register's system (fødselsnummer, HPR, orgnr, RESH…), an
+/// identifier without `value` is read from its `id`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct IdentifierAsSent<'a> {
+    #[serde(borrow)]
+    system: Option<Text<'a>>,
+    #[serde(borrow)]
+    value: Option<Text<'a>>,
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+}
+
+impl<'a> From<IdentifierAsSent<'a>> for Identifier<'a> {
+    fn from(sent: IdentifierAsSent<'a>) -> Self {
+        let norwegian = sent.system.as_ref().is_some_and(|s| loggvakt_model::ids::IdSystem::from_fhir_system(s.as_str()).is_some());
+        let value = sent.value.or(if norwegian { sent.id } else { None });
+        Identifier { system: sent.system, value }
+    }
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -167,6 +184,8 @@ pub(crate) struct Extension<'a> {
     pub value_integer64: Option<LooseInt>,
     pub value_unsigned_int: Option<LooseInt>,
     pub value_positive_int: Option<LooseInt>,
+    #[serde(borrow)]
+    pub value_reference: Option<Reference<'a>>,
 }
 
 impl Extension<'_> {

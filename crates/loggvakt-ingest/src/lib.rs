@@ -3,12 +3,15 @@
 //! Owns bulk ingest of files: FHIR AuditEvent JSON as single resources, Bundles, or NDJSON
 //! as a bulk export writes it. Lines are mapped in parallel, then appended in input order;
 //! what cannot be mapped is quarantined with file, line, entry and reason; a chunk is
-//! reported durable only after the journal's `commit` returns.
+//! reported durable only after the journal's `commit` returns. Also owns the one
+//! authorisation step every intake path calls ([`policy`]) and the kept context by
+//! namespace ([`load_contexts`]).
 //!
 //! Must not: write the store except through [`loggvakt_journal::Journal`], print, or stop
 //! at a bad record: one bad line never costs the good lines around it.
 
 pub mod lines;
+pub mod policy;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,8 +21,9 @@ use loggvakt_journal::{Appended, Journal, JournalError, PreparedRecord, Quaranti
 use loggvakt_model::Timestamp;
 use rayon::prelude::*;
 
-pub use lines::{HARD_LINE_CAP, KEPT_PREFIX};
 use lines::{LineChunker, Piece};
+pub use lines::{HARD_LINE_CAP, KEPT_PREFIX};
+pub use policy::{Forbidden, WritePolicy, OWN_SYSTEM};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -34,11 +38,16 @@ pub struct IngestOptions {
     pub max_message_bytes: usize,
     /// Bytes of input mapped (in parallel) and committed together.
     pub chunk_bytes: usize,
+    /// Who the files are written for: an operator's import may write for any organisation,
+    /// never for the store's own system; `--tenant` narrows it.
+    pub policy: WritePolicy,
+    /// The organisation of events that name none (`--default-tenant`).
+    pub default_tenant: Option<String>,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { max_message_bytes: loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES, chunk_bytes: 8 << 20 }
+        IngestOptions { max_message_bytes: loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES, chunk_bytes: 8 << 20, policy: WritePolicy::operator("bulk ingest"), default_tenant: None }
     }
 }
 
@@ -65,14 +74,41 @@ pub trait IngestObserver {
 pub struct NoObserver;
 impl IngestObserver for NoObserver {}
 
-/// Loads the context resources a store kept from earlier input.
-pub fn load_context(store: &Path) -> Result<ContextIndex, IngestError> {
-    let mut index = ContextIndex::new();
-    for raw in loggvakt_journal::read_context(store)? {
-        // Kept resources were valid when kept; one that no longer parses is skipped, not fatal.
-        let _ = index.insert_raw(&raw);
+/// The context a store kept, by namespace: what operators imported with `loggvakt ingest`,
+/// and what each daemon source sent (which only that source's events may refer to).
+#[derive(Debug, Default)]
+pub struct KeptContexts {
+    /// Shared by every source's index, not copied into each.
+    pub operator: std::sync::Arc<ContextIndex>,
+    pub by_source: std::collections::HashMap<String, ContextIndex>,
+}
+
+impl KeptContexts {
+    /// What `source`'s events may refer to: its own resources, then the operator's imports.
+    pub fn for_source(&self, source: &str) -> ContextIndex {
+        self.by_source.get(source).cloned().unwrap_or_default().with_base(self.operator.clone())
     }
-    Ok(index)
+}
+
+/// Loads the context resources a store kept from earlier input, by namespace.
+pub fn load_contexts(store: &Path) -> Result<KeptContexts, IngestError> {
+    let mut operator = ContextIndex::new();
+    let mut by_source: std::collections::HashMap<String, ContextIndex> = std::collections::HashMap::new();
+    for line in loggvakt_journal::read_context(store)? {
+        let index = match line.source {
+            Some(source) => by_source.entry(source).or_default(),
+            None => &mut operator,
+        };
+        // Kept resources were valid when kept; one that no longer parses is skipped, not fatal.
+        let _ = index.insert_raw(&line.raw);
+    }
+    Ok(KeptContexts { operator: std::sync::Arc::new(operator), by_source })
+}
+
+/// The context an operator's import may refer to: earlier imports, not daemon sources'.
+pub fn load_context(store: &Path) -> Result<ContextIndex, IngestError> {
+    let operator = load_contexts(store)?.operator;
+    Ok(std::sync::Arc::try_unwrap(operator).unwrap_or_else(|shared| (*shared).clone()))
 }
 
 fn is_line_oriented(path: &Path, head: &[u8]) -> bool {
@@ -110,7 +146,7 @@ struct Batch {
 
 impl<'j, O: IngestObserver + Send> Ingest<'j, O> {
     pub fn new(journal: &'j mut Journal, options: IngestOptions, observer: O) -> Result<Self, IngestError> {
-        let context = load_context(journal.store_dir())?;
+        let context = load_context(journal.store_dir())?.with_default_tenant(options.default_tenant.clone());
         Ok(Ingest { journal, context, options, observer })
     }
 
@@ -123,8 +159,9 @@ impl<'j, O: IngestObserver + Send> Ingest<'j, O> {
         let Ingest { journal, mut context, options, observer } = self;
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+            let policy = &options.policy;
             let writer = scope.spawn(move || {
-                let mut writer = Writer { journal, observer, summary: IngestSummary::default() };
+                let mut writer = Writer { journal, observer, summary: IngestSummary::default(), policy };
                 for batch in rx {
                     writer.batch(batch)?;
                 }
@@ -177,7 +214,7 @@ impl Decoder<'_> {
                         "line is {length} bytes, over the {} byte hard limit; its first {} bytes are kept here, the whole line is at byte offset {offset} of the input",
                         HARD_LINE_CAP, KEPT_PREFIX
                     );
-                    let rejected = Item::Rejected(Rejection { entry: None, reason, raw: None, unresolved_reference: false });
+                    let rejected = Item::Rejected(Rejection::structure(reason));
                     let range = 0..prefix.len();
                     self.send(batch(prefix, vec![(line, range, vec![rejected])], line, length + 1))?;
                 }
@@ -265,6 +302,7 @@ struct Writer<'j, O: IngestObserver> {
     journal: &'j mut Journal,
     observer: O,
     summary: IngestSummary,
+    policy: &'j WritePolicy,
 }
 
 impl<O: IngestObserver> Writer<'_, O> {
@@ -287,11 +325,15 @@ impl<O: IngestObserver> Writer<'_, O> {
     fn apply(&mut self, path: &Path, line: Option<u64>, raw: &[u8], items: Vec<Item>) -> Result<(), IngestError> {
         for item in items {
             match item {
+                Item::Event { entry, record } if self.policy.authorise_event(record.event()).is_err() => {
+                    let reason = self.policy.authorise_event(record.event()).err().map(|e| e.to_string()).unwrap_or_default();
+                    self.quarantine(path, line, entry, reason, raw)?;
+                }
                 Item::Event { entry, record } => match self.journal.append_prepared(record)? {
                     Appended::Stored { .. } => self.summary.stored += 1,
                     Appended::Duplicate => self.summary.duplicates += 1,
-                    Appended::Conflict { source_system, event_id } => {
-                        let reason = format!("event id '{event_id}' from source '{source_system}' is already stored with different content; a source must not reuse an id");
+                    conflict @ Appended::Conflict { .. } => {
+                        let reason = conflict.conflict_reason().unwrap_or_default();
                         self.quarantine(path, line, entry, reason, raw)?;
                     }
                 },
@@ -309,16 +351,9 @@ impl<O: IngestObserver> Writer<'_, O> {
 
     fn quarantine(&mut self, path: &Path, line: Option<u64>, entry: Option<usize>, reason: String, raw: &[u8]) -> Result<(), IngestError> {
         self.summary.quarantined += 1;
-        let entry = QuarantineEntry {
-            received_at: Timestamp::now().to_rfc3339(),
-            input: path.display().to_string(),
-            line,
-            entry,
-            reason,
-            raw: None,
-            raw_base64: None,
-        }
-        .with_raw(raw);
+        let entry =
+            QuarantineEntry { received_at: Timestamp::now().to_rfc3339(), input: path.display().to_string(), line, entry, entries: vec![], reason, raw: None, raw_base64: None }
+                .with_raw(raw);
         self.journal.quarantine(&entry)?;
         Ok(())
     }

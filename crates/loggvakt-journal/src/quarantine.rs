@@ -22,6 +22,11 @@ pub struct QuarantineEntry {
     /// Bundle entry index, when one entry of a Bundle failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry: Option<usize>,
+    /// Bundle entry indexes, when several entries of one request failed: the request's
+    /// bytes are kept once for all of them (so a Bundle of refused entries costs its own
+    /// size, not its size times its entries), and `reason` sums up why each failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<usize>,
     pub reason: String,
     /// The raw bytes as text, when they are UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +98,10 @@ pub fn read_quarantine(store: &Path) -> Result<Vec<QuarantineEntry>, JournalErro
 }
 
 /// Reads every quarantined entry with its id, oldest file first.
+///
+/// A line that does not parse (a write torn by a crash or a full disk, or damage) does not
+/// stop the reading: it is returned as an entry whose reason says so and whose `raw` is the
+/// line itself, so nothing in the quarantine is hidden and every command keeps working.
 pub fn read_quarantine_records(store: &Path) -> Result<Vec<QuarantineRecord>, JournalError> {
     let dir = store.join("quarantine");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -103,13 +112,27 @@ pub fn read_quarantine_records(store: &Path) -> Result<Vec<QuarantineRecord>, Jo
     files.sort();
     let mut out = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| JournalError::io(&file, e))?;
+        let bytes = std::fs::read(&file).map_err(|e| JournalError::io(&file, e))?;
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        for (i, line) in text.lines().enumerate() {
+        let lines = bytes.split(|b| *b == b'\n').collect::<Vec<_>>();
+        for (i, line) in lines.iter().enumerate() {
             if line.is_empty() {
                 continue;
             }
-            let entry = serde_json::from_str(line).map_err(|e| JournalError::Corrupt { path: file.clone(), detail: format!("line {}: {e}", i + 1) })?;
+            let entry = serde_json::from_slice(line).unwrap_or_else(|e| {
+                let torn = i + 1 == lines.len(); // no newline after it: the write did not finish
+                QuarantineEntry {
+                    received_at: String::new(),
+                    input: format!("quarantine/{name}"),
+                    line: Some(i as u64 + 1),
+                    entry: None,
+                    entries: vec![],
+                    reason: format!("{} quarantine line, kept as it is: {e}", if torn { "a torn" } else { "a damaged (perhaps torn by a crash or a full disk)" }),
+                    raw: None,
+                    raw_base64: None,
+                }
+                .with_raw(line)
+            });
             out.push(QuarantineRecord { id: record_id(&name, i + 1), entry });
         }
     }

@@ -124,6 +124,9 @@ macro_rules! access_event {
             pub fn tenant_orgnr(&self, row: usize) -> &'a str {
                 self.tenant_orgnr.value(row)
             }
+            pub fn source_system(&self, row: usize) -> &'a str {
+                self.source_system.value(row)
+            }
             pub fn patient_id(&self, row: usize) -> Option<&'a str> {
                 arrow_array::Array::is_valid(self.patient_id, row).then(|| self.patient_id.value(row))
             }

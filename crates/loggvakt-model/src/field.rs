@@ -20,9 +20,7 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     pub fn to_rfc3339(self) -> String {
-        chrono::DateTime::from_timestamp_micros(self.0)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            .unwrap_or_else(|| format!("{}µs", self.0))
+        chrono::DateTime::from_timestamp_micros(self.0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)).unwrap_or_else(|| format!("{}µs", self.0))
     }
     /// Days since 1970-01-01 in UTC: the date partition a record belongs to.
     pub fn utc_day(self) -> i64 {
@@ -39,9 +37,7 @@ impl Timestamp {
     }
     /// The UTC calendar date, as `YYYY-MM-DD`; partitions are cut by it.
     pub fn utc_date(self) -> String {
-        chrono::DateTime::from_timestamp_micros(self.0)
-            .map(|t| t.format("%Y-%m-%d").to_string())
-            .unwrap_or_else(|| "invalid-date".to_owned())
+        chrono::DateTime::from_timestamp_micros(self.0).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "invalid-date".to_owned())
     }
     pub fn now() -> Self {
         Timestamp(chrono::Utc::now().timestamp_micros())
@@ -72,11 +68,7 @@ pub trait FieldValue: Sized {
 }
 
 fn downcast<'a, T: 'static>(array: &'a ArrayRef, name: &'static str, nullable: bool, expected: &DataType) -> Result<&'a T, ColumnError> {
-    let typed = array.as_any().downcast_ref::<T>().ok_or_else(|| ColumnError::Type {
-        column: name,
-        expected: expected.to_string(),
-        found: array.data_type().to_string(),
-    })?;
+    let typed = array.as_any().downcast_ref::<T>().ok_or_else(|| ColumnError::Type { column: name, expected: expected.to_string(), found: array.data_type().to_string() })?;
     if !nullable && array.null_count() > 0 {
         return Err(ColumnError::UnexpectedNull { column: name, count: array.null_count() });
     }
@@ -138,7 +130,11 @@ impl FieldValue for Option<String> {
         }
     }
     fn take(r: &mut Reader<'_>) -> Result<Self, CanonicalError> {
-        if r.presence()? { Ok(Some(r.string()?)) } else { Ok(None) }
+        if r.presence()? {
+            Ok(Some(r.string()?))
+        } else {
+            Ok(None)
+        }
     }
     fn build_array<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
         let mut builder = string_builder(values.size_hint().0);
@@ -209,7 +205,11 @@ macro_rules! optional_i64_field {
                 }
             }
             fn take(r: &mut Reader<'_>) -> Result<Self, CanonicalError> {
-                if r.presence()? { Ok(Some($wrap(r.i64()?))) } else { Ok(None) }
+                if r.presence()? {
+                    Ok(Some($wrap(r.i64()?)))
+                } else {
+                    Ok(None)
+                }
             }
             fn build_array<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
                 let array: $array = values.map(|v| v.map($unwrap)).collect();
@@ -249,8 +249,7 @@ impl FieldValue for Digest16 {
         Ok(Digest16(r.array::<16>()?))
     }
     fn build_array<'a>(values: impl Iterator<Item = &'a Self>) -> ArrayRef {
-        let array = FixedSizeBinaryArray::try_from_iter(values.map(|v| v.0))
-            .unwrap_or_else(|_| FixedSizeBinaryArray::new_null(16, 0)); // only fails for an empty iterator
+        let array = FixedSizeBinaryArray::try_from_iter(values.map(|v| v.0)).unwrap_or_else(|_| FixedSizeBinaryArray::new_null(16, 0)); // only fails for an empty iterator
         Arc::new(array)
     }
     fn column<'a>(array: &'a ArrayRef, name: &'static str) -> Result<Self::Column<'a>, ColumnError> {

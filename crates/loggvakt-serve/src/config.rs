@@ -97,6 +97,15 @@ pub struct Limits {
     pub gap_grace_secs: u64,
     /// Search results per page unless `_count` asks for fewer; at most 1000.
     pub search_page_size: usize,
+    /// Bytes of refused input (with reasons) kept in the quarantine per source per hour;
+    /// past it, refused HTTP input gets 429 and is not kept.
+    pub quarantine_bytes_per_hour: u64,
+    /// Context resources (Practitioner, PractitionerRole, ...) each source may have the
+    /// daemon hold for it; past it, a Bundle adding more gets 429. About 1.3 KB each.
+    pub context_resources_per_source: usize,
+    /// Searches (ITI-81) read at once; more wait their turn. Each holds at most 10 000
+    /// events (the deepest page), so this bounds search memory.
+    pub concurrent_searches: usize,
 }
 
 impl Default for Limits {
@@ -112,6 +121,9 @@ impl Default for Limits {
             handshake_timeout_secs: 10,
             gap_grace_secs: 30,
             search_page_size: 100,
+            quarantine_bytes_per_hour: 256 << 20,
+            context_resources_per_source: 200_000,
+            concurrent_searches: 2,
         }
     }
 }
@@ -168,9 +180,19 @@ pub struct SourceConfig {
     /// Addresses it sends plain TCP or UDP syslog from.
     #[serde(default)]
     pub addresses: Vec<IpAddr>,
-    /// The `source.observer` / `AuditSourceID` values it may send for; empty means any.
+    /// The `source.observer` / `AuditSourceID` values it may send for; empty means any
+    /// (except `loggvakt`, the store's own, which no source may send for).
     #[serde(default)]
     pub systems: Vec<String>,
+    /// The organisations it may write events and context for. Empty (the default) means
+    /// only its own `tenant_orgnr`; a platform that runs the record system for several
+    /// organisations lists them all (its own included, if it sends for itself).
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// The organisation of FHIR events that name none (no organisation agent, no employer
+    /// in the user's role), as ATNA messages fall back to `tenant_orgnr`. Default: the one
+    /// organisation in `tenants` when there is one; none for a platform with several.
+    pub default_tenant: Option<String>,
     /// Record the source as silent when nothing has come for this long.
     pub heartbeat_secs: Option<u64>,
     #[serde(default)]
@@ -220,6 +242,12 @@ impl Config {
             }
             if loggvakt_model::ids::validate_orgnr(&s.tenant_orgnr).is_err() {
                 return bad(format!("source '{}': tenant_orgnr '{}' is not a valid organisation number", s.name, s.tenant_orgnr));
+            }
+            if let Some(t) = s.tenants.iter().chain(&s.default_tenant).find(|t| loggvakt_model::ids::validate_orgnr(t).is_err()) {
+                return bad(format!("source '{}': tenants has '{t}', which is not a valid organisation number", s.name));
+            }
+            if let Some(system) = s.systems.iter().find(|x| loggvakt_ingest::policy::is_own_system(x)) {
+                return bad(format!("source '{}': systems has '{system}', the store's own recording system, which no source may send for", s.name));
             }
             if s.token.is_none() && s.token_env.is_none() && s.token_file.is_none() && s.cert_sha256.is_none() && s.addresses.is_empty() {
                 return bad(format!("source '{}' has no way to be recognised: give token, token_env, token_file, cert_sha256 or addresses", s.name));

@@ -18,12 +18,6 @@ pub fn outcome(severity: &str, code: &str, diagnostics: &str, expression: Option
     json!({ "resourceType": "OperationOutcome", "issue": [issue] })
 }
 
-/// Splits a rejection reason of the form `path: message` into its FHIRPath, if it has one.
-pub fn path_of(reason: &str) -> Option<&str> {
-    let (head, _) = reason.split_once(": ")?;
-    (!head.contains(' ') && (head.starts_with("AuditEvent") || head.starts_with("Bundle") || head.starts_with("entry[") || head.starts_with("resource"))).then_some(head)
-}
-
 pub fn capability_statement(base: &str) -> Value {
     json!({
         "resourceType": "CapabilityStatement",

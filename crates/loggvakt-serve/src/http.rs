@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,17 +16,17 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
-use loggvakt_fhir::{decode_bundle_message, decode_message, ContextIndex, Decoded, Rejection};
-use loggvakt_journal::PreparedRecord;
+use loggvakt_fhir::{decode_bundle_message, decode_message, Decoded, Rejection, RejectionKind};
+use loggvakt_journal::{PreparedRecord, QuarantineEntry};
 use loggvakt_model::codes::actions;
 use loggvakt_model::{AccessEvent, Timestamp};
 use serde_json::{json, Value};
 
 use crate::config::{Limits, SearchScope};
-use crate::fhir_out::{audit_event, capability_statement, outcome, path_of};
+use crate::fhir_out::{audit_event, capability_statement, outcome};
 use crate::identity::{Source, Sources};
 use crate::metrics::{Metrics, Refusal, Transport};
-use crate::search::{parse_query, read_sealed_seq, search_sealed, SearchQuery};
+use crate::search::{parse_query, read_sealed_seq, search_sealed, SearchQuery, MAX_WINDOW};
 use crate::writer::{now, own_event, quarantine_entry, Item, ItemOutcome, SubmitError, WriterHandle};
 
 pub type Resp = Response<Full<Bytes>>;
@@ -35,7 +35,12 @@ pub type Resp = Response<Full<Bytes>>;
 pub struct App {
     pub writer: WriterHandle,
     pub sources: Sources,
-    pub context: RwLock<ContextIndex>,
+    pub contexts: crate::context::SourceContexts,
+    pub quarantine_budget: crate::budget::QuarantineBudget,
+    /// Turns to search: at most `limits.concurrent_searches` at once...
+    pub searches: tokio::sync::Semaphore,
+    /// ... read on as many threads at low priority.
+    pub search_pool: Arc<rayon::ThreadPool>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
     pub store: std::path::PathBuf,
@@ -80,7 +85,11 @@ pub async fn handle(app: Arc<App>, conn: Arc<Conn>, req: Request<Incoming>) -> R
         ("GET", "/readyz") => readyz(&app),
         ("GET", "/metrics") => {
             let sources = app.writer.shared.source_metrics.lock().map(|s| s.clone()).unwrap_or_default();
-            respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", Bytes::from(app.metrics.render((app.writer.depth() as u64, app.writer.capacity() as u64), &sources)))
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                Bytes::from(app.metrics.render((app.writer.depth() as u64, app.writer.capacity() as u64), &sources)),
+            )
         }
         ("GET", "/fhir/metadata") => fhir(StatusCode::OK, &capability_statement(&base_url(&conn, &req))),
         ("POST", "/fhir/AuditEvent") => post_audit_event(&app, &conn, req).await.unwrap_or_else(|r| r),
@@ -141,12 +150,7 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Resp> {
     let media = content_type.split(';').next().unwrap_or("").trim().to_owned();
     if !matches!(media.as_str(), "application/fhir+json" | "application/json" | "application/json+fhir") {
         app.metrics.refused(Refusal::UnsupportedMediaType);
-        return Err(problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not-supported",
-            &format!("Content-Type '{content_type}' is not FHIR JSON; send application/fhir+json"),
-            None,
-        ));
+        return Err(problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not-supported", &format!("Content-Type '{content_type}' is not FHIR JSON; send application/fhir+json"), None));
     }
     let max = app.limits.max_body_bytes;
     let too_large = |len: String| {
@@ -172,7 +176,13 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, Resp> {
 
 /// Hands items to the writer and waits for the commit that makes them durable.
 async fn commit(app: &App, source: &Arc<Source>, items: Vec<Item>) -> Result<Vec<ItemOutcome>, Resp> {
-    let unavailable = |why: String| problem(StatusCode::SERVICE_UNAVAILABLE, "transient", &format!("not stored: {why}"), None);
+    // A writer that stopped (a full disk, a failed fsync) is restarted by the supervisor,
+    // and recovery runs: the sender is told when to try again, as for a full queue.
+    let unavailable = |why: String| {
+        let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "transient", &format!("not stored: {why}"), None);
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(app.limits.retry_after_secs));
+        r
+    };
     let rx = app.writer.try_submit(Transport::Http, source.clone(), items).map_err(|e| match e {
         SubmitError::Busy(_) => {
             app.metrics.refused(Refusal::QueueFull);
@@ -193,17 +203,20 @@ async fn commit(app: &App, source: &Arc<Source>, items: Vec<Item>) -> Result<Vec
     }
 }
 
-/// 400 for what is not FHIR JSON of the right kind at all, 422 for what is but cannot be mapped.
-fn rejection_status(reason: &str) -> StatusCode {
-    if ["invalid JSON", "truncated JSON", "not UTF-8", "resourceType", "over the limit"].iter().any(|m| reason.contains(m)) {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+/// 400 for what is not FHIR JSON of a resource at all, 422 for a resource that cannot be mapped.
+fn rejection_status(kind: RejectionKind) -> StatusCode {
+    match kind {
+        RejectionKind::Structure => StatusCode::BAD_REQUEST,
+        RejectionKind::Content => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
-fn forbidden_system(source: &Source, event: &AccessEvent) -> String {
-    format!("source '{}' may not send events recorded by '{}' (it may send for: {})", source.name, event.source_system, source.systems.join(", "))
+fn issue_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "structure",
+        StatusCode::FORBIDDEN => "forbidden",
+        _ => "processing",
+    }
 }
 
 fn stored_response(outcome: &ItemOutcome) -> Resp {
@@ -216,12 +229,9 @@ fn stored_response(outcome: &ItemOutcome) -> Resp {
             r
         }
         ItemOutcome::Duplicate => problem(StatusCode::OK, "duplicate", "already stored (a resend of the same event): acknowledged again, stored once", None),
-        ItemOutcome::Conflict => problem(
-            StatusCode::CONFLICT,
-            "conflict",
-            "an event with this id from this system was stored before with different content; this one is kept in the quarantine",
-            None,
-        ),
+        ItemOutcome::Conflict => {
+            problem(StatusCode::CONFLICT, "conflict", "an event with this id from this system was stored before with different content; this one is kept in the quarantine", None)
+        }
         ItemOutcome::Quarantined | ItemOutcome::Kept => problem(StatusCode::UNPROCESSABLE_ENTITY, "processing", "not stored as an event", None),
     }
 }
@@ -234,25 +244,41 @@ async fn receive(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<(Arc<
     Ok((source, body, now()))
 }
 
-fn context(app: &App) -> Result<std::sync::RwLockReadGuard<'_, ContextIndex>, Resp> {
-    app.context.read().map_err(|_| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", "context index poisoned", None))
+fn context<'a>(app: &'a App, source: &Source) -> Result<crate::context::ContextReadGuard<'a>, Resp> {
+    app.contexts.read(source).ok_or_else(|| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", "the source's context is unavailable", None))
+}
+
+/// Keeps refused input in the quarantine, if the source's quarantine budget has room:
+/// otherwise 429 and nothing is kept (the sender still has it, and learns why).
+async fn quarantine(app: &App, source: &Arc<Source>, entry: QuarantineEntry, refused: u64) -> Result<(), Resp> {
+    let bytes = entry.raw.as_ref().map_or(0, String::len) + entry.raw_base64.as_ref().map_or(0, String::len) + entry.reason.len();
+    if let Err(why) = app.quarantine_budget.charge(&source.name, bytes as u64) {
+        app.metrics.refused(Refusal::QuarantineBudget);
+        let mut r = problem(StatusCode::TOO_MANY_REQUESTS, "throttled", &format!("{why}; nothing was stored or kept: fix the input and send it again"), None);
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(app.quarantine_budget.retry_after_secs()));
+        return Err(r);
+    }
+    commit(app, source, vec![Item::Quarantine(entry)]).await?;
+    app.metrics.quarantined(Transport::Http, refused);
+    Ok(())
 }
 
 async fn post_audit_event(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<Resp, Resp> {
     let (source, body, at) = receive(app, conn, req).await?;
-    let decoded = decode_message(&body, &*context(app)?, at, app.limits.max_body_bytes);
+    let decoded = decode_message(&body, &*context(app, &source)?, at, app.limits.max_body_bytes);
     let mut decoded = decoded.into_iter();
-    let (item, error) = match (decoded.next(), decoded.next()) {
-        (Some(Decoded::Event { entry: None, event }), None) if !source.may_send_for(&event.source_system) => {
-            let why = forbidden_system(&source, &event);
-            (Item::Quarantine(quarantine_entry(Transport::Http, &source, at, None, why.clone(), &body)), Some((StatusCode::FORBIDDEN, "forbidden", why, None)))
-        }
-        (Some(Decoded::Event { entry: None, event }), None) => (Item::Event { record: PreparedRecord::new(event), raw: body, entry: None }, None),
-        (Some(Decoded::Rejected(Rejection { entry: None, reason, .. })), None) => {
-            let status = rejection_status(&reason);
-            let path = path_of(&reason).map(str::to_owned);
-            (Item::Quarantine(quarantine_entry(Transport::Http, &source, at, None, reason.clone(), &body)), Some((status, if status == StatusCode::BAD_REQUEST { "structure" } else { "processing" }, reason, path)))
-        }
+    let refusal = match (decoded.next(), decoded.next()) {
+        (Some(Decoded::Event { entry: None, event }), None) => match source.policy.authorise_event(&event) {
+            Ok(()) => {
+                let outcomes = commit(app, &source, vec![Item::Event { record: PreparedRecord::new(event), raw: body, entry: None }]).await?;
+                return Ok(stored_response(outcomes.first().unwrap_or(&ItemOutcome::Quarantined)));
+            }
+            Err(forbidden) => {
+                app.metrics.refused(Refusal::Forbidden);
+                (StatusCode::FORBIDDEN, forbidden.to_string(), Some(forbidden.expression().to_owned()))
+            }
+        },
+        (Some(Decoded::Rejected(Rejection { entry: None, reason, kind, expression, .. })), None) => (rejection_status(kind), reason, expression),
         (Some(Decoded::Context { resource, .. }), None) => {
             return Err(problem(
                 StatusCode::BAD_REQUEST,
@@ -261,31 +287,39 @@ async fn post_audit_event(app: &App, conn: &Conn, req: Request<Incoming>) -> Res
                 Some("resourceType"),
             ))
         }
-        _ => return Err(problem(StatusCode::BAD_REQUEST, "not-supported", "this is a Bundle; POST Bundles to /fhir, and single AuditEvents to /fhir/AuditEvent", Some("resourceType"))),
+        _ => {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                "not-supported",
+                "this is a Bundle; POST Bundles to /fhir, and single AuditEvents to /fhir/AuditEvent",
+                Some("resourceType"),
+            ))
+        }
     };
-    let outcomes = commit(app, &source, vec![item]).await?;
-    if let Some((status, code, why, path)) = error {
-        app.metrics.quarantined(Transport::Http, 1);
-        return Ok(problem(status, code, &format!("{why} (kept in the quarantine)"), path.as_deref()));
-    }
-    Ok(stored_response(outcomes.first().unwrap_or(&ItemOutcome::Quarantined)))
+    let (status, why, path) = refusal;
+    quarantine(app, &source, quarantine_entry(Transport::Http, &source, at, None, why.clone(), &body), 1).await?;
+    Ok(problem(status, issue_code(status), &format!("{why} (kept in the quarantine)"), path.as_deref()))
 }
 
 /// What became of one Bundle entry before it reached the writer.
 enum Plan {
     ToWriter,
-    Refused { status: StatusCode, reason: String },
+    Refused { status: StatusCode, reason: String, expression: Option<String> },
 }
 
 async fn post_bundle(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<Resp, Resp> {
     let (source, body, at) = receive(app, conn, req).await?;
-    let decoded = decode_bundle_message(&body, &*context(app)?, at, app.limits.max_body_bytes);
+    let decoded = decode_bundle_message(&body, &*context(app, &source)?, at, app.limits.max_body_bytes);
     let (kind, decoded) = match decoded {
         Ok(d) => d,
-        Err(Rejection { reason, .. }) => {
-            commit(app, &source, vec![Item::Quarantine(quarantine_entry(Transport::Http, &source, at, None, reason.clone(), &body))]).await?;
-            app.metrics.quarantined(Transport::Http, 1);
-            return Err(problem(rejection_status(&reason), "structure", &format!("{reason} (kept in the quarantine); POST /fhir takes a batch or transaction Bundle"), path_of(&reason)));
+        Err(Rejection { reason, kind, expression, .. }) => {
+            quarantine(app, &source, quarantine_entry(Transport::Http, &source, at, None, reason.clone(), &body), 1).await?;
+            return Err(problem(
+                rejection_status(kind),
+                "structure",
+                &format!("{reason} (kept in the quarantine); POST /fhir takes a batch or transaction Bundle"),
+                expression.as_deref(),
+            ));
         }
     };
     if !matches!(kind.as_str(), "batch" | "transaction") {
@@ -294,50 +328,64 @@ async fn post_bundle(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<R
     let transaction = kind == "transaction";
     let mut plans = Vec::with_capacity(decoded.len());
     let mut items = Vec::with_capacity(decoded.len());
+    let mut learnt = Vec::new();
     for d in decoded {
         match d {
-            Decoded::Event { event, .. } if !source.may_send_for(&event.source_system) => plans.push(Plan::Refused { status: StatusCode::FORBIDDEN, reason: forbidden_system(&source, &event) }),
-            Decoded::Event { event, entry } => {
-                plans.push(Plan::ToWriter);
-                items.push(Item::Event { record: PreparedRecord::new(event), raw: body.clone(), entry });
-            }
+            Decoded::Event { event, entry } => match source.policy.authorise_event(&event) {
+                Ok(()) => {
+                    plans.push(Plan::ToWriter);
+                    items.push(Item::Event { record: PreparedRecord::new(event), raw: body.clone(), entry });
+                }
+                Err(forbidden) => {
+                    app.metrics.refused(Refusal::Forbidden);
+                    plans.push(Plan::Refused { status: StatusCode::FORBIDDEN, reason: forbidden.to_string(), expression: Some(forbidden.expression().to_owned()) });
+                }
+            },
             Decoded::Context { resource, .. } => {
                 plans.push(Plan::ToWriter);
                 items.push(Item::Context(Bytes::from(resource.raw.clone())));
-                if let Ok(mut context) = app.context.write() {
-                    context.insert(&resource);
-                }
+                learnt.push(resource);
             }
-            Decoded::Rejected(r) => plans.push(Plan::Refused { status: rejection_status(&r.reason), reason: r.reason }),
+            Decoded::Rejected(r) => plans.push(Plan::Refused { status: rejection_status(r.kind), reason: r.reason, expression: r.expression }),
         }
     }
-    let refused: Vec<(usize, &StatusCode, &String)> = plans.iter().enumerate().filter_map(|(i, p)| if let Plan::Refused { status, reason } = p { Some((i, status, reason)) } else { None }).collect();
+    if let Some(why) = app.contexts.over_limit(&source, &learnt.iter().collect::<Vec<_>>()) {
+        app.metrics.refused(Refusal::QuarantineBudget);
+        return Err(problem(StatusCode::TOO_MANY_REQUESTS, "throttled", &why, None));
+    }
+    let refused: Vec<(usize, StatusCode, &str)> =
+        plans.iter().enumerate().filter_map(|(i, p)| if let Plan::Refused { status, reason, .. } = p { Some((i, *status, reason.as_str())) } else { None }).collect();
     if transaction && !refused.is_empty() {
-        // All or nothing: nothing is stored, and the whole Bundle is kept for inspection.
-        let summary: Vec<String> = refused.iter().map(|(i, _, r)| format!("entry[{i}]: {r}")).collect();
-        commit(app, &source, vec![Item::Quarantine(quarantine_entry(Transport::Http, &source, at, None, summary.join("; "), &body))]).await?;
-        app.metrics.quarantined(Transport::Http, 1);
+        // All or nothing: nothing is stored or learnt, and the whole Bundle is kept once
+        // (no entries listed: a retry maps all of it, as nothing of it was stored).
+        let summary = crate::writer::summarise(refused.iter().map(|(i, _, r)| (*i, *r)));
+        let entry = quarantine_entry(Transport::Http, &source, at, None, summary, &body);
+        quarantine(app, &source, entry, refused.len() as u64).await?;
         let issues: Vec<Value> = refused
             .iter()
-            .map(|(i, _, r)| json!({ "severity": "error", "code": "processing", "diagnostics": format!("entry[{i}]: {r}"), "expression": [format!("Bundle.entry[{i}].resource")] }))
+            .map(|(i, s, r)| json!({ "severity": "error", "code": issue_code(*s), "diagnostics": format!("entry[{i}]: {r}"), "expression": [format!("Bundle.entry[{i}].resource")] }))
             .collect();
-        let status = if refused.iter().all(|(_, s, _)| **s == StatusCode::FORBIDDEN) { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+        let status = if refused.iter().all(|(_, s, _)| *s == StatusCode::FORBIDDEN) { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
         return Err(fhir(status, &json!({ "resourceType": "OperationOutcome", "issue": issues })));
     }
-    for (i, _, reason) in &refused {
-        items.push(Item::Quarantine(quarantine_entry(Transport::Http, &source, at, Some(*i), (*reason).clone(), &body)));
+    if !refused.is_empty() {
+        // The refused entries of a batch are kept together, with the request's bytes once.
+        let failures: Vec<(Option<usize>, &str)> = refused.iter().map(|(i, _, r)| (Some(*i), *r)).collect();
+        let entry = crate::writer::grouped_quarantine_entry(Transport::Http, &source, at, &failures, &body);
+        quarantine(app, &source, entry, refused.len() as u64).await?;
     }
-    let n_refused = refused.len();
     let outcomes = commit(app, &source, items).await?;
-    app.metrics.quarantined(Transport::Http, n_refused as u64);
+    // Learnt only now: context from a request that was refused or not made durable must
+    // not change what later events mean.
+    app.contexts.learn(&source, &learnt);
     let mut outcomes = outcomes.into_iter();
     let entries: Vec<Value> = plans
         .into_iter()
         .map(|plan| match plan {
             Plan::ToWriter => entry_response(&outcomes.next().unwrap_or(ItemOutcome::Quarantined)),
-            Plan::Refused { status, reason } => json!({ "response": {
+            Plan::Refused { status, reason, expression } => json!({ "response": {
                 "status": status_line(status),
-                "outcome": outcome("error", if status == StatusCode::FORBIDDEN { "forbidden" } else { "processing" }, &format!("{reason} (kept in the quarantine)"), path_of(&reason)),
+                "outcome": outcome("error", issue_code(status), &format!("{reason} (kept in the quarantine)"), expression.as_deref()),
             }}),
         })
         .collect();
@@ -352,8 +400,12 @@ fn status_line(status: StatusCode) -> String {
 fn entry_response(o: &ItemOutcome) -> Value {
     match o {
         ItemOutcome::Stored(seq) => json!({ "response": { "status": "201 Created", "location": format!("AuditEvent/{seq}/_history/1"), "etag": "W/\"1\"" } }),
-        ItemOutcome::Duplicate => json!({ "response": { "status": "200 OK", "outcome": outcome("information", "duplicate", "already stored: acknowledged again, stored once", None) } }),
-        ItemOutcome::Conflict => json!({ "response": { "status": "409 Conflict", "outcome": outcome("error", "conflict", "this id was stored before with different content; kept in the quarantine", None) } }),
+        ItemOutcome::Duplicate => {
+            json!({ "response": { "status": "200 OK", "outcome": outcome("information", "duplicate", "already stored: acknowledged again, stored once", None) } })
+        }
+        ItemOutcome::Conflict => {
+            json!({ "response": { "status": "409 Conflict", "outcome": outcome("error", "conflict", "this id was stored before with different content; kept in the quarantine", None) } })
+        }
         ItemOutcome::Kept => json!({ "response": { "status": "200 OK" } }),
         ItemOutcome::Quarantined => json!({ "response": { "status": "422 Unprocessable Entity" } }),
     }
@@ -372,19 +424,38 @@ fn search_scope(app: &App, source: &Source) -> Result<Option<String>, Resp> {
 }
 
 /// Records a read of the store in the journal before its answer is sent: the log of who
-/// looked at the log is the same log.
-async fn log_read(app: &App, source: &Arc<Source>, patient: Option<&str>, detail: String) -> Result<(), Resp> {
+/// looked at the log is the same log. One record per patient whose events the answer
+/// shows (or the patient asked about, when none matched), so each patient's "who looked
+/// at my record" finds it; one without a patient when the answer shows none.
+async fn log_read(app: &App, source: &Arc<Source>, patients: &[&str], detail: String) -> Result<(), Resp> {
     let at = now();
-    let mut event = own_event(format!("read:{}:{}", source.name, at.0), &source.tenant_orgnr, actions::SEARCH, "ITI-81", at, detail);
-    event.user_local_id = Some(source.name.to_string());
-    event.record_part = Some("AuditEvent".into());
-    if let Some(p) = patient {
-        event.patient_id_kind = loggvakt_model::ids::validate_person_id(p).ok().map(|k| k.code().to_owned());
-        event.patient_id = Some(p.to_owned());
-    }
-    commit(app, source, vec![Item::Own(PreparedRecord::new(event))]).await?;
+    let own = |i: usize, patient: Option<&str>| {
+        let mut event = own_event(format!("read:{}:{}:{i}", source.name, at.0), &source.tenant_orgnr, actions::SEARCH, "ITI-81", at, detail.clone());
+        event.user_local_id = Some(source.name.to_string());
+        event.record_part = Some("AuditEvent".into());
+        if let Some(p) = patient {
+            event.patient_id_kind = loggvakt_model::ids::validate_person_id(p).ok().map(|k| k.code().to_owned());
+            event.patient_id = Some(p.to_owned());
+        }
+        Item::Own(PreparedRecord::new(event))
+    };
+    let items: Vec<Item> = if patients.is_empty() { vec![own(0, None)] } else { patients.iter().enumerate().map(|(i, p)| own(i, Some(p))).collect() };
+    commit(app, source, items).await?;
     app.metrics.searches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// The first `window` matches and their count: the segments, then the unsealed records they
+/// do not cover yet.
+fn search_both(store: &std::path::Path, q: &SearchQuery, unsealed: &[crate::unsealed::Chunk], window: usize) -> Result<crate::search::Matches, loggvakt_journal::JournalError> {
+    let mut found = search_sealed(store, q, window)?;
+    let (sealed_through, before) = (found.covered_through, q.before.unwrap_or(u64::MAX));
+    for (seq, e) in unsealed.iter().flat_map(|chunk| chunk.iter()) {
+        if *seq > sealed_through && *seq < before && q.matches(e) {
+            found.offer(*seq, window, || AccessEvent::clone(e));
+        }
+    }
+    Ok(found)
 }
 
 async fn search(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<Resp, Resp> {
@@ -393,30 +464,45 @@ async fn search(app: &App, conn: &Conn, req: Request<Incoming>) -> Result<Resp, 
     let raw_query = req.uri().query().unwrap_or("").to_owned();
     let mut q: SearchQuery = parse_query(&raw_query, app.limits.search_page_size)
         .map_err(|e| problem(StatusCode::BAD_REQUEST, "not-supported", &format!("search parameter '{}' {}", e.param, e.message), Some(&e.param)))?;
+    let window = q.offset.saturating_add(q.count);
+    if window > MAX_WINDOW {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "too-costly",
+            &format!("_offset + _count is {window}, past the {MAX_WINDOW} results a search pages to; narrow the search (date=ge…&date=lt…, patient, agent)"),
+            Some("_offset"),
+        ));
+    }
     q.tenant = tenant;
     q.before.get_or_insert(app.metrics.durable_seq.load(std::sync::atomic::Ordering::Relaxed) + 1);
+    // A few searches at a time: each holds at most `window` events and a snapshot of
+    // pointers, so memory is bounded by limits.concurrent_searches × MAX_WINDOW events.
+    let _turn = app.searches.acquire().await.map_err(|_| problem(StatusCode::SERVICE_UNAVAILABLE, "transient", "the daemon is stopping", None))?;
+    // The unsealed records first (a snapshot of pointers): a record sealed meanwhile is then
+    // found in both places (and counted once, by the segments), never in neither. Both are
+    // read on the search threads (low priority); the writer is not asked.
+    let unsealed = app.writer.shared.unsealed.snapshot();
     let (store, sealed_q) = (app.store.clone(), q.clone());
-    let unsealed_q = q.clone();
-    // The writer's unsealed records first: a record sealed meanwhile is then found in both
-    // places (and kept once), never in neither.
-    let unsealed = app.writer.unsealed(move |_, e| unsealed_q.matches(e)).await.map_err(|e| problem(StatusCode::SERVICE_UNAVAILABLE, "transient", &e.to_string(), None))?;
-    let sealed = tokio::task::spawn_blocking(move || search_sealed(&store, &sealed_q))
+    let (done, result) = tokio::sync::oneshot::channel();
+    app.search_pool.spawn(move || {
+        let _ = done.send(search_both(&store, &sealed_q, &unsealed, window));
+    });
+    let found = result
         .await
         .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", &e.to_string(), None))?
         .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", &format!("the store could not be read: {e}"), None))?;
-    let mut all: std::collections::BTreeMap<u64, AccessEvent> = sealed.into_iter().collect();
-    all.extend(unsealed);
-    let before = q.before.unwrap_or(u64::MAX);
-    all.retain(|seq, _| *seq < before);
-    let total = all.len();
-    log_read(app, &source, q.patient.as_deref(), format!("ITI-81 search by source '{}': {raw_query} ({total} results)", source.name)).await?;
+    let total = found.total;
+    let shown: Vec<(&u64, &AccessEvent)> = found.first.iter().skip(q.offset).take(q.count).collect();
+    let mut patients: Vec<&str> = shown.iter().filter_map(|(_, e)| e.patient_id.as_deref()).collect();
+    patients.sort_unstable();
+    patients.dedup();
+    if patients.is_empty() {
+        patients.extend(q.patient.as_deref());
+    }
+    log_read(app, &source, &patients, format!("ITI-81 search by source '{}': {raw_query} ({total} results)", source.name)).await?;
     let base = base_url(conn, &req);
-    let page: Vec<Value> = all
-        .iter()
-        .skip(q.offset)
-        .take(q.count)
-        .map(|(seq, e)| json!({ "fullUrl": format!("{base}/AuditEvent/{seq}"), "resource": audit_event(*seq, e), "search": { "mode": "match" } }))
-        .collect();
+    let page: Vec<Value> =
+        shown.iter().map(|(seq, e)| json!({ "fullUrl": format!("{base}/AuditEvent/{seq}"), "resource": audit_event(**seq, e), "search": { "mode": "match" } })).collect();
     let mut links = vec![json!({ "relation": "self", "url": format!("{base}/AuditEvent?{}", q.link(&raw_query, q.offset)) })];
     if q.offset + q.count < total {
         links.push(json!({ "relation": "next", "url": format!("{base}/AuditEvent?{}", q.link(&raw_query, q.offset + q.count)) }));
@@ -433,7 +519,7 @@ async fn read(app: &App, conn: &Conn, req: &Request<Incoming>, id: &str) -> Resu
     let id = id.split('/').next().unwrap_or(id);
     let not_found = || problem(StatusCode::NOT_FOUND, "not-found", &format!("AuditEvent/{id} is not in this store, or not in your organisation's part of it"), None);
     let seq: u64 = id.parse().map_err(|_| not_found())?;
-    let mut found = app.writer.unsealed(move |s, _| s == seq).await.map_err(|e| problem(StatusCode::SERVICE_UNAVAILABLE, "transient", &e.to_string(), None))?.pop().map(|(_, e)| e);
+    let mut found = app.writer.shared.unsealed.get(seq).map(|e| AccessEvent::clone(&e));
     if found.is_none() {
         let store = app.store.clone();
         found = tokio::task::spawn_blocking(move || read_sealed_seq(&store, seq))
@@ -442,6 +528,6 @@ async fn read(app: &App, conn: &Conn, req: &Request<Incoming>, id: &str) -> Resu
             .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, "exception", &format!("the store could not be read: {e}"), None))?;
     }
     let event = found.filter(|e| tenant.as_ref().is_none_or(|t| *t == e.tenant_orgnr)).ok_or_else(not_found)?;
-    log_read(app, &source, event.patient_id.as_deref(), format!("read of AuditEvent/{seq} by source '{}'", source.name)).await?;
+    log_read(app, &source, &event.patient_id.as_deref().into_iter().collect::<Vec<_>>(), format!("read of AuditEvent/{seq} by source '{}'", source.name)).await?;
     Ok(fhir(StatusCode::OK, &audit_event(seq, &event)))
 }

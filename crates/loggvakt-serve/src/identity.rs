@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use loggvakt_ingest::WritePolicy;
 use sha2::{Digest, Sha256};
 
 use crate::config::{SearchScope, SourceConfig, TlsConfig};
@@ -17,16 +18,12 @@ use crate::ServeError;
 pub struct Source {
     pub name: Arc<str>,
     pub tenant_orgnr: String,
-    pub systems: Vec<String>,
+    /// What it may write: its systems and organisations (see [`loggvakt_ingest::policy`]).
+    pub policy: WritePolicy,
+    /// The organisation of FHIR events that name none.
+    pub default_tenant: Option<String>,
     pub heartbeat: Option<Duration>,
     pub search: SearchScope,
-}
-
-impl Source {
-    /// May this source send events that name `system` as their recording system?
-    pub fn may_send_for(&self, system: &str) -> bool {
-        self.systems.is_empty() || self.systems.iter().any(|s| s == system)
-    }
 }
 
 #[derive(Default)]
@@ -58,10 +55,12 @@ impl Sources {
     pub fn from_config(configs: &[SourceConfig]) -> Result<Sources, ServeError> {
         let mut sources = Sources::default();
         for c in configs {
+            let tenants = if c.tenants.is_empty() { vec![c.tenant_orgnr.clone()] } else { c.tenants.clone() };
             let source = Arc::new(Source {
                 name: Arc::from(c.name.as_str()),
                 tenant_orgnr: c.tenant_orgnr.clone(),
-                systems: c.systems.clone(),
+                default_tenant: c.default_tenant.clone().or_else(|| (tenants.len() == 1).then(|| tenants[0].clone())),
+                policy: WritePolicy { sender: c.name.clone(), tenants, systems: c.systems.clone() },
                 heartbeat: c.heartbeat_secs.map(Duration::from_secs),
                 search: c.search,
             });
@@ -118,18 +117,15 @@ impl Sources {
 pub fn server_tls(config: &TlsConfig, require_client_cert: bool, alpn_http: bool) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| ServeError::Config(format!("TLS: {}: {e}", path.display())));
-    let certs: Vec<_> = rustls_pemfile::certs(&mut read(&config.cert)?.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| ServeError::Config(format!("TLS: {}: {e}", config.cert.display())))?;
+    let certs: Vec<_> =
+        rustls_pemfile::certs(&mut read(&config.cert)?.as_slice()).collect::<Result<_, _>>().map_err(|e| ServeError::Config(format!("TLS: {}: {e}", config.cert.display())))?;
     if certs.is_empty() {
         return Err(ServeError::Config(format!("TLS: {} holds no PEM certificate", config.cert.display())));
     }
     let key = rustls_pemfile::private_key(&mut read(&config.key)?.as_slice())
         .map_err(|e| ServeError::Config(format!("TLS: {}: {e}", config.key.display())))?
         .ok_or_else(|| ServeError::Config(format!("TLS: {} holds no PEM private key", config.key.display())))?;
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::Config(format!("TLS: {e}")))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| ServeError::Config(format!("TLS: {e}")))?;
     let builder = match &config.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();

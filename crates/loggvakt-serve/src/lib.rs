@@ -10,7 +10,9 @@
 //! more than the configured queue in memory, decide how input maps (the `loggvakt-fhir`
 //! and `loggvakt-atna` crates do), or let anything into the chain but through the writer.
 
+mod budget;
 pub mod config;
+mod context;
 mod fhir_out;
 mod http;
 pub mod identity;
@@ -20,11 +22,12 @@ pub mod retry;
 pub mod search;
 mod syslog;
 pub mod tracker;
+mod unsealed;
 mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
@@ -75,23 +78,32 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// checkpoint), or until the writer fails (then exits with its error, so a supervisor
 /// restarts it and recovery runs). `on_listening` is called once every socket is bound.
 pub async fn run(store: PathBuf, key: SigningKey, config: Config, on_listening: impl FnOnce(&Listening)) -> Result<(), ServeError> {
-    let options = JournalOptions {
-        max_epoch_records: config.journal.max_epoch_records,
-        max_epoch_age: Duration::from_secs(config.journal.max_epoch_age_secs),
-        ..JournalOptions::default()
-    };
+    let options =
+        JournalOptions { max_epoch_records: config.journal.max_epoch_records, max_epoch_age: Duration::from_secs(config.journal.max_epoch_age_secs), ..JournalOptions::default() };
     let (journal, recovery) = Journal::open(&store, key, options)?;
     log(
         "info",
         "store_opened",
         serde_json::json!({ "store": store.display().to_string(), "replayed": recovery.replayed, "torn_bytes": recovery.torn_bytes, "removed_uncommitted": recovery.removed_uncommitted.len(), "durable_seq": journal.durable_seq() }),
     );
-    let context = loggvakt_ingest::load_context(&store).map_err(|e| ServeError::Config(format!("context kept in the store: {e}")))?;
+    let kept = loggvakt_ingest::load_contexts(&store).map_err(|e| ServeError::Config(format!("context kept in the store: {e}")))?;
     let sources = Sources::from_config(&config.sources)?;
+    let contexts = context::SourceContexts::new(&kept, &sources.all, config.limits.context_resources_per_source);
+    drop(kept);
     let metrics = Arc::new(Metrics::default());
     let writer_options = WriterOptions { gap_grace: Duration::from_secs(config.limits.gap_grace_secs), sources: sources.all.clone() };
     let (writer, writer_thread) = WriterHandle::start(journal, config.limits.queue_events, writer_options, metrics.clone())?;
-    let app = Arc::new(App { writer: writer.clone(), sources, context: RwLock::new(context), limits: config.limits.clone(), metrics, store: store.clone() });
+    let app = Arc::new(App {
+        writer: writer.clone(),
+        sources,
+        contexts,
+        quarantine_budget: budget::QuarantineBudget::new(config.limits.quarantine_bytes_per_hour),
+        searches: tokio::sync::Semaphore::new(config.limits.concurrent_searches.max(1)),
+        search_pool: writer::low_priority_pool("search", config.limits.concurrent_searches).map_err(|e| ServeError::Config(format!("search threads: {e}")))?,
+        limits: config.limits.clone(),
+        metrics,
+        store: store.clone(),
+    });
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let connections = Arc::new(());
@@ -114,6 +126,12 @@ pub async fn run(store: PathBuf, key: SigningKey, config: Config, on_listening: 
         tasks.push(tokio::spawn(accept_loop(app.clone(), listener, Some(acceptor), Transport::SyslogTls, shutdown.clone(), connections.clone())));
     }
     if let Some(address) = config.syslog.tcp_listen {
+        // Said at every start, so no operator relies on it unknowingly (docs/ingest-api.md).
+        log(
+            "warn",
+            "syslog_plain_tcp_not_durable",
+            serde_json::json!({ "address": address.to_string(), "why": "a plain TCP close carries no acknowledgement: a sender cannot tell a crash from success; senders that must not lose events use syslog over TLS" }),
+        );
         let listener = bind(address).await?;
         listening.syslog_tcp = Some(listener.local_addr()?);
         tasks.push(tokio::spawn(accept_loop(app.clone(), listener, None, Transport::SyslogTcp, shutdown.clone(), connections.clone())));
@@ -123,10 +141,13 @@ pub async fn run(store: PathBuf, key: SigningKey, config: Config, on_listening: 
         listening.syslog_udp = Some(socket.local_addr()?);
         tasks.push(tokio::spawn(syslog::serve_udp(app.clone(), socket, shutdown.clone())));
     }
+    // The handlers are installed before anyone is told the daemon listens: a SIGTERM sent
+    // right after "listening" must drain and seal, not kill the process unsealed.
+    let signals = StopSignals::install();
     log("info", "listening", serde_json::to_value(&listening).unwrap_or_default());
     on_listening(&listening);
 
-    let stop_reason = wait_for_stop(&writer).await;
+    let stop_reason = wait_for_stop(&writer, signals).await;
     log("info", "stopping", serde_json::json!({ "reason": &stop_reason }));
     let _ = shutdown_tx.send(true);
     for task in tasks {
@@ -154,9 +175,17 @@ async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(address).await.map_err(|source| ServeError::Listen { address, source })
 }
 
-async fn wait_for_stop(writer: &WriterHandle) -> String {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+struct StopSignals(std::io::Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        StopSignals(signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?))))
+    }
+}
+
+async fn wait_for_stop(writer: &WriterHandle, signals: StopSignals) -> String {
+    let Ok((mut term, mut int)) = signals.0 else {
         return "no signal handler could be installed".into();
     };
     let mut check = tokio::time::interval(Duration::from_secs(1));

@@ -70,10 +70,12 @@ pub enum Refusal {
     TlsHandshake,
     BadFraming,
     UnsupportedMediaType,
+    /// The source spent its quarantine or context budget.
+    QuarantineBudget,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 8] = [
+    const ALL: [Refusal; 9] = [
         Refusal::Unauthenticated,
         Refusal::Forbidden,
         Refusal::TooLarge,
@@ -82,6 +84,7 @@ impl Refusal {
         Refusal::TlsHandshake,
         Refusal::BadFraming,
         Refusal::UnsupportedMediaType,
+        Refusal::QuarantineBudget,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -92,6 +95,7 @@ impl Refusal {
             Refusal::Timeout => "timeout",
             Refusal::TlsHandshake => "tls_handshake",
             Refusal::BadFraming => "bad_framing",
+            Refusal::QuarantineBudget => "budget_spent",
             Refusal::UnsupportedMediaType => "unsupported_media_type",
         }
     }
@@ -101,7 +105,7 @@ impl Refusal {
 pub struct Metrics {
     received: [AtomicU64; 4],
     quarantined: [AtomicU64; 4],
-    refused: [AtomicU64; 8],
+    refused: [AtomicU64; 9],
     pub acknowledged: AtomicU64,
     pub duplicates: AtomicU64,
     pub conflicts: AtomicU64,
@@ -154,8 +158,16 @@ impl Metrics {
             counter(&mut out, name, help);
             let _ = writeln!(out, "{name} {}", value.load(Relaxed));
         }
-        let _ = writeln!(out, "# HELP loggvakt_durable_seq Sequence number of the last durable record.\n# TYPE loggvakt_durable_seq gauge\nloggvakt_durable_seq {}", self.durable_seq.load(Relaxed));
-        let _ = writeln!(out, "# HELP loggvakt_queue_depth_events Events accepted and waiting to be made durable.\n# TYPE loggvakt_queue_depth_events gauge\nloggvakt_queue_depth_events {}", queue.0);
+        let _ = writeln!(
+            out,
+            "# HELP loggvakt_durable_seq Sequence number of the last durable record.\n# TYPE loggvakt_durable_seq gauge\nloggvakt_durable_seq {}",
+            self.durable_seq.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP loggvakt_queue_depth_events Events accepted and waiting to be made durable.\n# TYPE loggvakt_queue_depth_events gauge\nloggvakt_queue_depth_events {}",
+            queue.0
+        );
         let _ = writeln!(out, "# HELP loggvakt_queue_capacity_events The queue's bound.\n# TYPE loggvakt_queue_capacity_events gauge\nloggvakt_queue_capacity_events {}", queue.1);
         self.fsync_seconds.render(&mut out, "loggvakt_fsync_seconds", "Time of one group commit's fsync of the write-ahead journal.");
         self.ack_seconds.render(&mut out, "loggvakt_ack_seconds", "From a request's input being read to its durable acknowledgement.");

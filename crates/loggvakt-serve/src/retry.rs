@@ -1,76 +1,95 @@
 //! Reading quarantined input again, after a fix (a mapping change, a missing context
 //! resource imported, a source's tenant configured). The entry's `input` says how it came:
 //! `http:<source>` is FHIR JSON, `syslog:<source>` a whole syslog frame, anything else a
-//! bulk file's line. The result goes through the same mapping as live input; nothing enters
-//! the chain unvalidated.
+//! bulk file's line. The result goes through the same mapping and the same authorisation
+//! ([`loggvakt_ingest::policy`]) as live input, with the context of the source that sent
+//! it; nothing enters the chain unvalidated. Network input is retried only for a source
+//! the configuration still has: without it, no one could say what that source may write.
 
-use loggvakt_atna::{map_audit_message, parse_syslog, AuditInput};
 use loggvakt_fhir::{decode_message, ContextIndex, Decoded};
+use loggvakt_ingest::{KeptContexts, WritePolicy};
 use loggvakt_journal::QuarantineEntry;
 use loggvakt_model::{AccessEvent, Timestamp};
 
 use crate::identity::Sources;
 
+/// Why a quarantined entry still does not become events.
+#[derive(Debug, thiserror::Error)]
+pub enum StillRefused {
+    #[error("the kept bytes are not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("the entry kept no bytes")]
+    NoBytes,
+    #[error("received_at: {0}")]
+    ReceivedAt(#[from] chrono::ParseError),
+    #[error("it came from source '{0}', which the configuration does not have; pass the daemon's --config so that what the source may write is known")]
+    UnknownSource(String),
+    #[error(transparent)]
+    Frame(#[from] crate::syslog::FrameRefusal),
+    /// The mapping's reason, with the Bundle entry it is about.
+    #[error("{}", match .entry { Some(i) if !.rejection.reason.starts_with("entry[") => format!("entry[{i}]: {}", .rejection.reason), _ => .rejection.reason.clone() })]
+    Mapping { entry: Option<usize>, rejection: loggvakt_fhir::Rejection },
+    #[error(transparent)]
+    Forbidden(#[from] loggvakt_ingest::Forbidden),
+    #[error("it holds no AuditEvent")]
+    Empty,
+}
+
 /// The events a quarantined entry maps to now, or why it still does not.
-pub fn remap(entry: &QuarantineEntry, context: &ContextIndex, sources: &Sources, max_bytes: usize) -> Result<Vec<AccessEvent>, String> {
+pub fn remap(entry: &QuarantineEntry, contexts: &KeptContexts, sources: &Sources, max_bytes: usize) -> Result<Vec<AccessEvent>, StillRefused> {
     let raw: Vec<u8> = match (&entry.raw, &entry.raw_base64) {
         (Some(text), _) => text.as_bytes().to_vec(),
         (None, Some(b64)) => {
             use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| format!("the kept bytes are not valid base64: {e}"))?
+            base64::engine::general_purpose::STANDARD.decode(b64)?
         }
-        (None, None) => return Err("the entry kept no bytes".into()),
+        (None, None) => return Err(StillRefused::NoBytes),
     };
-    let received_at = chrono::DateTime::parse_from_rfc3339(&entry.received_at).map(|t| Timestamp(t.timestamp_micros())).map_err(|e| format!("received_at: {e}"))?;
-    let (kind, source_name) = entry.input.split_once(':').unwrap_or(("file", entry.input.as_str()));
+    let received_at = chrono::DateTime::parse_from_rfc3339(&entry.received_at).map(|t| Timestamp(t.timestamp_micros()))?;
+    let (kind, source_name) = match entry.input.split_once(':') {
+        Some((kind @ ("http" | "syslog"), name)) => (kind, name),
+        _ => ("file", entry.input.as_str()),
+    };
     let source = sources.by_name(source_name);
-    let events = match kind {
-        "syslog" => {
-            let message = parse_syslog(&raw).map_err(|e| e.to_string())?;
-            let body = message.body.trim_ascii();
-            if body.first() == Some(&b'<') {
-                let input = AuditInput {
-                    xml: body,
-                    received_at,
-                    recorded_at: message.timestamp,
-                    source_seq: message.sequence_id(),
-                    default_tenant: source.map(|s| s.tenant_orgnr.as_str()),
-                };
-                map_audit_message(&input).map_err(|e| format!("ATNA audit message: {e}"))?
-            } else {
-                let mut events = fhir_events(body, None, context, received_at, max_bytes)?;
-                for e in &mut events {
-                    e.source_seq = e.source_seq.or(message.sequence_id());
-                }
-                events
-            }
-        }
-        _ => fhir_events(&raw, entry.entry, context, received_at, max_bytes)?,
+    let (policy, context): (WritePolicy, ContextIndex) = match (kind, source) {
+        ("file", _) => (WritePolicy::operator("quarantine retry"), ContextIndex::new().with_base(contexts.operator.clone())),
+        (_, Some(source)) => (source.policy.clone(), contexts.for_source(source_name).with_default_tenant(source.default_tenant.clone())),
+        (_, None) => return Err(StillRefused::UnknownSource(source_name.to_owned())),
     };
-    if let Some(source) = source {
-        if let Some(e) = events.iter().find(|e| !source.may_send_for(&e.source_system)) {
-            return Err(format!("source '{}' may not send events recorded by '{}'", source.name, e.source_system));
-        }
+    let context = &context;
+    let events = match kind {
+        "syslog" => crate::syslog::decode_frame(&raw, context, source.map(|s| s.tenant_orgnr.as_str()), received_at, max_bytes)?,
+        _ => fhir_events(&raw, entry, context, received_at, max_bytes)?,
+    };
+    if let Some(forbidden) = events.iter().find_map(|e| policy.authorise_event(e).err()) {
+        return Err(forbidden.into());
     }
     if events.is_empty() {
-        return Err("it holds no AuditEvent".into());
+        return Err(StillRefused::Empty);
     }
     Ok(events)
 }
 
-fn fhir_events(raw: &[u8], entry: Option<usize>, context: &ContextIndex, received_at: Timestamp, max_bytes: usize) -> Result<Vec<AccessEvent>, String> {
+/// The events of the quarantined message, or of just the Bundle entries it lists (the rest
+/// of a batch was stored when it came).
+fn fhir_events(raw: &[u8], quarantined: &QuarantineEntry, context: &ContextIndex, received_at: Timestamp, max_bytes: usize) -> Result<Vec<AccessEvent>, StillRefused> {
+    let listed: std::collections::HashSet<usize> = quarantined.entries.iter().copied().collect();
+    let wanted = |at: Option<usize>| match (quarantined.entry, listed.is_empty()) {
+        (None, true) => true,
+        (Some(one), _) => at == Some(one),
+        (None, false) => at.is_some_and(|i| listed.contains(&i)),
+    };
     let mut events = Vec::new();
     for decoded in decode_message(raw, context, received_at, max_bytes) {
         let (at, result) = match decoded {
             Decoded::Event { entry, event } => (entry, Ok(event)),
             Decoded::Context { .. } => continue,
-            Decoded::Rejected(r) => (r.entry, Err(r.reason)),
+            Decoded::Rejected(r) => (r.entry, Err(r)),
         };
-        // A Bundle entry was quarantined alone; the rest of its Bundle is stored already.
-        if entry.is_some() && at != entry {
+        if !wanted(at) {
             continue;
         }
-        events.push(result?);
+        events.push(result.map_err(|rejection| StillRefused::Mapping { entry: at, rejection })?);
     }
     Ok(events)
 }

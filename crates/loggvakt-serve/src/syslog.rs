@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use loggvakt_atna::{map_audit_message, parse_syslog, AuditInput, Framer};
-use loggvakt_fhir::{decode_message, Decoded};
+use loggvakt_fhir::{decode_message, ContextIndex, Decoded};
 use loggvakt_journal::PreparedRecord;
-use loggvakt_model::Timestamp;
+use loggvakt_model::{AccessEvent, Timestamp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -23,51 +23,74 @@ use crate::log::log;
 use crate::metrics::{Refusal, Transport};
 use crate::writer::{now, quarantine_entry, Item};
 
-/// Maps one syslog frame: its body is an ATNA audit message (XML), or a FHIR AuditEvent
-/// (JSON), which some senders put in syslog too.
-pub fn map_frame(app: &App, transport: Transport, source: &Source, frame: Bytes, at: Timestamp) -> Vec<Item> {
-    let quarantine = |reason: String| {
-        app.metrics.quarantined(transport, 1);
-        vec![Item::Quarantine(quarantine_entry(transport, source, at, None, reason, &frame))]
-    };
-    let message = match parse_syslog(&frame) {
-        Ok(m) => m,
-        Err(e) => return quarantine(e.to_string()),
-    };
+/// Why a syslog frame holds no events to store.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameRefusal {
+    #[error(transparent)]
+    Syslog(#[from] loggvakt_atna::SyslogError),
+    #[error("ATNA audit message: {0}")]
+    Atna(#[from] loggvakt_atna::AtnaError),
+    #[error("FHIR AuditEvent in syslog: {}", .0.reason)]
+    Fhir(loggvakt_fhir::Rejection),
+    #[error("the syslog message body is neither an ATNA audit message (XML) nor a FHIR AuditEvent (JSON)")]
+    UnknownBody,
+}
+
+/// The events of one syslog frame: its body is an ATNA audit message (XML), or a FHIR
+/// AuditEvent (JSON), which some senders put in syslog too. Live input and `quarantine
+/// retry` both read frames here. `default_tenant` is the organisation of an ATNA message
+/// that names none (the source's `tenant_orgnr`).
+pub fn decode_frame(frame: &[u8], context: &ContextIndex, default_tenant: Option<&str>, received_at: Timestamp, max_bytes: usize) -> Result<Vec<AccessEvent>, FrameRefusal> {
+    let message = parse_syslog(frame)?;
     let body = message.body.trim_ascii();
-    let events = match body.first() {
+    match body.first() {
         Some(b'<') => {
-            let input = AuditInput { xml: body, received_at: at, recorded_at: message.timestamp, source_seq: message.sequence_id(), default_tenant: Some(&source.tenant_orgnr) };
-            match map_audit_message(&input) {
-                Ok(events) => events,
-                Err(e) => return quarantine(format!("ATNA audit message: {e}")),
-            }
+            let input = AuditInput { xml: body, received_at, recorded_at: message.timestamp, source_seq: message.sequence_id(), default_tenant };
+            Ok(map_audit_message(&input)?)
         }
         Some(b'{') => {
-            let context = match app.context.read() {
-                Ok(c) => c,
-                Err(_) => return quarantine("context index unavailable".into()),
-            };
             let mut events = Vec::new();
-            for d in decode_message(body, &context, at, app.limits.max_syslog_message_bytes) {
+            for d in decode_message(body, context, received_at, max_bytes) {
                 match d {
                     Decoded::Event { mut event, .. } => {
                         event.source_seq = event.source_seq.or(message.sequence_id());
                         events.push(event);
                     }
                     Decoded::Context { .. } => {}
-                    Decoded::Rejected(r) => return quarantine(format!("FHIR AuditEvent in syslog: {}", r.reason)),
+                    Decoded::Rejected(r) => return Err(FrameRefusal::Fhir(r)),
                 }
             }
-            events
+            Ok(events)
         }
-        _ => return quarantine("the syslog message body is neither an ATNA audit message (XML) nor a FHIR AuditEvent (JSON)".into()),
+        _ => Err(FrameRefusal::UnknownBody),
+    }
+}
+
+/// Maps and authorises one live syslog frame into what the writer is handed.
+pub fn map_frame(app: &App, transport: Transport, source: &Source, frame: Bytes, at: Timestamp) -> Vec<Item> {
+    let quarantine = |reason: String| {
+        app.metrics.quarantined(transport, 1);
+        vec![Item::Quarantine(quarantine_entry(transport, source, at, None, reason, &frame))]
     };
-    if let Some(e) = events.iter().find(|e| !source.may_send_for(&e.source_system)) {
-        return quarantine(format!("source '{}' may not send events recorded by '{}'", source.name, e.source_system));
+    let Some(context) = app.contexts.read(source) else {
+        return quarantine("the source's context is unavailable".into());
+    };
+    let events = match decode_frame(&frame, &context, Some(&source.tenant_orgnr), at, app.limits.max_syslog_message_bytes) {
+        Ok(events) => events,
+        Err(refusal) => return quarantine(refusal.to_string()),
+    };
+    drop(context);
+    if let Some(forbidden) = events.iter().find_map(|e| source.policy.authorise_event(e).err()) {
+        app.metrics.refused(Refusal::Forbidden);
+        return quarantine(forbidden.to_string());
     }
     events.into_iter().map(|event| Item::Event { record: PreparedRecord::new(event), raw: frame.clone(), entry: None }).collect()
 }
+
+/// At shutdown, a stream is read until its sender has sent nothing for this long...
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
+/// ... but no longer than this (the daemon's whole drain is 10 s).
+const DRAIN_MOST: Duration = Duration::from_secs(5);
 
 /// Serves one syslog stream until the peer closes, it idles out, or shutdown.
 pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(app: Arc<App>, mut io: S, source: Arc<Source>, transport: Transport, mut shutdown: watch::Receiver<bool>) {
@@ -75,6 +98,10 @@ pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(app: Arc<App>, mut 
     let mut buf = BytesMut::with_capacity(64 << 10);
     let idle = Duration::from_secs(app.limits.idle_timeout_secs);
     let mut closing = false;
+    // At shutdown the connection is read on until the sender has been quiet for DRAIN_QUIET
+    // (or DRAIN_MOST has passed): frames it sent before it saw the close are in the socket
+    // buffer, and a close without storing them would look like success to the sender.
+    let mut draining: Option<tokio::time::Instant> = None;
     loop {
         let at = now();
         let mut items = Vec::new();
@@ -118,8 +145,12 @@ pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(app: Arc<App>, mut 
         if closing {
             break;
         }
+        if draining.is_some_and(|since| since.elapsed() >= DRAIN_MOST) {
+            break;
+        }
+        let wait = if draining.is_some() { DRAIN_QUIET } else { idle };
         tokio::select! {
-            read = tokio::time::timeout(idle, io.read_buf(&mut buf)) => match read {
+            read = tokio::time::timeout(wait, io.read_buf(&mut buf)) => match read {
                 Ok(Ok(0)) => {
                     if !buf.is_empty() {
                         let held = buf.split().freeze();
@@ -136,13 +167,16 @@ pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(app: Arc<App>, mut 
                     log("info", "syslog_read_error", serde_json::json!({ "source": &*source.name, "error": e.to_string() }));
                     return;
                 }
+                Err(_) if draining.is_some() => break,
                 Err(_) => {
                     app.metrics.refused(Refusal::Timeout);
                     log("info", "syslog_idle_closed", serde_json::json!({ "source": &*source.name, "idle_secs": idle.as_secs() }));
                     break;
                 }
             },
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed(), if draining.is_none() => {
+                draining = Some(tokio::time::Instant::now());
+            }
         }
     }
     let _ = io.shutdown().await;

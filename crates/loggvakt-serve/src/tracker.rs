@@ -97,7 +97,7 @@ impl Tracker {
     /// the one source allowed to send for it.
     pub fn catch_up<'a>(&mut self, unsealed: impl Iterator<Item = (&'a str, i64)>, sources: &[Arc<Source>]) {
         for (system, seq) in unsealed {
-            let mut owners = sources.iter().filter(|s| &*s.name == system || s.systems.iter().any(|x| x == system));
+            let mut owners = sources.iter().filter(|s| &*s.name == system || s.policy.systems.iter().any(|x| x == system));
             if let (Some(owner), None) = (owners.next(), owners.next()) {
                 let state = self.state.sources.entry(owner.name.to_string()).or_default();
                 if state.last_seq.is_none_or(|last| seq > last) {
@@ -129,13 +129,16 @@ impl Tracker {
             state.last_seq = Some(seq);
             return None;
         };
-        if seq == last + 1 {
+        // In i128: a sender's numbers may be anywhere in i64, and `last + 1` must not wrap
+        // (i64::MAX then i64::MIN is a step back, not the next number).
+        let (wide_seq, wide_last) = (i128::from(seq), i128::from(last));
+        if wide_seq == wide_last + 1 {
             state.last_seq = Some(seq);
             return None;
         }
-        if seq > last + 1 {
+        if wide_seq > wide_last + 1 {
             state.open_gaps.push(OpenGap { from: last + 1, to: seq - 1, opened_at: now.0, recorded: false });
-            state.missing_events += (seq - 1 - last) as u64;
+            state.missing_events = state.missing_events.saturating_add(u64::try_from(wide_seq - 1 - wide_last).unwrap_or(u64::MAX));
             state.last_seq = Some(seq);
             if state.open_gaps.len() > MAX_OPEN_GAPS {
                 if let Some(i) = state.open_gaps.iter().position(|g| g.recorded) {
@@ -180,7 +183,7 @@ impl Tracker {
                 gap.recorded = true;
                 state.gaps_recorded += 1;
                 self.dirty = true;
-                let n = gap.to - gap.from + 1;
+                let n = i128::from(gap.to) - i128::from(gap.from) + 1;
                 notices.push(Notice {
                     source: source.name.clone(),
                     tenant_orgnr: source.tenant_orgnr.clone(),
@@ -206,12 +209,7 @@ impl Tracker {
                         source: source.name.clone(),
                         tenant_orgnr: source.tenant_orgnr.clone(),
                         kind: "source_silent",
-                        detail: format!(
-                            "source '{}' has sent nothing since {} (heartbeat {} s)",
-                            source.name,
-                            Timestamp(since).to_rfc3339(),
-                            heartbeat.as_secs()
-                        ),
+                        detail: format!("source '{}' has sent nothing since {} (heartbeat {} s)", source.name, Timestamp(since).to_rfc3339(), heartbeat.as_secs()),
                         event_id: format!("silent:{}:{since}", source.name),
                     });
                 }
@@ -269,7 +267,14 @@ mod tests {
     use super::*;
 
     fn source() -> Arc<Source> {
-        Arc::new(Source { name: "epj".into(), tenant_orgnr: "983971636".into(), systems: vec![], heartbeat: Some(std::time::Duration::from_secs(60)), search: Default::default() })
+        Arc::new(Source {
+            name: "epj".into(),
+            tenant_orgnr: "983971636".into(),
+            policy: Default::default(),
+            default_tenant: None,
+            heartbeat: Some(std::time::Duration::from_secs(60)),
+            search: Default::default(),
+        })
     }
 
     #[test]
@@ -278,6 +283,11 @@ mod tests {
         let mut t = Tracker::load(&dir);
         let s = source();
         let now = Timestamp(1_000_000_000);
+        let mut edge = Tracker::load(&dir.join("edge"));
+        assert_eq!(edge.observe(&s, Some(i64::MAX), Fate::Stored, None, now), None);
+        let back = edge.observe(&s, Some(i64::MIN), Fate::Stored, None, now).expect("a step back from the largest number is reported");
+        assert!(back.detail.contains(&i64::MIN.to_string()), "{}", back.detail);
+        assert_eq!(edge.state.sources["epj"].missing_events, 0, "no gap of minus 2^64 events");
         for seq in [1, 2, 5, 4, 9] {
             assert_eq!(t.observe(&s, Some(seq), Fate::Stored, None, now), None);
         }

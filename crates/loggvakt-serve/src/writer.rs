@@ -23,10 +23,9 @@ use crate::identity::Source;
 use crate::log::log;
 use crate::metrics::{Metrics, Transport};
 use crate::tracker::{Fate, Notice, Tracker};
+use crate::unsealed::UnsealedView;
 
-/// The recording system of what loggvakt writes itself (gap events, searches); analyses
-/// leave it out of the accesses they review.
-pub const OWN_SYSTEM: &str = "loggvakt";
+pub use loggvakt_ingest::OWN_SYSTEM;
 
 /// How often the writer looks for gaps past their grace and silent sources.
 const TICK: Duration = Duration::from_millis(250);
@@ -64,12 +63,8 @@ pub struct Submission {
     queued_at: Instant,
 }
 
-type SeqFilter = Box<dyn Fn(u64, &AccessEvent) -> bool + Send>;
-
 enum Command {
     Submit(Submission),
-    /// Committed records not yet in segments that pass the filter.
-    Unsealed { filter: SeqFilter, reply: oneshot::Sender<Vec<(u64, AccessEvent)>> },
     Shutdown,
 }
 
@@ -80,6 +75,8 @@ pub struct WriterShared {
     pub failed: Mutex<Option<String>>,
     /// Per-source metric lines, refreshed by the writer.
     pub source_metrics: Mutex<String>,
+    /// The committed, unsealed records, for searches and reads (which never ask the writer).
+    pub unsealed: UnsealedView,
 }
 
 #[derive(Clone)]
@@ -109,27 +106,27 @@ impl WriterHandle {
     pub fn start(mut journal: Journal, capacity: usize, options: WriterOptions, metrics: Arc<Metrics>) -> std::io::Result<(WriterHandle, JoinHandle<Result<(), JournalError>>)> {
         let (tx, rx) = mpsc::channel();
         metrics.durable_seq.store(journal.durable_seq(), std::sync::atomic::Ordering::Relaxed);
-        let shared = Arc::new(WriterShared { metrics, failed: Mutex::new(None), source_metrics: Mutex::new(String::new()) });
+        let shared = Arc::new(WriterShared { metrics, failed: Mutex::new(None), source_metrics: Mutex::new(String::new()), unsealed: UnsealedView::default() });
+        // What a crash left unsealed was sealed by recovery; anything still here is published.
+        shared.unsealed.publish(journal.committed_after(0).map(|(seq, e)| (seq, e.clone())).collect());
         let mut tracker = Tracker::load(journal.store_dir());
         tracker.catch_up(journal.unsealed().filter_map(|(_, e)| Some((e.source_system.as_str(), e.source_seq?))), &options.sources);
         let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("loggvakt-writer".into())
-            .spawn(move || {
-                let result = run(&mut journal, rx, &thread_shared, &mut tracker, &options);
-                if let Err(e) = &result {
-                    if let Ok(mut failed) = thread_shared.failed.lock() {
-                        *failed = Some(e.to_string());
-                    }
-                    log("error", "writer_stopped", serde_json::json!({ "error": e.to_string() }));
-                    return result;
+        let thread = std::thread::Builder::new().name("loggvakt-writer".into()).spawn(move || {
+            let result = run(&mut journal, rx, &thread_shared, &mut tracker, &options);
+            if let Err(e) = &result {
+                if let Ok(mut failed) = thread_shared.failed.lock() {
+                    *failed = Some(e.to_string());
                 }
-                // A clean stop: seal what is pending, with a signed checkpoint.
-                let report = journal.close()?;
-                let _ = tracker.save(now());
-                log("info", "journal_closed", serde_json::json!({ "sealed_epoch": report.map(|r| r.epoch) }));
-                Ok(())
-            })?;
+                log("error", "writer_stopped", serde_json::json!({ "error": e.to_string() }));
+                return result;
+            }
+            // A clean stop: seal what is pending, with a signed checkpoint.
+            let report = journal.close()?;
+            let _ = tracker.save(now());
+            log("info", "journal_closed", serde_json::json!({ "sealed_epoch": report.map(|r| r.epoch) }));
+            Ok(())
+        })?;
         Ok((WriterHandle { tx, permits: Arc::new(Semaphore::new(capacity)), capacity, shared }, thread))
     }
 
@@ -161,18 +158,17 @@ impl WriterHandle {
         self.send(transport, source, items, permit)
     }
 
-    fn send(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>, permit: OwnedSemaphorePermit) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
+    fn send(
+        &self,
+        transport: Transport,
+        source: Arc<Source>,
+        items: Vec<Item>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
         let (reply, rx) = oneshot::channel();
         let submission = Submission { transport, source, items, reply, _permit: permit, queued_at: Instant::now() };
         self.tx.send(Command::Submit(submission)).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
         Ok(rx)
-    }
-
-    /// Committed, unsealed records that pass `filter`.
-    pub async fn unsealed(&self, filter: impl Fn(u64, &AccessEvent) -> bool + Send + 'static) -> Result<Vec<(u64, AccessEvent)>, SubmitError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Unsealed { filter: Box::new(filter), reply }).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
-        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))
     }
 
     /// Events accepted and not yet durable.
@@ -212,19 +208,19 @@ fn run(journal: &mut Journal, rx: mpsc::Receiver<Command>, shared: &WriterShared
     // nor the process leave, under it. A failed seal stops the writer like a failed fsync;
     // its records are still in the write-ahead journal, and recovery seals them.
     if let Some(job) = sealing.take() {
-        finish_seal(journal, job, &shared.metrics)?;
+        finish_seal(journal, job, shared)?;
     }
     result
 }
 
-/// The threads that write sealed epochs run at a lower priority (nice 10): a seal has no
-/// one waiting for it, while every acknowledgement does, and on a small machine a seal at
-/// normal priority took the cores from the request handlers for seconds at a time.
-fn seal_pool() -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+/// Threads at a lower priority (nice 10), for work no sender waits on: seals, and searches.
+/// On a small machine a seal at normal priority took the cores from the request handlers
+/// for seconds at a time; four unfiltered searches at normal priority raised the
+/// acknowledgements' median under half-peak load from 8 ms to 675 ms.
+pub fn low_priority_pool(name: &'static str, threads: usize) -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
     rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("loggvakt-seal-{i}"))
+        .num_threads(threads.max(1))
+        .thread_name(move |i| format!("loggvakt-{name}-{i}"))
         .start_handler(|_| {
             // SAFETY: on Linux, PRIO_PROCESS with 0 sets the calling thread's own nice value.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
@@ -233,11 +229,18 @@ fn seal_pool() -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
         .map(Arc::new)
 }
 
-fn finish_seal(journal: &mut Journal, job: SealThread, metrics: &Metrics) -> Result<(), JournalError> {
+fn finish_seal(journal: &mut Journal, job: SealThread, shared: &WriterShared) -> Result<(), JournalError> {
+    let metrics = &shared.metrics;
     let outcome = job.join().unwrap_or_else(|_| Err(JournalError::Checkpoint("the seal thread panicked".into())));
-    // Freed on a thread of its own: on the writer's, every acknowledgement would wait for it.
+    // Searches find these records in the segments from now on (or, if the seal failed, the
+    // writer stops and recovery seals them). Freed on a thread of its own: on the writer's,
+    // every acknowledgement would wait for it.
     let records = journal.end_seal();
-    let _ = std::thread::Builder::new().name("loggvakt-free".into()).spawn(move || drop(records));
+    let forgotten = match &outcome {
+        Ok(report) => shared.unsealed.forget_through(report.last_seq),
+        Err(_) => vec![],
+    };
+    let _ = std::thread::Builder::new().name("loggvakt-free".into()).spawn(move || drop((records, forgotten)));
     let report = outcome?;
     metrics.seals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     log("info", "sealed", serde_json::json!({ "epoch": report.epoch, "first_seq": report.first_seq, "last_seq": report.last_seq, "segments": report.segments }));
@@ -253,8 +256,11 @@ fn run_loop(
     sealing: &mut Option<SealThread>,
 ) -> Result<(), JournalError> {
     let metrics = &shared.metrics;
-    let seal_pool = seal_pool().map_err(|e| JournalError::io(journal.store_dir(), std::io::Error::other(e)))?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let seal_pool = low_priority_pool("seal", threads).map_err(|e| JournalError::io(journal.store_dir(), std::io::Error::other(e)))?;
     let started_at = now();
+    // Records through this sequence number are published to the searches' view.
+    let mut published = journal.durable_seq();
     let mut last_tick = Instant::now();
     let mut last_save = Instant::now();
     let mut stopping = false;
@@ -272,7 +278,6 @@ fn run_loop(
             }
         }
         let mut pending = Vec::new();
-        let mut queries = Vec::new();
         let mut wrote = false;
         let at = now();
         for command in commands {
@@ -289,7 +294,6 @@ fn run_loop(
                     };
                     pending.push(Pending { reply: s.reply, outcomes, queued_at: s.queued_at, _permit: s._permit });
                 }
-                Command::Unsealed { filter, reply } => queries.push((filter, reply)),
                 Command::Shutdown => stopping = true,
             }
         }
@@ -309,6 +313,8 @@ fn run_loop(
             let started = Instant::now();
             match journal.commit() {
                 Ok(seq) => {
+                    shared.unsealed.publish(journal.committed_after(published).map(|(seq, e)| (seq, e.clone())).collect());
+                    published = seq;
                     metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
                     metrics.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     metrics.durable_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
@@ -321,16 +327,17 @@ fn run_loop(
         }
         for p in pending {
             metrics.ack_seconds.observe(p.queued_at.elapsed().as_secs_f64());
-            let _ = p.reply.send(Ok(p.outcomes));
-        }
-        for (filter, reply) in queries {
-            let _ = reply.send(journal.unsealed().filter(|(seq, e)| filter(*seq, e)).map(|(seq, e)| (seq, e.clone())).collect());
+            // The queue slots are free once the events are durable: returned before the
+            // answer goes out, so a sender that has its answer never sees them still taken.
+            let Pending { reply, outcomes, _permit, .. } = p;
+            drop(_permit);
+            let _ = reply.send(Ok(outcomes));
         }
         // Sealing (Parquet, manifest, signed checkpoint) runs beside the writer, so
         // acknowledgements do not wait behind it. One at a time.
         if sealing.as_ref().is_some_and(|job| job.is_finished()) {
             if let Some(job) = sealing.take() {
-                finish_seal(journal, job, metrics)?;
+                finish_seal(journal, job, shared)?;
                 let _ = tracker.save(now());
                 last_save = Instant::now();
             }
@@ -363,12 +370,13 @@ fn fail_all(pending: Vec<Pending>, error: &JournalError) {
 
 fn apply(journal: &mut Journal, s: &mut Submission, tracker: &mut Tracker, at: Timestamp, metrics: &Metrics) -> Result<Vec<ItemOutcome>, JournalError> {
     let mut outcomes = Vec::with_capacity(s.items.len());
+    // Conflicting events of one message are quarantined together, with the message once.
+    let mut conflicts = Conflicts::default();
     for item in std::mem::take(&mut s.items) {
         let outcome = match item {
             Item::Event { record, raw, entry } => {
                 let seq_no = record.event().source_seq;
                 let lag = Some(record.event().received_at.0 - record.event().occurred_at.0);
-                let (system, id) = (record.event().source_system.clone(), record.event().event_id.clone());
                 let (outcome, fate) = match journal.append_prepared(record)? {
                     Appended::Stored { seq } => {
                         metrics.acknowledged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -378,17 +386,10 @@ fn apply(journal: &mut Journal, s: &mut Submission, tracker: &mut Tracker, at: T
                         metrics.duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         (ItemOutcome::Duplicate, Fate::Duplicate)
                     }
-                    Appended::Conflict { .. } => {
+                    conflict @ Appended::Conflict { .. } => {
                         metrics.conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         metrics.quarantined(s.transport, 1);
-                        journal.quarantine(&quarantine_entry(
-                            s.transport,
-                            &s.source,
-                            at,
-                            entry,
-                            format!("event id '{id}' from system '{system}' was stored before with different content; the first one stands"),
-                            &raw,
-                        ))?;
+                        conflicts.add(journal, s, at, raw, entry, conflict.conflict_reason().unwrap_or_default())?;
                         (ItemOutcome::Conflict, Fate::Quarantined)
                     }
                 };
@@ -404,7 +405,7 @@ fn apply(journal: &mut Journal, s: &mut Submission, tracker: &mut Tracker, at: T
                 ItemOutcome::Quarantined
             }
             Item::Context(raw) => {
-                journal.keep_context(&raw)?;
+                journal.keep_source_context(&s.source.name, &raw)?;
                 ItemOutcome::Kept
             }
             Item::Own(record) => match journal.append_prepared(record)? {
@@ -414,14 +415,105 @@ fn apply(journal: &mut Journal, s: &mut Submission, tracker: &mut Tracker, at: T
         };
         outcomes.push(outcome);
     }
+    conflicts.flush(journal, s, at)?;
     Ok(outcomes)
+}
+
+/// Conflicts waiting to be quarantined: those from one message (the same bytes) share one
+/// quarantine entry.
+#[derive(Default)]
+struct Conflicts {
+    raw: Option<Bytes>,
+    entries: Vec<(Option<usize>, String)>,
+}
+
+impl Conflicts {
+    fn add(&mut self, journal: &mut Journal, s: &Submission, at: Timestamp, raw: Bytes, entry: Option<usize>, reason: String) -> Result<(), JournalError> {
+        let same = self.raw.as_ref().is_some_and(|held| held.as_ptr() == raw.as_ptr() && held.len() == raw.len());
+        if !same {
+            self.flush(journal, s, at)?;
+            self.raw = Some(raw);
+        }
+        self.entries.push((entry, reason));
+        Ok(())
+    }
+
+    fn flush(&mut self, journal: &mut Journal, s: &Submission, at: Timestamp) -> Result<(), JournalError> {
+        let (Some(raw), entries) = (self.raw.take(), std::mem::take(&mut self.entries)) else { return Ok(()) };
+        let failures: Vec<(Option<usize>, &str)> = entries.iter().map(|(e, r)| (*e, r.as_str())).collect();
+        journal.quarantine(&grouped_quarantine_entry(s.transport, &s.source, at, &failures, &raw))
+    }
+}
+
+/// One quarantine entry for the failures of one message: a single failure as itself; many
+/// with the message kept once, the entries listed and their reasons grouped.
+pub fn grouped_quarantine_entry(transport: Transport, source: &Source, at: Timestamp, failures: &[(Option<usize>, &str)], raw: &[u8]) -> QuarantineEntry {
+    match failures {
+        [(entry, reason)] => quarantine_entry(transport, source, at, *entry, (*reason).to_owned(), raw),
+        _ => {
+            let reason = summarise(failures.iter().map(|(e, r)| (e.unwrap_or(0), *r)));
+            QuarantineEntry { entries: failures.iter().filter_map(|(e, _)| *e).collect(), ..quarantine_entry(transport, source, at, None, reason, raw) }
+        }
+    }
+}
+
+/// Most bytes of reasons kept for one quarantined request: past it, the reasons of the
+/// rest are counted, not written (a retry maps every listed entry again anyway).
+const REASONS_BYTES: usize = 16 << 10;
+
+/// One reason for many entries: entries that failed for the same reason are listed
+/// together, so a Bundle of ten thousand equally bad entries keeps one sentence.
+pub fn summarise<'a>(failures: impl Iterator<Item = (usize, &'a str)>) -> String {
+    let mut by_reason: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (entry, reason) in failures {
+        // The entry's own path prefix differs per entry; the reason after it is what repeats.
+        let general = reason.strip_prefix(&format!("entry[{entry}].resource.")).unwrap_or(reason);
+        let at = *index.entry(general).or_insert_with(|| {
+            by_reason.push((general, Vec::new()));
+            by_reason.len() - 1
+        });
+        by_reason[at].1.push(entry);
+    }
+    let mut out = String::new();
+    let mut omitted = 0;
+    for (reason, entries) in &by_reason {
+        if out.len() > REASONS_BYTES {
+            omitted += entries.len();
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(&format!("{} entr{} ({}): {reason}", entries.len(), if entries.len() == 1 { "y" } else { "ies" }, ranges(entries)));
+    }
+    if omitted > 0 {
+        out.push_str(&format!("; {omitted} more entries failed for other reasons (retry or show them to see why)"));
+    }
+    out
+}
+
+/// `0-3, 7, 9-10` for [0, 1, 2, 3, 7, 9, 10].
+fn ranges(entries: &[usize]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let mut j = i;
+        while j + 1 < entries.len() && entries[j + 1] == entries[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j { entries[i].to_string() } else { format!("{}-{}", entries[i], entries[j]) });
+        i = j + 1;
+    }
+    out.join(", ")
 }
 
 /// The quarantine record of input from a network source. `input` names the transport and
 /// the source, which is how `loggvakt quarantine retry` knows how to read the bytes again.
 pub fn quarantine_entry(transport: Transport, source: &Source, at: Timestamp, entry: Option<usize>, reason: String, raw: &[u8]) -> QuarantineEntry {
     let kind = if transport == Transport::Http { "http" } else { "syslog" };
-    QuarantineEntry { received_at: at.to_rfc3339(), input: format!("{kind}:{}", source.name), line: None, entry, reason, raw: None, raw_base64: None }.with_raw(raw)
+    QuarantineEntry { received_at: at.to_rfc3339(), input: format!("{kind}:{}", source.name), line: None, entry, entries: vec![], reason, raw: None, raw_base64: None }
+        .with_raw(raw)
 }
 
 /// An event that loggvakt records itself: a finding about a source, or a read of the store.
@@ -461,5 +553,8 @@ pub fn own_event(event_id: String, tenant_orgnr: &str, action: &str, action_code
 }
 
 fn notice_event(notice: &Notice, at: Timestamp) -> AccessEvent {
-    AccessEvent { user_local_id: Some(notice.source.to_string()), ..own_event(notice.event_id.clone(), &notice.tenant_orgnr, actions::OTHER, notice.kind, at, notice.detail.clone()) }
+    AccessEvent {
+        user_local_id: Some(notice.source.to_string()),
+        ..own_event(notice.event_id.clone(), &notice.tenant_orgnr, actions::OTHER, notice.kind, at, notice.detail.clone())
+    }
 }
