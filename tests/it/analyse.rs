@@ -32,7 +32,8 @@ fn prepare(ws: &Workspace, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
     assert!(out.status.success(), "samples: {}", text(&out));
     let store = ws.path(&format!("seed-{seed}/store"));
     let context = input.join("context");
-    let files: Vec<PathBuf> = ["Organization", "Practitioner", "PractitionerRole"].iter().map(|t| context.join(format!("{t}.ndjson"))).chain([input.join("AuditEvent.ndjson")]).collect();
+    let files: Vec<PathBuf> =
+        ["Organization", "Practitioner", "PractitionerRole"].iter().map(|t| context.join(format!("{t}.ndjson"))).chain([input.join("AuditEvent.ndjson")]).collect();
     let out = ws.ingest(&store, &files, &[]);
     assert!(out.status.success(), "ingest: {}", text(&out));
     let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(&context));
@@ -83,7 +84,7 @@ fn store_rows(store: &Path, select: &str, filter: &str) -> Vec<Vec<String>> {
 }
 
 fn csv_column(path: &Path, column: usize) -> Vec<String> {
-    std::fs::read_to_string(path).expect("csv").lines().skip(1).filter_map(|l| l.split(',').nth(column).map(str::to_owned)).collect()
+    loggvakt_analyse::csv::read(&std::fs::read_to_string(path).expect("csv")).into_iter().skip(1).filter_map(|row| row.into_iter().nth(column)).collect()
 }
 
 fn queues(review: &Path) -> Vec<Value> {
@@ -222,7 +223,13 @@ fn staff_known_only_by_hpr_number_are_resolved_and_their_work_explained() {
 fn orders_results_and_peers_explain_work_that_leaves_no_encounter() {
     let e = evaluation(reviewed());
     let explained_by = |by: &str, kinds: &[&str]| -> u64 {
-        e["explanations"].as_array().expect("explanations").iter().filter(|x| x["by"] == by && (kinds.is_empty() || kinds.iter().any(|k| x["kind"] == *k))).map(|x| x["accesses"].as_u64().unwrap_or(0)).sum()
+        e["explanations"]
+            .as_array()
+            .expect("explanations")
+            .iter()
+            .filter(|x| x["by"] == by && (kinds.is_empty() || kinds.iter().any(|k| x["kind"] == *k)))
+            .map(|x| x["accesses"].as_u64().unwrap_or(0))
+            .sum()
     };
     let orders = ["service_request", "diagnostic_report", "medication_request"];
     assert!(explained_by("unit", &orders) + explained_by("participant", &orders) > 0, "orders and results explain service work: {}", e["explanations"]);
@@ -241,7 +248,10 @@ fn neighbours_are_matched_across_spellings_and_never_in_ones_own_home() {
     let (employee, housemate, upstairs, down_the_street, elsewhere) = ("01018010018", "02028110068", "03038210008", "04048310058", "05058410189");
     let address = |lines: &str| format!(r#""address":[{{"use":"home","line":[{lines}],"postalCode":"7010","city":"Midtfjord","period":{{"start":"2015-01-01"}}}}]"#);
     let patient = |id: &str, fnr: &str, lines: &str| {
-        format!(r#"{{"resourceType":"Patient","id":"{id}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{fnr}"}}],"name":[{{"family":"Prøve{id}","given":["Kari"]}}],{}}}"#, address(lines))
+        format!(
+            r#"{{"resourceType":"Patient","id":"{id}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{fnr}"}}],"name":[{{"family":"Prøve{id}","given":["Kari"]}}],{}}}"#,
+            address(lines)
+        )
     };
     let context = [
         format!(r#"{{"resourceType":"Organization","id":"org","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{orgnr}"}}],"name":"Nordvik kommune"}}"#),
@@ -250,7 +260,7 @@ fn neighbours_are_matched_across_spellings_and_never_in_ones_own_home() {
             r#"{{"resourceType":"Practitioner","id":"pr","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{hpr}"}},{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{employee}"}}],{}}}"#,
             address(r#""Storgata 12","H0203""#)
         ),
-        format!(r#"{{"resourceType":"PractitionerRole","id":"role","practitioner":{{"reference":"Practitioner/pr"}},"organization":{{"reference":"Organization/unit"}},"period":{{"start":"2015-01-01"}}}}"#),
+        r#"{"resourceType":"PractitionerRole","id":"role","practitioner":{"reference":"Practitioner/pr"},"organization":{"reference":"Organization/unit"},"period":{"start":"2015-01-01"}}"#.to_owned(),
         patient("employee", employee, r#""Storgata 12 B","H0203""#),
         patient("housemate", housemate, r#""Storgata 12 B","H0203""#),
         patient("upstairs", upstairs, r#""STORGATA 12B, leil. 305""#),
@@ -265,7 +275,10 @@ fn neighbours_are_matched_across_spellings_and_never_in_ones_own_home() {
             r#"{{"resourceType":"AuditEvent","id":"{id}","type":{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110110","display":"Patient Record"}},"action":"R","period":{{"start":"2026-11-17T10:00:00Z","end":"2026-11-17T10:00:00Z"}},"recorded":"2026-11-17T10:00:01Z","outcome":"0","purposeOfEvent":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"TREAT"}}]}}],"agent":[{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{hpr}"}}}},"requestor":true,"location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{resh}"}}}}}},{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"custodian"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{orgnr}"}}}},"requestor":false}}],"source":{{"observer":{{"display":"EPJ-Nordvik"}}}},"entity":[{{"what":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{fnr}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}}]}}"#
         )
     };
-    let events: Vec<String> = [("ev-housemate", housemate), ("ev-upstairs", upstairs), ("ev-street", down_the_street), ("ev-elsewhere", elsewhere)].iter().map(|(id, fnr)| event(id, fnr)).collect();
+    let mut events: Vec<String> =
+        [("ev-housemate", housemate), ("ev-upstairs", upstairs), ("ev-street", down_the_street), ("ev-elsewhere", elsewhere)].iter().map(|(id, fnr)| event(id, fnr)).collect();
+    // A patient known only by a hospital's own number: stored, counted, judged by no rule.
+    events.push(event("ev-foreign", "MRN-4711").replace(r#""system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"MRN-4711""#, r#""system":"urn:oid:1.2.3.4.5","value":"MRN-4711""#));
     std::fs::write(dir.join("events.ndjson"), events.join("\n") + "\n").expect("write events");
     let store = ws.path("store");
     let out = ws.ingest(&store, &[dir.join("events.ndjson")], &[]);
@@ -276,21 +289,29 @@ fn neighbours_are_matched_across_spellings_and_never_in_ones_own_home() {
     let out = detect(&ws, &store, &review, &[]);
     assert!(out.status.success(), "detect: {}", text(&out));
     let flags = std::fs::read_to_string(review.join(orgnr).join("flags.csv")).expect("flags.csv");
-    let neighbour: std::collections::BTreeMap<&str, f64> =
-        flags.lines().filter_map(|l| l.strip_prefix("neighbour,")).filter_map(|rest| { let cols: Vec<&str> = rest.split(',').collect(); Some((cols[0], cols.get(2)?.parse().ok()?)) }).collect();
+    let neighbour: std::collections::BTreeMap<&str, f64> = flags
+        .lines()
+        .filter_map(|l| l.strip_prefix("neighbour,"))
+        .filter_map(|rest| {
+            let cols: Vec<&str> = rest.split(',').collect();
+            Some((cols[0], cols.get(2)?.parse().ok()?))
+        })
+        .collect();
     assert_eq!(neighbour.get("ev-upstairs").copied(), Some(1.0), "another apartment in the same building: {flags}");
     assert_eq!(neighbour.get("ev-street").copied(), Some(0.6), "a house two numbers on, street type abbreviated: {flags}");
     assert!(!neighbour.contains_key("ev-housemate"), "the employee's own home, written without its letter by one register: {flags}");
     assert!(!neighbour.contains_key("ev-elsewhere"), "another street: {flags}");
+    assert!(!flags.contains("ev-foreign"), "no rule judges a patient it cannot look up: {flags}");
+    let queue: Value = serde_json::from_slice(&std::fs::read(review.join(orgnr).join("queue.json")).expect("queue.json")).expect("JSON");
+    assert_eq!(queue["unidentified_patient_accesses"], 1, "but the organisation is told of it");
+    let html = std::fs::read_to_string(review.join(orgnr).join("report.html")).expect("report.html");
+    assert!(html.contains("uten norsk identitetsnummer") && html.contains("review them in the source system"), "in plain words");
 }
 
 #[test]
 fn each_queue_holds_only_its_own_organisations_accesses_and_respects_capacity() {
     let r = reviewed();
-    let rows = duckdb(&format!(
-        "SELECT event_id, CAST(tenant AS VARCHAR) FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true)",
-        r.store.display()
-    ));
+    let rows = duckdb(&format!("SELECT event_id, CAST(tenant AS VARCHAR) FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true)", r.store.display()));
     let tenant_of: std::collections::HashMap<&str, &str> = rows.lines().filter_map(|l| l.split_once('|')).collect();
     let queues = queues(&r.review);
     assert!(queues.len() >= 4, "one queue per organisation with accesses");
@@ -362,6 +383,30 @@ fn the_review_run_is_logged_in_the_journal_and_the_store_still_verifies() {
     assert!(verified.status.success(), "{}", text(&verified));
 }
 
+/// A review names what it read (the checkpoint and the context snapshot with its files'
+/// digest) in its outputs and in its signed record; changing that context afterwards, say
+/// adding a care record that "explains" an access, is caught by `verify`.
+#[test]
+fn a_review_names_its_checkpoint_and_context_and_an_edited_context_is_caught() {
+    let r = reviewed();
+    let q = &queues(&r.review)[0];
+    let basis = &q["basis"];
+    assert!(basis["checkpoint_size"].as_u64().unwrap_or(0) > 0 && basis["checkpoint_head"].as_str().is_some_and(|h| h.len() == 64), "{basis}");
+    let snapshot = basis["context_snapshot"].as_str().expect("snapshot").to_owned();
+    assert!(snapshot.starts_with('v') && basis["context_files_blake3"].as_str().is_some_and(|d| d.len() == 64), "{basis}");
+    let html = std::fs::read_to_string(r.review.join(q["orgnr"].as_str().expect("orgnr")).join("report.html")).expect("report.html");
+    assert!(html.contains("Grunnlag:") && html.contains(&snapshot), "the report names its basis too");
+    let store = store_copy(r, "edited-context");
+    let dir = store.join("context/snapshots").join(&snapshot);
+    let victim = std::fs::read_dir(&dir).expect("snapshot dir").map(|e| e.expect("entry").path()).find(|p| p.extension().is_some_and(|x| x == "parquet")).expect("a table");
+    let mut bytes = std::fs::read(&victim).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&victim, bytes).expect("write");
+    let out = r.ws.verify(&store, None);
+    assert_reports(&out, &["[modified context]", &snapshot]);
+}
+
 #[test]
 fn a_new_detector_is_a_new_sql_file_and_nothing_else() {
     let ws = Workspace::new();
@@ -379,7 +424,10 @@ SELECT seq, 0.5 AS strength, action FROM access_explained WHERE action = 'update
     let out = detect(&ws, &store, &review, &["--detectors", detectors.to_str().expect("utf-8 path"), "--param", "no_care.full_at=2"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("printing"), "the new detector ran: {}", text(&out));
-    let flagged: usize = queues(&review).iter().map(|q| q["detectors"].as_array().expect("stats").iter().filter(|d| d["id"] == "printing").map(|d| d["flagged_accesses"].as_u64().unwrap_or(0) as usize).sum::<usize>()).sum();
+    let flagged: usize = queues(&review)
+        .iter()
+        .map(|q| q["detectors"].as_array().expect("stats").iter().filter(|d| d["id"] == "printing").map(|d| d["flagged_accesses"].as_u64().unwrap_or(0) as usize).sum::<usize>())
+        .sum();
     assert!(flagged > 0, "updates flagged by the new detector");
 }
 
@@ -393,7 +441,11 @@ fn broken_detectors_and_missing_context_are_explained() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("bad.sql") && text(&out).contains("no 'severity:' line"), "{}", text(&out));
 
-    std::fs::write(dir.join("bad.sql"), "-- id: bad\n-- version: 1\n-- severity: 2\n-- title.nb: x\n-- title.en: x\n-- explain.nb: x\n-- explain.en: x\nSELECT seq, 1.0 AS strength FROM no_such_table").expect("write");
+    std::fs::write(
+        dir.join("bad.sql"),
+        "-- id: bad\n-- version: 1\n-- severity: 2\n-- title.nb: x\n-- title.en: x\n-- explain.nb: x\n-- explain.en: x\nSELECT seq, 1.0 AS strength FROM no_such_table",
+    )
+    .expect("write");
     let store = store_copy(r, "store-broken");
     let out = detect(&r.ws, &store, &r.ws.path("review-broken"), &["--detectors", dir.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));

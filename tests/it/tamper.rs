@@ -22,7 +22,7 @@ fn a_modified_field_is_located_by_file_row_and_seq() {
     let mut seq = 0;
     rewrite_segment(&path, |rows| {
         seq = rows[1].seq;
-        rows[1].event.user_name = Some("Someone Else".into());
+        std::sync::Arc::make_mut(&mut rows[1].event).user_name = Some("Someone Else".into());
     });
     assert_reports(&ws.verify(&store, None), &["[modified record]", &rel, "row 1", &format!("seq {seq}")]);
 }
@@ -48,8 +48,9 @@ fn an_inserted_copy_of_a_row_is_reported_as_a_duplicate() {
     let mut seq = 0;
     rewrite_segment(&path, |rows| {
         let mut forged = rows[0].clone();
-        forged.event.action = "read".into();
-        forged.event.user_name = Some("Inserted".into());
+        let event = std::sync::Arc::make_mut(&mut forged.event);
+        event.action = "read".into();
+        event.user_name = Some("Inserted".into());
         seq = forged.seq;
         rows.insert(1, forged);
     });
@@ -227,7 +228,7 @@ fn a_rewritten_manifest_is_caught_by_its_signed_hash() {
     let store = ws.store_with_epochs();
     let (rel, path) = victim_segment(&store);
     // A careful attacker rewrites the segment AND records its new hash in the manifest.
-    rewrite_segment(&path, |rows| rows[1].event.user_name = Some("Someone Else".into()));
+    rewrite_segment(&path, |rows| std::sync::Arc::make_mut(&mut rows[1].event).user_name = Some("Someone Else".into()));
     let manifest_path = store.join(loggvakt_journal::manifest::manifest_rel_path(2));
     let mut m = manifests(&store)[1].clone();
     let new_hash = loggvakt_journal::chain::to_hex(&blake3_of(&path));
@@ -264,13 +265,12 @@ fn a_rotated_key_continues_the_chain() {
 fn the_report_reads_in_bokmal_for_a_norwegian_locale() {
     let ws = Workspace::new();
     let store = ws.store_with_epochs();
-    let verify_nb = |extra: &[&str], lang_env: &str| {
-        run(loggvakt().env("LANG", lang_env).arg("verify").arg("--store").arg(&store).arg("--trusted-keys").arg(&ws.trusted).args(extra))
-    };
+    let verify_nb =
+        |extra: &[&str], lang_env: &str| run(loggvakt().env("LANG", lang_env).arg("verify").arg("--store").arg(&store).arg("--trusted-keys").arg(&ws.trusted).args(extra));
     let intact = text(&verify_nb(&[], "nb_NO.UTF-8"));
     assert!(intact.starts_with("INTAKT: 600 poster"), "{intact}");
     let (rel, path) = victim_segment(&store);
-    rewrite_segment(&path, |rows| rows[1].event.user_name = Some("Someone Else".into()));
+    rewrite_segment(&path, |rows| std::sync::Arc::make_mut(&mut rows[1].event).user_name = Some("Someone Else".into()));
     let out = verify_nb(&["--lang", "nb"], "en_GB.UTF-8");
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out);
@@ -292,4 +292,54 @@ fn an_html_report_for_the_case_file_shows_status_and_each_problem() {
     assert!(html.starts_with("<!doctype html>") && html.contains("lang=\"nb\""));
     assert!(html.contains("IKKE INTAKT: ") && html.contains("manglende segment") && html.contains(&rel));
     assert!(html.contains("seg-&lt;b&gt;x&lt;i&gt;.parquet") && !html.contains("<b>x"), "names from the store are escaped");
+}
+
+/// What a seal in progress or cut short by a crash leaves (segments of the next epoch, a
+/// newest manifest whose records are still in the write-ahead journal) is reported as in
+/// flight; the same shapes without those write-ahead files are tampering, and stay reported.
+#[test]
+fn in_flight_leniency_does_not_cover_a_deleted_last_checkpoint_or_a_planted_segment() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let last = manifests(&store).pop().expect("a manifest");
+    std::fs::remove_file(store.join(loggvakt_journal::manifest::checkpoint_rel_path(last.last_seq))).expect("remove checkpoint");
+    let (_, victim) = victim_segment(&store);
+    // The next epoch's number, as a seal would write it; but no records await a seal.
+    let planted = store.join(format!("data/tenant=983971636/date=2026-11-20/seg-{:08}-0000.parquet", last.epoch + 1));
+    std::fs::create_dir_all(planted.parent().expect("dir")).expect("mkdir");
+    std::fs::copy(&victim, &planted).expect("copy");
+    let out = ws.verify(&store, None);
+    assert_reports(&out, &["[unsigned epoch]", &format!("epoch {}", last.epoch)]);
+    assert_reports(&out, &["[unexpected segment]", &format!("seg-{:08}-0000.parquet", last.epoch + 1)]);
+}
+
+/// A regulator who checks weekly reads only what is new since the checkpoint they kept:
+/// what came after it is checked row by row, what it covers is not read again (and a full
+/// run still catches a change there).
+#[test]
+fn an_incremental_check_reads_only_what_came_after_the_held_checkpoint() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let held = ws.path("last-week.note");
+    ws.export_checkpoint(&store, &held);
+    let new = ws.samples("this-week", 11, 300);
+    assert!(ws.ingest(&store, &new[1..], &["--epoch-records", "200"]).status.success());
+    let incremental = |store: &std::path::Path| {
+        run(loggvakt().arg("verify").arg("--store").arg(store).arg("--trusted-keys").arg(&ws.trusted).arg("--checkpoint").arg(&held).arg("--incremental"))
+    };
+    let out = incremental(&store);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("incremental: records 1..=600"), "{}", text(&out));
+
+    // A change in last week's data: not read by the weekly check, caught by a full one.
+    let (_, old_victim) = victim_segment(&store);
+    rewrite_segment(&old_victim, |rows| std::sync::Arc::make_mut(&mut rows[1].event).user_name = Some("Someone Else".into()));
+    assert!(incremental(&store).status.success(), "last week's epochs are not read again");
+    assert_reports(&ws.verify(&store, Some(&held)), &["[modified record]"]);
+
+    // A change in this week's data is caught by the weekly check.
+    let newest = manifests(&store).pop().expect("a new epoch");
+    let segment = newest.segments.iter().find(|s| s.rows >= 2).expect("a segment with rows");
+    rewrite_segment(&store.join(&segment.path), |rows| std::sync::Arc::make_mut(&mut rows[0].event).user_name = Some("Someone Else".into()));
+    assert_reports(&incremental(&store), &["[modified record]", &segment.path]);
 }

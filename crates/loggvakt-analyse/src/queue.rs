@@ -109,6 +109,22 @@ pub struct Queue {
     pub detectors: Vec<DetectorStat>,
     pub accesses: u64,
     pub explained: u64,
+    /// Accesses to patients known only by an identifier from outside the Norwegian
+    /// registers (a hospital's MRN, a foreign id): stored, but not judged by the detectors,
+    /// which cannot look such a patient up. Not counted in `accesses`.
+    pub unidentified_patient_accesses: u64,
+    /// What the review read: the signed checkpoint that covered the store, and the context
+    /// snapshot with the digest of its files (also recorded in the journal, so a regulator
+    /// can check the context was not changed afterwards, and rerun the review from them).
+    pub basis: Option<ReviewBasis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReviewBasis {
+    pub checkpoint_size: u64,
+    pub checkpoint_head: String,
+    pub context_snapshot: String,
+    pub context_files_blake3: String,
 }
 
 fn time_text(micros: i64) -> String {
@@ -164,7 +180,11 @@ fn detector_score(weights: &[f64]) -> f64 {
 }
 
 fn accessor_key(a: &AccessRow) -> String {
-    a.accessor_id.clone().or_else(|| a.accessor_hpr.as_ref().map(|h| format!("hpr:{h}"))).or_else(|| a.accessor_name.as_ref().map(|n| format!("name:{n}"))).unwrap_or_else(|| "unknown".into())
+    a.accessor_id
+        .clone()
+        .or_else(|| a.accessor_hpr.as_ref().map(|h| format!("hpr:{h}")))
+        .or_else(|| a.accessor_name.as_ref().map(|n| format!("name:{n}")))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn case_access(analysis: &Analysis, access: &AccessRow, flags: &[&Flag]) -> CaseAccess {
@@ -286,14 +306,7 @@ pub fn build_queues(analysis: &Analysis, settings: &Settings) -> (Vec<Queue>, Ve
                 }
             }
         }
-        let quality_sample = analysis
-            .samples
-            .get(tenant)
-            .into_iter()
-            .flatten()
-            .filter_map(|seq| analysis.accesses.get(seq))
-            .map(|a| case_access(analysis, a, &[]))
-            .collect();
+        let quality_sample = analysis.samples.get(tenant).into_iter().flatten().filter_map(|seq| analysis.accesses.get(seq)).map(|a| case_access(analysis, a, &[])).collect();
         let queued: BTreeSet<&str> = cases.iter().flat_map(|c| c.accesses.iter().map(|a| a.event_id.as_str())).collect();
         // (flagged, of them explained, in queued cases) per detector, from this tenant's flags only.
         let mut tally = vec![(0usize, 0usize, 0usize); analysis.detectors.len()];
@@ -332,6 +345,8 @@ pub fn build_queues(analysis: &Analysis, settings: &Settings) -> (Vec<Queue>, Ve
             quality_sample,
             accesses: coverage.iter().map(|c| c.accesses).sum(),
             explained: coverage.iter().map(|c| c.explained).sum(),
+            unidentified_patient_accesses: analysis.unidentified.get(tenant).copied().unwrap_or(0),
+            basis: None,
             coverage,
             explanations: analysis.explanations.iter().filter(|x| x.tenant == tenant).cloned().collect(),
             daily: analysis.daily.iter().filter(|d| d.tenant == tenant).cloned().collect(),

@@ -23,16 +23,24 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), AnalyseError> {
     std::fs::write(path, bytes).map_err(|e| AnalyseError::io(path, e))
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 fn csv(queue: &Queue) -> String {
-    let mut out = String::from("rank,case_id,score,accessor_hpr,accessor_name,event_id,source_system,occurred_at,patient_id,action,basis,explained,detectors,reason_nb,reason_en\n");
+    let mut out = crate::csv::row(&[
+        "rank",
+        "case_id",
+        "score",
+        "accessor_hpr",
+        "accessor_name",
+        "event_id",
+        "source_system",
+        "occurred_at",
+        "patient_id",
+        "action",
+        "basis",
+        "explained",
+        "detectors",
+        "reason_nb",
+        "reason_en",
+    ]);
     for case in &queue.cases {
         for a in &case.accesses {
             let fields = [
@@ -52,14 +60,13 @@ fn csv(queue: &Queue) -> String {
                 a.reasons_nb.join(" "),
                 a.reasons_en.join(" "),
             ];
-            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-            out.push('\n');
+            out.push_str(&crate::csv::row(&fields));
         }
     }
     out
 }
 
-const FLAGS_HEADER: &str = "detector,event_id,seq,strength,explained\n";
+const FLAGS_HEADER: &str = "detector,event_id,seq,strength,explained\r\n";
 
 /// Writes every queue and the notices addressed to each organisation under `out`.
 pub fn write_outputs(out: &Path, analysis: &Analysis, queues: &[Queue], notices: &[Notice]) -> Result<Vec<Written>, AnalyseError> {
@@ -68,7 +75,7 @@ pub fn write_outputs(out: &Path, analysis: &Analysis, queues: &[Queue], notices:
     for f in &analysis.flags {
         if let Some(a) = analysis.accesses.get(&f.seq) {
             let csv = flags_csv.entry(a.tenant.as_str()).or_insert_with(|| FLAGS_HEADER.to_owned());
-            let _ = writeln!(csv, "{},{},{},{:.3},{}", analysis.detectors[f.detector].id, csv_field(&a.event_id), a.seq, f.strength, a.explained);
+            csv.push_str(&crate::csv::row(&[analysis.detectors[f.detector].id.as_str(), &a.event_id, &a.seq.to_string(), &format!("{:.3}", f.strength), &a.explained.to_string()]));
         }
     }
     let mut written = Vec::new();
@@ -81,10 +88,9 @@ pub fn write_outputs(out: &Path, analysis: &Analysis, queues: &[Queue], notices:
         let mine: Vec<&Notice> = notices.iter().filter(|n| n.to_orgnr == q.orgnr).collect();
         let json = serde_json::to_vec_pretty(&mine).map_err(|e| AnalyseError::Query { context: "notices.json".into(), reason: e.to_string() })?;
         write(&dir.join("notices.json"), &json)?;
-        let mut ids = String::from("event_id\n");
+        let mut ids = crate::csv::row(&["event_id"]);
         for id in analysis.unexplained.get(&q.orgnr).into_iter().flatten() {
-            ids.push_str(id);
-            ids.push('\n');
+            ids.push_str(&crate::csv::row(&[id]));
         }
         write(&dir.join("unexplained.csv"), ids.as_bytes())?;
         write(&dir.join("flags.csv"), flags_csv.get(q.orgnr.as_str()).map_or(FLAGS_HEADER, String::as_str).as_bytes())?;
@@ -154,7 +160,9 @@ fn detector_chart(q: &Queue) -> String {
     let rows: Vec<_> = q.detectors.iter().filter(|d| d.flagged_accesses > 0).collect();
     let max = rows.iter().map(|d| d.flagged_accesses).max().unwrap_or(1).max(1);
     let h = 24 * rows.len() + 10;
-    let mut svg = format!(r#"<svg role="img" aria-labelledby="det-title" width="720" height="{h}" viewBox="0 0 720 {h}"><title id="det-title">Flagg per kontroll / Flags per detector</title>"#);
+    let mut svg = format!(
+        r#"<svg role="img" aria-labelledby="det-title" width="720" height="{h}" viewBox="0 0 720 {h}"><title id="det-title">Flagg per kontroll / Flags per detector</title>"#
+    );
     for (i, d) in rows.iter().enumerate() {
         let y = 5 + i * 24;
         let w = (d.flagged_accesses as f64 / max as f64 * 420.0).max(1.0) as usize;
@@ -181,10 +189,9 @@ fn explained_by_words(by: Option<&str>) -> (&'static str, &'static str) {
         Some("unit") => ("pasienten er i behandling i enheten", "the patient is in the unit's care"),
         Some("team") => ("en kollega fra enheten deltok i behandlingen", "a colleague from the unit took part in the care"),
         Some("arrival") => ("akutt ankomst: oppholdet ble registrert like etter", "emergency arrival: the stay was registered shortly after"),
-        Some("service") => (
-            "enheten arbeider rutinemessig med pasienter i behandling andre steder i virksomheten",
-            "the unit routinely works on patients in care elsewhere in the organisation",
-        ),
+        Some("service") => {
+            ("enheten arbeider rutinemessig med pasienter i behandling andre steder i virksomheten", "the unit routinely works on patients in care elsewhere in the organisation")
+        }
         _ => ("annet", "other"),
     }
 }
@@ -258,7 +265,14 @@ fn case_html(out: &mut String, c: &Case) {
         c.patients
     );
     for d in &c.detectors {
-        let _ = write!(out, "<li><strong>{}</strong> <span lang=en class=en>({})</span>: {} tilgang(er), alvorlighet {}</li>", esc(&d.title_nb), esc(&d.title_en), d.accesses, d.severity);
+        let _ = write!(
+            out,
+            "<li><strong>{}</strong> <span lang=en class=en>({})</span>: {} tilgang(er), alvorlighet {}</li>",
+            esc(&d.title_nb),
+            esc(&d.title_en),
+            d.accesses,
+            d.severity
+        );
     }
     out.push_str("</ul>");
     access_rows(out, &c.accesses, true);
@@ -287,16 +301,42 @@ pub fn html(q: &Queue, notices: &[&Notice]) -> String {
 <tr><th scope=row>Saker i køen <span lang=en class=en>/ cases queued</span></th><td>{} (kapasitet {})</td></tr>\
 <tr><th scope=row>Saker over kapasiteten <span lang=en class=en>/ over capacity</span></th><td>{}</td></tr>\
 <tr><th scope=row>Svake saker under terskel <span lang=en class=en>/ below threshold</span></th><td>{}</td></tr>\
-</tbody></table><p>Alle tilganger i perioden er kontrollert; saker er rangert etter alvorlighet, styrke og gjentakelse. \
-<span lang=en class=en>Every access in the period was checked; cases are ranked by severity, evidence strength and repetition.</span></p>",
+<tr><th scope=row>Tilganger til pasienter uten norsk identitetsnummer <span lang=en class=en>/ accesses to patients without a Norwegian identity number</span></th><td>{}</td></tr>\
+</tbody></table><p>Alle tilganger til pasienter med fødselsnummer, D-nummer eller H-nummer i perioden er kontrollert; saker er rangert etter alvorlighet, styrke og gjentakelse. \
+<span lang=en class=en>Every access in the period to a patient with a Norwegian identity number was checked; cases are ranked by severity, evidence strength and repetition.</span></p>{}",
         q.accesses,
         q.explained,
         percent(q.explained, q.accesses),
         q.cases.len(),
         q.settings.capacity,
         q.cases_over_capacity,
-        q.cases_below_threshold
+        q.cases_below_threshold,
+        q.unidentified_patient_accesses,
+        if q.unidentified_patient_accesses > 0 {
+            "<p>Tilganger til pasienter som bare er kjent ved et annet nummer (et sykehus' eget pasientnummer, en utenlandsk id) er lagret, \
+men kan ikke kontrolleres mot folkeregisteret og pleieforholdene, så ingen regel har vurdert dem: se dem gjennom i kildesystemet. \
+<span lang=en class=en>Accesses to patients known only by another number (a hospital's own patient number, a foreign id) are stored, \
+but cannot be checked against the population register and care relations, so no rule judged them: review them in the source system.</span></p>"
+        } else {
+            ""
+        }
     );
+    if let Some(b) = &q.basis {
+        // What the review read, so it can be checked and rerun (also in the signed journal).
+        let _ = write!(
+            out,
+            "<p>Grunnlag: loggen slik sjekkpunktet for {} poster signerte den (hode <code>{}</code>), og kontekst {} (<code>{}</code>). \
+<span lang=en class=en>Basis: the log as the checkpoint of {} records signed it (head <code>{}</code>), and context {} (<code>{}</code>).</span></p>",
+            b.checkpoint_size,
+            esc(&b.checkpoint_head[..b.checkpoint_head.len().min(16)]),
+            esc(&b.context_snapshot),
+            esc(&b.context_files_blake3[..b.context_files_blake3.len().min(16)]),
+            b.checkpoint_size,
+            esc(&b.checkpoint_head[..b.checkpoint_head.len().min(16)]),
+            esc(&b.context_snapshot),
+            esc(&b.context_files_blake3[..b.context_files_blake3.len().min(16)]),
+        );
+    }
     out.push_str("<h2>Tilganger per dag <span lang=en class=en>/ Accesses per day</span></h2>");
     out.push_str(&daily_chart(q));
     out.push_str("<h2>Saker <span lang=en class=en>/ Cases</span></h2>");
@@ -310,7 +350,15 @@ pub fn html(q: &Queue, notices: &[&Notice]) -> String {
     out.push_str(&detector_chart(q));
     out.push_str("<table class=figures><thead><tr><th scope=col>Kontroll</th><th scope=col>Flaggede tilganger</th><th scope=col>…av dem forklart</th><th scope=col>I køen</th></tr></thead><tbody>");
     for d in &q.detectors {
-        let _ = write!(out, "<tr><td>{} <span lang=en class=en>({})</span></td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&d.title_nb), esc(&d.title_en), d.flagged_accesses, d.flagged_explained, d.in_queued_cases);
+        let _ = write!(
+            out,
+            "<tr><td>{} <span lang=en class=en>({})</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&d.title_nb),
+            esc(&d.title_en),
+            d.flagged_accesses,
+            d.flagged_explained,
+            d.in_queued_cases
+        );
     }
     out.push_str("</tbody></table><h2>Forklart andel per enhet <span lang=en class=en>/ Explained share per unit</span></h2><table class=figures><thead><tr><th scope=col>Enhet</th><th scope=col>Tilganger</th><th scope=col>Forklart</th><th scope=col>Andel</th></tr></thead><tbody>");
     for c in &q.coverage {

@@ -143,12 +143,10 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     let mut params = BTreeMap::new();
     for p in &args.params {
         let Some((name, value)) = p.split_once('=') else { bail!("--param {p}: expected NAME=VALUE") };
-        // Values are pasted into SQL, so only plain literals are accepted.
-        if value.trim().is_empty() || !value.trim().chars().all(|c| c.is_ascii_alphanumeric() || "_.:+-".contains(c)) {
-            bail!("--param {p}: the value must be a number or a plain word (letters, digits, _ . : + -)");
-        }
         params.insert(name.trim().to_owned(), value.trim().to_owned());
     }
+    // Before the store is opened: values that are not plain literals are refused (SQL).
+    loggvakt_analyse::check_params(&params)?;
     let detectors = loggvakt_analyse::load_detectors(args.detectors.as_deref())?;
     let queries = loggvakt_analyse::load_sql(args.queries.as_deref(), "queries")?;
 
@@ -161,22 +159,19 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     let bar = ProgressBar::new(detectors.len() as u64);
     bar.set_style(ProgressStyle::with_template("{spinner} detect [{bar:20}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
     let started = Instant::now();
-    let job = loggvakt_analyse::Job {
-        store: &args.store,
-        period: Period { from: args.from, to: args.to },
-        org: args.org.as_deref(),
-        detectors,
-        queries,
-        params,
-        settings: &settings,
-    };
+    let job =
+        loggvakt_analyse::Job { store: &args.store, period: Period { from: args.from, to: args.to }, org: args.org.as_deref(), detectors, queries, params, settings: &settings };
     let analysis = loggvakt_analyse::analyse(job, &mut |p| match p {
         Progress::Preparing(what) => bar.set_message(what.to_owned()),
         Progress::Detector { id, .. } => bar.set_message(format!("running {id}")),
         Progress::DetectorDone { .. } => bar.inc(1),
     })?;
     bar.finish_and_clear();
-    let (queues, notices) = loggvakt_analyse::build_queues(&analysis, &settings);
+    let (mut queues, notices) = loggvakt_analyse::build_queues(&analysis, &settings);
+    let basis = review_basis(&args.store, analysis.context_version)?;
+    for q in &mut queues {
+        q.basis = Some(basis.clone());
+    }
     // The review is logged (durably) before anyone can read its outputs.
     let logged = log_review_run(&mut journal, args, &queues)?;
     journal.close()?;
@@ -216,8 +211,27 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What this review reads: the newest signed checkpoint (the journal was just sealed, so it
+/// covers every committed event) and the context snapshot with its files' digest.
+fn review_basis(store: &std::path::Path, context_version: u32) -> anyhow::Result<loggvakt_analyse::ReviewBasis> {
+    let newest = loggvakt_journal::layout::list_checkpoints(store)?.pop().context("the store has no checkpoint after sealing")?;
+    let note = std::fs::read_to_string(&newest).with_context(|| format!("reading {}", newest.display()))?;
+    let (checkpoint, _, _) = loggvakt_journal::Checkpoint::parse_note(&note)?;
+    let snapshot = format!("v{context_version:06}");
+    let dir = loggvakt_journal::layout::context_snapshot_dir(store, &snapshot);
+    let digest = if dir.is_dir() { loggvakt_journal::layout::files_digest(&dir)? } else { String::new() };
+    Ok(loggvakt_analyse::ReviewBasis {
+        checkpoint_size: checkpoint.size,
+        checkpoint_head: loggvakt_journal::chain::to_hex(&checkpoint.head),
+        context_files_blake3: digest,
+        context_snapshot: snapshot,
+    })
+}
+
 /// Records the review in the journal: one event per organisation's queue, and one per
 /// patient exposed in it, so the patient's "who looked at my record" shows the review too.
+/// The organisation's event names what the review read (`reason_text`, JSON): the
+/// checkpoint and the context snapshot with its files' digest, chained and signed with it.
 fn log_review_run(journal: &mut Journal, args: &DetectArgs, queues: &[loggvakt_analyse::Queue]) -> anyhow::Result<usize> {
     let now = loggvakt_model::Timestamp::now();
     let run_id = blake3::hash(format!("{}|{}|{}|{:?}|{}", now.0, args.from, args.to, args.org, args.operator).as_bytes()).to_hex()[..16].to_owned();
@@ -242,6 +256,7 @@ fn log_review_run(journal: &mut Journal, args: &DetectArgs, queues: &[loggvakt_a
                 action: loggvakt_model::codes::actions::LIST_EXPOSURE.into(),
                 basis: loggvakt_model::codes::basis::UNSPECIFIED.into(),
                 purpose_code: Some("LOGGKONTROLL".into()),
+                reason_text: if patient.is_none() { q.basis.as_ref().and_then(|b| serde_json::to_string(b).ok()) } else { None },
                 channel: loggvakt_model::codes::channel::INTEGRATION.into(),
                 outcome: loggvakt_model::codes::outcome::GRANTED.into(),
                 source_format: "loggvakt".into(),

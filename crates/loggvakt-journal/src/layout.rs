@@ -91,3 +91,37 @@ pub fn list_checkpoints(store: &Path) -> Result<Vec<PathBuf>, JournalError> {
 pub fn list_wal_files(store: &Path) -> Result<Vec<PathBuf>, JournalError> {
     list_sorted(&store.join("wal"), |n| n.ends_with(".wal"))
 }
+
+/// The digest of a directory's files as they are on disk: BLAKE3 over each file's path
+/// (relative to `dir`, `/`-separated, sorted bytewise), a 0 byte, and the BLAKE3 of its
+/// bytes. A review records it for the context snapshot it read (in the journal, so it is
+/// chained and signed), and `verify` recomputes it.
+pub fn files_digest(dir: &Path) -> Result<String, JournalError> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), JournalError> {
+        for entry in std::fs::read_dir(dir).map_err(|e| JournalError::io(dir, e))? {
+            let path = entry.map_err(|e| JournalError::io(dir, e))?.path();
+            if path.is_dir() {
+                walk(&path, base, out)?;
+            } else if let Ok(rel) = path.strip_prefix(base) {
+                out.push((rel.to_string_lossy().replace('\\', "/"), path.clone()));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut hasher = blake3::Hasher::new();
+    for (rel, path) in files {
+        let bytes = std::fs::read(&path).map_err(|e| JournalError::io(&path, e))?;
+        hasher.update(rel.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(blake3::hash(&bytes).as_bytes());
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Where the context snapshot a review names lives (`context/snapshots/v000001`).
+pub fn context_snapshot_dir(store: &Path, name: &str) -> PathBuf {
+    store.join("context").join("snapshots").join(name)
+}

@@ -19,18 +19,18 @@ pub mod note;
 pub mod quarantine;
 mod reader;
 pub mod segment;
+mod store;
 #[doc(hidden)]
 pub mod vectors;
-mod store;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
 
-pub use context::read_context;
+pub use context::{read_context, KeptContext};
 pub use note::{Checkpoint, SigningKey, VerifierKey};
 pub use quarantine::{read_quarantine, read_quarantine_records, read_retries, QuarantineEntry, QuarantineRecord, RetryRecord};
-pub use reader::{read_sealed_events, read_segment_events};
-pub use store::{Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealJob, SealReport};
+pub use reader::{read_sealed_events, read_segment_events, visit_segment_events, SegmentRow};
+pub use store::{writer_is_running, Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealJob, SealReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {

@@ -132,11 +132,7 @@ impl VerifierKey {
 
 /// Reads a trusted-keys file: one verifier key per line; `#` starts a comment.
 pub fn parse_trusted_keys(text: &str) -> Result<Vec<VerifierKey>, JournalError> {
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(VerifierKey::parse)
-        .collect()
+    text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(VerifierKey::parse).collect()
 }
 
 /// One signature line of a note.
@@ -194,11 +190,7 @@ impl Checkpoint {
         let origin = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| bad("origin line missing".into()))?.to_owned();
         let size = lines.next().and_then(|l| l.parse::<u64>().ok()).ok_or_else(|| bad("size line is not a number".into()))?;
         let head_b64 = lines.next().ok_or_else(|| bad("head line missing".into()))?;
-        let head: Hash = B64
-            .decode(head_b64)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| bad(format!("head '{head_b64}' is not a base64 32-byte hash")))?;
+        let head: Hash = B64.decode(head_b64).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| bad(format!("head '{head_b64}' is not a base64 32-byte hash")))?;
         let mut cp = Checkpoint { origin, size, head, epoch: 0, manifest: None, time: String::new() };
         for line in lines {
             match line.split_once(' ') {

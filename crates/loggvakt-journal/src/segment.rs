@@ -16,8 +16,8 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::reader::ChunkReader;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::ChunkReader;
 use parquet::schema::types::ColumnPath;
 
 use crate::chain::{Tag, TAG_LEN};
@@ -44,7 +44,8 @@ pub fn segment_schema() -> SchemaRef {
 #[derive(Debug, Clone)]
 pub struct SealedRecord {
     pub seq: u64,
-    pub event: AccessEvent,
+    /// Shared, so a reader (the daemon's searches) can hold unsealed events without copies.
+    pub event: Arc<AccessEvent>,
     pub tag: Tag,
 }
 
@@ -94,7 +95,7 @@ pub fn writer_properties(kv: Vec<KeyValue>) -> Result<WriterProperties, JournalE
 
 /// Builds the record batch of a segment, in the given row order.
 pub fn segment_batch(rows: &[&SealedRecord]) -> Result<RecordBatch, JournalError> {
-    let events: Vec<&AccessEvent> = rows.iter().map(|r| &r.event).collect();
+    let events: Vec<&AccessEvent> = rows.iter().map(|r| r.event.as_ref()).collect();
     let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.seq as i64)))];
     columns.extend(AccessEvent::columns(&events));
     let tags = FixedSizeBinaryArray::try_from_iter(rows.iter().map(|r| r.tag)).map_err(|e| JournalError::Parquet(e.to_string()))?;
@@ -175,13 +176,11 @@ impl SegmentFile {
     }
 
     fn from_reader<R: ChunkReader + 'static>(path: &Path, file: R, batch_size: usize) -> Result<Self, JournalError> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: format!("not a readable Parquet file: {e}") })?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: format!("not a readable Parquet file: {e}") })?;
         let file_meta = builder.metadata().file_metadata();
         let rows = file_meta.num_rows() as u64;
-        let metadata = file_meta
-            .key_value_metadata()
-            .map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect())
-            .unwrap_or_default();
+        let metadata = file_meta.key_value_metadata().map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect()).unwrap_or_default();
         let reader = builder.with_batch_size(batch_size).build().map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
         Ok(SegmentFile { path: path.to_owned(), rows, metadata, reader })
     }

@@ -18,12 +18,12 @@ use loggvakt_model::{AccessEvent, Timestamp};
 use rayon::prelude::*;
 
 use crate::chain::{self, Hash};
+use crate::context::ContextFile;
 use crate::fsutil::{create_dir_durable, sync_dir, write_atomic};
+use crate::idempotency::{identity, IdempotencyIndex};
 use crate::layout::{list_checkpoints, list_files_under, list_segment_files, list_wal_files, read_manifests, StoreInfo, STORE_FILE, STORE_FORMAT};
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
-use crate::context::ContextFile;
-use crate::idempotency::{identity, IdempotencyIndex};
 use crate::quarantine::{QuarantineEntry, QuarantineWriter, RetryRecord};
 use crate::segment::{epoch_of_file_name, segment_rel_path, write_segment, SealedRecord};
 use crate::wal::{cut_torn_tail, read_wal, wal_path, WalWriter};
@@ -48,11 +48,29 @@ impl Default for JournalOptions {
 /// What `append` did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
-    Stored { seq: u64 },
+    Stored {
+        seq: u64,
+    },
     /// The same source already sent this event id with the same content: stored once.
     Duplicate,
     /// The same source already sent this event id with different content.
-    Conflict { source_system: String, event_id: String },
+    Conflict {
+        source_system: String,
+        event_id: String,
+    },
+}
+
+impl Appended {
+    /// Why a conflicting event was not stored, in the words every intake path uses
+    /// (the quarantine's reason, the retry's report).
+    pub fn conflict_reason(&self) -> Option<String> {
+        match self {
+            Appended::Conflict { source_system, event_id } => Some(format!(
+                "event id '{event_id}' from system '{source_system}' was stored before with different content; the first one stands, and a source must not reuse an id"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// What opening the store had to repair after a crash.
@@ -137,6 +155,16 @@ fn lock_store(dir: &Path) -> Result<File, JournalError> {
     Ok(file)
 }
 
+/// Does a writer (the daemon, an ingest) hold the store now? Readers use it to tell a seal
+/// in progress from files left behind. Takes and drops a shared lock for an instant; never
+/// blocks.
+pub fn writer_is_running(dir: &Path) -> bool {
+    let Ok(file) = File::open(dir.join(".lock")) else { return false };
+    // SAFETY: flock on a file descriptor we own; no memory is shared.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    rc != 0
+}
+
 impl Journal {
     /// Opens a store for writing, creating it if `dir` is empty or missing, and repairs
     /// what a crash left behind.
@@ -215,7 +243,8 @@ impl Journal {
         if let Some((last, _, _)) = manifests.last() {
             self.epoch = last.epoch;
             self.next_seq = last.last_seq + 1;
-            self.head = chain::from_hex(&last.head).ok_or_else(|| JournalError::Corrupt { path: self.dir.join(manifest_rel_path(last.epoch)), detail: "head is not hex".into() })?;
+            self.head =
+                chain::from_hex(&last.head).ok_or_else(|| JournalError::Corrupt { path: self.dir.join(manifest_rel_path(last.epoch)), detail: "head is not hex".into() })?;
         }
         self.sealed_head = self.head;
         self.durable_seq = self.next_seq - 1;
@@ -232,17 +261,14 @@ impl Journal {
                     continue;
                 }
                 if seq != self.next_seq {
-                    return Err(JournalError::Corrupt {
-                        path: path.clone(),
-                        detail: format!("write-ahead journal jumps from seq {} to {seq}", self.next_seq - 1),
-                    });
+                    return Err(JournalError::Corrupt { path: path.clone(), detail: format!("write-ahead journal jumps from seq {} to {seq}", self.next_seq - 1) });
                 }
                 let event = AccessEvent::decode_record(&record).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: format!("seq {seq}: {e}") })?;
                 let (day, key, digest) = identity(&event);
                 self.index.lookup(day, key, &[&self.pending])?;
                 self.index.insert(day, key, digest);
                 self.head = chain::next_head(&self.head, seq, &chain::leaf(&record));
-                self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
+                self.pending.push(SealedRecord { seq, event: Arc::new(event), tag: chain::tag(&self.head) });
                 self.next_seq += 1;
                 holds_unsealed = true;
                 recovery.replayed += 1;
@@ -275,7 +301,17 @@ impl Journal {
     pub fn unsealed(&self) -> impl Iterator<Item = (u64, &AccessEvent)> {
         let durable = self.durable_seq;
         let sealing = self.sealing.as_deref().map_or(&[][..], Vec::as_slice);
-        sealing.iter().chain(&self.pending).take_while(move |r| r.seq <= durable).map(|r| (r.seq, &r.event))
+        sealing.iter().chain(&self.pending).take_while(move |r| r.seq <= durable).map(|r| (r.seq, r.event.as_ref()))
+    }
+
+    /// Committed records after sequence number `after`, shared: what a writer hands its
+    /// readers after each commit (pending records are in sequence order).
+    pub fn committed_after(&self, after: u64) -> impl Iterator<Item = (u64, &Arc<AccessEvent>)> {
+        let durable = self.durable_seq;
+        let sealing = self.sealing.as_deref().map_or(&[][..], Vec::as_slice);
+        let from_sealing = sealing.partition_point(|r| r.seq <= after);
+        let from_pending = self.pending.partition_point(|r| r.seq <= after);
+        sealing[from_sealing..].iter().chain(&self.pending[from_pending..]).take_while(move |r| r.seq <= durable).map(|r| (r.seq, &r.event))
     }
 
     pub fn signer_id(&self) -> String {
@@ -306,7 +342,7 @@ impl Journal {
             wal.append(seq, &record)?;
         }
         self.head = chain::next_head(&self.head, seq, &leaf);
-        self.pending.push(SealedRecord { seq, event, tag: chain::tag(&self.head) });
+        self.pending.push(SealedRecord { seq, event: Arc::new(event), tag: chain::tag(&self.head) });
         self.index.insert(day, key, digest);
         self.next_seq += 1;
         self.epoch_started.get_or_insert_with(Instant::now);
@@ -331,7 +367,12 @@ impl Journal {
     /// Keeps a context resource (e.g. a FHIR PractitionerRole) that later input may refer
     /// to. Durable at the next `commit`.
     pub fn keep_context(&mut self, raw: &[u8]) -> Result<(), JournalError> {
-        self.context.append(raw)
+        self.context.append(None, raw)
+    }
+
+    /// Keeps a context resource in the namespace of the daemon source that sent it.
+    pub fn keep_source_context(&mut self, source: &str, raw: &[u8]) -> Result<(), JournalError> {
+        self.context.append(Some(source), raw)
     }
 
     /// Makes everything appended and quarantined so far durable, and returns the last
@@ -456,9 +497,7 @@ impl SealJob {
             .into_iter()
             .enumerate()
             .map(|(index, ((tenant, day), mut rows))| {
-                rows.sort_by(|a, b| {
-                    (a.event.patient_id.as_deref(), a.event.occurred_at, a.seq).cmp(&(b.event.patient_id.as_deref(), b.event.occurred_at, b.seq))
-                });
+                rows.sort_by(|a, b| (a.event.patient_id.as_deref(), a.event.occurred_at, a.seq).cmp(&(b.event.patient_id.as_deref(), b.event.occurred_at, b.seq)));
                 (segment_rel_path(tenant, &Timestamp::day_to_date(day), epoch, index), rows)
             })
             .collect();
@@ -514,7 +553,6 @@ impl SealJob {
         sync_dir(&self.dir.join("wal"))?;
         Ok(SealReport { epoch, first_seq, last_seq, segments: manifest.segments.len(), checkpoint: checkpoint_path })
     }
-
 }
 
 #[cfg(test)]
@@ -678,7 +716,11 @@ mod tests {
         journal.commit().expect("commit");
         let kept = crate::read_context(tmp.path()).expect("read");
         assert_eq!(kept.len(), 3, "the whole first line, the cut one, and the new one on a line of its own");
-        assert_eq!(kept[2], br#"{"resourceType":"Organization","id":"b"}"#.to_vec());
+        assert_eq!(kept[2].raw, br#"{"resourceType":"Organization","id":"b"}"#.to_vec());
+        journal.keep_source_context("dips", b"{\"resourceType\":\"Organization\",\n\"id\":\"c\"}").expect("keep");
+        journal.commit().expect("commit");
+        let kept = crate::read_context(tmp.path()).expect("read");
+        assert_eq!(kept[3], crate::KeptContext { source: Some("dips".into()), raw: br#"{"resourceType":"Organization","id":"c"}"#.to_vec() });
     }
 
     #[test]

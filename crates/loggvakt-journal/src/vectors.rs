@@ -55,14 +55,7 @@ pub fn vectors() -> Vec<(&'static str, String)> {
     let leaf1 = chain::leaf(&record);
     let head1 = chain::next_head(&genesis, 1, &leaf1);
     let key = SigningKey::from_seed("vector-key", KEY_SEED);
-    let checkpoint = Checkpoint {
-        origin: Checkpoint::origin_for(&STORE_ID),
-        size: 1,
-        head: head1,
-        epoch: 1,
-        manifest: Some([0xaa; 32]),
-        time: "2026-11-16T01:14:08Z".into(),
-    };
+    let checkpoint = Checkpoint { origin: Checkpoint::origin_for(&STORE_ID), size: 1, head: head1, epoch: 1, manifest: Some([0xaa; 32]), time: "2026-11-16T01:14:08Z".into() };
     vec![
         ("canonical", to_hex(&canonical)),
         ("record", to_hex(&record)),
@@ -87,12 +80,41 @@ mod tests {
     }
 
     #[test]
+    fn the_spec_lists_the_vector_events_text_fields() {
+        let spec = include_str!("../../../docs/format.md");
+        let e = super::vector_event();
+        let text = [
+            ("event_id", Some(e.event_id.as_str())),
+            ("source_system", Some(e.source_system.as_str())),
+            ("tenant_orgnr", Some(e.tenant_orgnr.as_str())),
+            ("user_person_id", e.user_person_id.as_deref()),
+            ("user_local_id", e.user_local_id.as_deref()),
+            ("unit_id", e.unit_id.as_deref()),
+            ("role_code", e.role_code.as_deref()),
+            ("patient_id", e.patient_id.as_deref()),
+            ("document_id", e.document_id.as_deref()),
+            ("action", Some(e.action.as_str())),
+            ("action_code", e.action_code.as_deref()),
+            ("basis", Some(e.basis.as_str())),
+            ("purpose_code", e.purpose_code.as_deref()),
+            ("channel", Some(e.channel.as_str())),
+            ("outcome", Some(e.outcome.as_str())),
+            ("source_format", Some(e.source_format.as_str())),
+        ];
+        for (name, value) in text {
+            let line = match value {
+                Some(v) => format!("`{name}` = `{v}`"),
+                None => format!("`{name}` = —"),
+            };
+            assert!(spec.contains(&line), "docs/format.md must list the vector's {line}");
+        }
+        assert!(spec.contains("`user_hpr` = —") && spec.contains("`function_code` = —"));
+    }
+
+    #[test]
     fn the_spec_lists_the_fields_in_canonical_order() {
         let spec = include_str!("../../../docs/format.md");
-        let listed: Vec<&str> = spec
-            .lines()
-            .filter_map(|l| l.strip_prefix("| ").and_then(|l| l.split(" | `").nth(1)).and_then(|l| l.split('`').next()))
-            .collect();
+        let listed: Vec<&str> = spec.lines().filter_map(|l| l.strip_prefix("| ").and_then(|l| l.split(" | `").nth(1)).and_then(|l| l.split('`').next())).collect();
         let fields: Vec<&str> = loggvakt_model::FIELDS.iter().map(|f| f.name).collect();
         assert_eq!(listed, fields);
     }

@@ -22,6 +22,12 @@ pub fn wal_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join("wal").join(format!("{first_seq:020}.wal"))
 }
 
+/// The first sequence number a write-ahead file holds, from its name (the inverse of
+/// [`wal_path`]).
+pub fn wal_first_seq(path: &Path) -> Option<u64> {
+    path.file_stem()?.to_str()?.parse().ok()
+}
+
 fn frame_crc(seq: u64, record: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&seq.to_le_bytes());

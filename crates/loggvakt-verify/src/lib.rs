@@ -38,6 +38,10 @@ pub struct VerifyOptions<'a> {
     pub held_checkpoint: Option<String>,
     /// Called with (rows checked so far, rows in the store) as work progresses.
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// With a held checkpoint that ends an epoch of this store with the same head: read
+    /// only the epochs after it (a regulator who checks weekly). The epochs up to it are
+    /// tied to the checkpoint by their manifests' chain of heads, not read again.
+    pub incremental: bool,
 }
 
 struct TrustedCheckpoint {
@@ -48,8 +52,41 @@ struct TrustedCheckpoint {
 
 /// Checks a store. Problems are in the report; `Err` is reserved for not being able to
 /// start at all (no store there).
-pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, String> {
-    let (_, store_id) = StoreInfo::read(store).map_err(|e| format!("not a loggvakt store: {e}"))?;
+/// What a store's files are at one moment, to tell whether a check raced a writer.
+fn listing(store: &Path) -> (Vec<String>, Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    let manifests = loggvakt_journal::layout::list_files_under(store, "manifests", |_| true).unwrap_or_default();
+    (manifests, list_checkpoints(store).unwrap_or_default(), list_wal_files(store).unwrap_or_default())
+}
+
+/// Verifies a store, live or not. A running writer seals while the check reads: when the
+/// check found problems and the store's manifests, checkpoints or write-ahead files changed
+/// under it, it is run again (up to five times), so a seal that completed meanwhile is
+/// never reported as tampering. What a seal in progress has written (segments of the next
+/// epoch, its manifest before its checkpoint) is reported as in flight, not as a problem:
+/// no signature covers it yet, so the report claims nothing for it.
+/// Why a verification could not run at all (problems with the store's contents are the
+/// report's, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("not a loggvakt store: {0}")]
+    NotAStore(#[source] loggvakt_journal::JournalError),
+}
+
+pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
+    let mut attempt = 0;
+    loop {
+        let before = listing(store);
+        let report = verify_once(store, options)?;
+        attempt += 1;
+        if report.problems.is_empty() || attempt >= 5 || listing(store) == before {
+            return Ok(report);
+        }
+    }
+}
+
+fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
+    let live = loggvakt_journal::writer_is_running(store);
+    let (_, store_id) = StoreInfo::read(store).map_err(VerifyError::NotAStore)?;
     let origin = Checkpoint::origin_for(&store_id);
     let mut report = Report::default();
 
@@ -65,7 +102,7 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
     let mut checkpoints: BTreeMap<u64, TrustedCheckpoint> = BTreeMap::new();
     for path in list_checkpoints(store).unwrap_or_default() {
         let file = rel(store, &path);
-        match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
+        match std::fs::read_to_string(&path).map_err(|e| loggvakt_journal::JournalError::io(&path, e)).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
             Ok(Ok((cp, signer))) => {
                 if cp.origin != origin {
                     report.problem(Problem::new(ProblemKind::ForgedCheckpoint, format!("origin '{}' is not this store's '{origin}'", cp.origin)).in_file(&file));
@@ -83,13 +120,38 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
     // Files on disk that no manifest lists, and manifests that skip epochs.
     let listed: HashMap<&str, u64> = manifests.iter().flat_map(|(m, _, _)| m.segments.iter().map(move |s| (s.path.as_str(), m.epoch))).collect();
     let on_disk: BTreeSet<String> = list_segment_files(store).unwrap_or_default().into_iter().collect();
+    let next_epoch = manifests.last().map_or(1, |(m, _, _)| m.epoch + 1);
+    // Write-ahead files are named by the first sequence number they hold.
+    let wal_starts: Vec<u64> = list_wal_files(store).unwrap_or_default().iter().filter_map(|p| loggvakt_journal::wal::wal_first_seq(p)).collect();
+    // Records not sealed yet are in the write-ahead journal until their checkpoint is
+    // written: only then can files of the next epoch be a seal at work (or one a crash cut
+    // short). Without such records they are planted.
+    let sealed_through = manifests.last().map_or(0, |(m, _, _)| m.last_seq);
+    let unsealed_in_wal = wal_starts.iter().any(|start| *start <= sealed_through + 1);
+    let last_epoch = manifests.last().map(|(m, _, _)| m.epoch);
+
+    let mut in_flight = 0;
     for file in on_disk.iter().filter(|f| !listed.contains_key(f.as_str())) {
+        // seg-<epoch>-<index>.parquet of the epoch after the last manifest: a seal writing
+        // it now, or one a crash cut short (the writer removes it when it reopens).
+        if unsealed_in_wal && segment_epoch(file) == Some(next_epoch) {
+            in_flight += 1;
+            continue;
+        }
         let claimed = scan::claimed_path(&store.join(file));
         let detail = match claimed {
             Some(claimed) if claimed != *file => format!("segment was renamed or moved: it says it is '{claimed}'"),
             _ => "segment is not listed in any manifest: inserted, or left by a writer that never signed it".to_owned(),
         };
         report.problem(Problem::new(ProblemKind::UnexpectedSegment, detail).in_file(file));
+    }
+    if in_flight > 0 {
+        report.in_flight.segments = in_flight;
+        report.in_flight.segments_epoch = next_epoch;
+        report.notes.push(format!(
+            "{in_flight} segment file(s) of epoch {next_epoch} have no manifest yet: {}; no signature covers them, and nothing in them is counted as verified",
+            if live { "a seal is in progress" } else { "left by a seal a crash cut short (the writer removes them when it opens the store)" }
+        ));
     }
     let mut expected_first = 1u64;
     let mut expected_prev = chain::to_hex(&chain::genesis(&store_id));
@@ -115,8 +177,21 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
         expected_prev = m.head.clone();
     }
 
+    // Incremental: the epochs the held checkpoint covers were checked when it was taken.
+    let skip_through = match (&options.held_checkpoint, options.incremental) {
+        (Some(note), true) => match open_checkpoint(note, &options.trusted_keys) {
+            Ok(Ok((held, _))) if held.origin == origin && manifests.iter().any(|(m, _, _)| m.last_seq == held.size && m.head == chain::to_hex(&held.head)) => held.size,
+            _ => {
+                report.notes.push("incremental: your checkpoint does not end an epoch of this store with the same head, so every epoch was read".into());
+                0
+            }
+        },
+        _ => 0,
+    };
+    report.checked_before = skip_through;
+    let to_read = |m: &Manifest| m.last_seq > skip_through;
     // Row level, epochs and their segments in parallel.
-    let total_rows: u64 = manifests.iter().flat_map(|(m, _, _)| m.segments.iter().map(|s| s.rows)).sum();
+    let total_rows: u64 = manifests.iter().filter(|(m, _, _)| to_read(m)).flat_map(|(m, _, _)| m.segments.iter().map(|s| s.rows)).sum();
     let done = AtomicU64::new(0);
     let tick = |rows: u64| {
         let now = done.fetch_add(rows, Ordering::Relaxed) + rows;
@@ -124,14 +199,34 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
             progress(now, total_rows);
         }
     };
-    let outcomes: Vec<EpochOutcome> = manifests.par_iter().map(|(m, _, path)| check_epoch(store, m, &rel(store, path), &tick)).collect();
+    let outcomes: Vec<EpochOutcome> = manifests
+        .par_iter()
+        .map(|(m, _, path)| if to_read(m) { check_epoch(store, m, &rel(store, path), &tick) } else { EpochOutcome { chain_intact: true, ..EpochOutcome::default() } })
+        .collect();
 
+    let mut reviews = Vec::new();
     for ((m, bytes, path), outcome) in manifests.iter().zip(outcomes) {
+        reviews.extend(outcome.reviews.iter().cloned());
         report.records += outcome.rows;
         report.segments += m.segments.len() as u64;
         report.problems.extend(outcome.problems);
         let covering = checkpoints.get(&m.last_seq);
         match covering {
+            // A writer writes the manifest, then the checkpoint, and only then deletes the
+            // write-ahead files the epoch came from: a newest epoch without a checkpoint
+            // whose records are still in the write-ahead journal is being sealed (or a
+            // crash cut its seal short, and the writer seals it again when it reopens).
+            // Without those files it is a missing signature.
+            None if Some(m.epoch) == last_epoch && wal_starts.iter().any(|start| *start <= m.first_seq) => {
+                report.in_flight.unsigned_epoch = Some(m.epoch);
+                report.notes.push(format!(
+                    "epoch {} (seq {}..={}) has its manifest but no checkpoint yet, and its records are still in the write-ahead journal: {}; no signature covers it yet",
+                    m.epoch,
+                    m.first_seq,
+                    m.last_seq,
+                    if live { "a seal is in progress" } else { "a crash cut its seal short, and the writer seals it again when it opens the store" }
+                ))
+            }
             None => report.problem(
                 Problem::new(ProblemKind::UnsignedEpoch, format!("epoch {} (seq {}..={}) has no checkpoint signed by a trusted key", m.epoch, m.first_seq, m.last_seq))
                     .in_file(&rel(store, path)),
@@ -143,6 +238,7 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
         }
     }
 
+    check_review_context(store, &reviews, &mut report);
     let last_sealed = manifests.last().map(|(m, _, _)| m.last_seq).unwrap_or(0);
     let sealed_head = manifests.last().and_then(|(m, _, _)| chain::from_hex::<32>(&m.head)).unwrap_or_else(|| chain::genesis(&store_id));
     for (size, tc) in checkpoints.range(last_sealed + 1..) {
@@ -170,12 +266,44 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
     Ok(report)
 }
 
+/// Every context snapshot a review run recorded (chained and signed) must still hash to
+/// what the review read: otherwise an edited register or care record could "explain" an
+/// access after the fact.
+fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mut Report) {
+    let mut checked: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    for claim in reviews.iter().filter(|c| !c.files_blake3.is_empty()) {
+        let dir = loggvakt_journal::layout::context_snapshot_dir(store, &claim.snapshot);
+        let now = checked.entry(claim.snapshot.as_str()).or_insert_with(|| loggvakt_journal::layout::files_digest(&dir).ok());
+        let file = format!("context/snapshots/{}", claim.snapshot);
+        match now {
+            None => report.problem(
+                Problem::new(ProblemKind::ModifiedContext, format!("context snapshot {} that the review at seq {} read is gone", claim.snapshot, claim.seq))
+                    .in_file(&file)
+                    .at_seq(claim.seq),
+            ),
+            Some(digest) if *digest != claim.files_blake3 => report.problem(
+                Problem::new(ProblemKind::ModifiedContext, format!("context snapshot {} differs from what the review at seq {} read and recorded", claim.snapshot, claim.seq))
+                    .in_file(&file)
+                    .at_seq(claim.seq),
+            ),
+            Some(_) => {}
+        }
+    }
+    report.reviews_checked = reviews.len() as u64;
+}
+
+/// The epoch number in a segment's file name (`seg-<epoch>-<index>.parquet`).
+fn segment_epoch(file: &str) -> Option<u64> {
+    let name = file.rsplit('/').next()?;
+    name.strip_prefix("seg-")?.split('-').next()?.parse().ok()
+}
+
 fn rel(store: &Path, path: &Path) -> String {
     path.strip_prefix(store).unwrap_or(path).to_string_lossy().into_owned()
 }
 
-fn open_checkpoint(text: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, String> {
-    Checkpoint::open(text, trusted).map_err(|e| e.to_string())
+fn open_checkpoint(text: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, loggvakt_journal::JournalError> {
+    Checkpoint::open(text, trusted)
 }
 
 fn signature_problem(problem: SignatureProblem, file: &str) -> Problem {
@@ -213,9 +341,25 @@ fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head:
         match loggvakt_journal::wal::read_wal(&path, store_id) {
             Ok(contents) => {
                 for (seq, record) in contents.records.iter().filter(|(s, _)| *s > last_sealed) {
+                    if *seq < next {
+                        continue; // sealed during the check (see below)
+                    }
                     if *seq != next {
-                        report.problem(Problem::new(ProblemKind::MissingRecord, format!("write-ahead journal jumps to seq {seq}")).in_file(&file).at_seq(next));
-                        return;
+                        // A running writer may have sealed the missing records since the
+                        // manifests were read, and deleted their write-ahead file: if an epoch
+                        // now ends right before this record, the chain goes on from its head.
+                        let sealed_meanwhile = read_manifests(store).ok().and_then(|fresh| fresh.into_iter().find(|(m, _, _)| m.first_seq <= next && m.last_seq + 1 == *seq));
+                        match sealed_meanwhile.and_then(|(m, _, _)| Some((m.epoch, chain::from_hex::<32>(&m.head)?))) {
+                            Some((epoch, sealed_head)) => {
+                                report.notes.push(format!("seq {next}..={} were sealed into epoch {epoch} while the check ran; that epoch is checked by the next run", seq - 1));
+                                head = sealed_head;
+                                next = *seq;
+                            }
+                            None => {
+                                report.problem(Problem::new(ProblemKind::MissingRecord, format!("write-ahead journal jumps to seq {seq}")).in_file(&file).at_seq(next));
+                                return;
+                            }
+                        }
                     }
                     head = chain::next_head(&head, *seq, &chain::leaf(record));
                     next += 1;
@@ -228,6 +372,9 @@ fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head:
                     ));
                 }
             }
+            // Deleted after it was listed: a seal finished meanwhile (its records are in an
+            // epoch now; the chain check above picks up from it).
+            Err(_) if !path.exists() => {}
             Err(e) => report.problem(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(&file)),
         }
     }

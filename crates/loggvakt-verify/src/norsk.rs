@@ -30,6 +30,7 @@ impl ProblemKind {
             ProblemKind::RolledBack => "rullet tilbake",
             ProblemKind::Forked => "omskrevet historikk",
             ProblemKind::Unreadable => "uleselig",
+            ProblemKind::ModifiedContext => "endret kontekst",
         }
     }
 
@@ -57,6 +58,7 @@ impl ProblemKind {
             ProblemKind::RolledBack => "Lageret er en eldre tilstand enn sjekkpunktet du har tatt vare på.",
             ProblemKind::Forked => "Historikken i lageret er en annen enn sjekkpunktet du har: rullet tilbake og skrevet om.",
             ProblemKind::Unreadable => "En fil kan ikke leses.",
+            ProblemKind::ModifiedContext => "Konteksten (folkeregister, ansatte, pleieforhold) som en gjennomgang brukte, er endret eller fjernet etterpå.",
         }
     }
 }
@@ -91,6 +93,19 @@ impl fmt::Display for Bokmal<'_> {
         }
         if r.unsealed_records > 0 {
             writeln!(f, "  {} bekreftede poster ligger ennå bare i skriveloggen (WAL) og er ikke dekket av en signatur", r.unsealed_records)?;
+        }
+        if r.checked_before > 0 {
+            writeln!(f, "  inkrementell kontroll: post 1–{} ble kontrollert da sjekkpunktet ditt ble tatt, og er knyttet til det gjennom manifestenes kjede av hoder; de ble ikke lest på nytt", r.checked_before)?;
+        }
+        if r.in_flight.segments > 0 {
+            writeln!(
+                f,
+                "  {} segmentfil(er) for epoke {} har ennå ikke manifest: en forsegling pågår, eller et krasj avbrøt den; ingen signatur dekker dem, og ingenting i dem regnes som kontrollert",
+                r.in_flight.segments, r.in_flight.segments_epoch
+            )?;
+        }
+        if let Some(epoch) = r.in_flight.unsigned_epoch {
+            writeln!(f, "  epoke {epoch} har manifest, men ennå ikke sjekkpunkt, og postene ligger fortsatt i skriveloggen: forseglingen pågår eller ble avbrutt av et krasj; ingen signatur dekker den ennå")?;
         }
         for p in &r.problems {
             write!(f, "  ")?;

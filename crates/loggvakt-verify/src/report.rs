@@ -50,6 +50,9 @@ pub enum ProblemKind {
     Forked,
     /// A file could not be read at all.
     Unreadable,
+    /// The context snapshot a review run recorded (signed, in the chain) was changed or
+    /// removed afterwards: the review's explanations can no longer be reproduced.
+    ModifiedContext,
 }
 
 impl ProblemKind {
@@ -76,6 +79,7 @@ impl ProblemKind {
             ProblemKind::RolledBack => "rolled back",
             ProblemKind::Forked => "forked history",
             ProblemKind::Unreadable => "unreadable",
+            ProblemKind::ModifiedContext => "modified context",
         }
     }
 }
@@ -133,7 +137,11 @@ impl fmt::Display for Problem {
 }
 
 fn counted(n: u64, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -152,8 +160,24 @@ pub struct Report {
     /// Rows after a chain break in their epoch, whose tags could not be checked one by one.
     pub unverified_rows: u64,
     pub unsealed_records: u64,
+    /// Review runs whose context snapshot was checked against what they recorded.
+    pub reviews_checked: u64,
+    /// Incremental run: records through this seq were checked when the held checkpoint was
+    /// taken and were not read again (0: everything was read).
+    pub checked_before: u64,
+    /// What a seal at work (or cut short by a crash) has written so far: segment files of
+    /// the next epoch, and the newest epoch if its checkpoint is not written yet. Not
+    /// problems, and not verified.
+    pub in_flight: InFlight,
     pub notes: Vec<String>,
     pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct InFlight {
+    pub segments: u64,
+    pub segments_epoch: u64,
+    pub unsigned_epoch: Option<u64>,
 }
 
 impl Report {
@@ -185,13 +209,25 @@ impl fmt::Display for Report {
                 counted(self.epochs, "epoch")
             )?;
         }
-        writeln!(f, "  checkpoints verified: {} (signed by {})", self.checkpoints_checked, if self.signers.is_empty() { "no trusted key".to_owned() } else { self.signers.iter().cloned().collect::<Vec<_>>().join(", ") })?;
+        writeln!(
+            f,
+            "  checkpoints verified: {} (signed by {})",
+            self.checkpoints_checked,
+            if self.signers.is_empty() { "no trusted key".to_owned() } else { self.signers.iter().cloned().collect::<Vec<_>>().join(", ") }
+        )?;
         if let Some((size, time, signer)) = &self.latest_checkpoint {
             writeln!(f, "  latest checkpoint: {size} records at {time}, by {signer}")?;
         }
         writeln!(f, "  chain head after seq {}: {}", self.last_sealed_seq, self.head)?;
         if self.unverified_rows > 0 {
             writeln!(f, "  {} rows follow a break in their epoch and could not be checked one by one", self.unverified_rows)?;
+        }
+        if self.checked_before > 0 {
+            writeln!(
+                f,
+                "  incremental: records 1..={} were checked when your checkpoint was taken and are tied to it by the manifests' chain of heads; they were not read again",
+                self.checked_before
+            )?;
         }
         for note in &self.notes {
             writeln!(f, "  note: {note}")?;

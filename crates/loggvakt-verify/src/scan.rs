@@ -24,13 +24,33 @@ struct RowHash {
 struct SegmentScan {
     rows: Vec<RowHash>,
     problems: Vec<Problem>,
+    reviews: Vec<ReviewClaim>,
 }
 
+/// A review run's record of what it read (the store's own record, `access-log-review`,
+/// with the context snapshot and the digest of its files in `reason_text`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReviewClaim {
+    pub seq: u64,
+    pub snapshot: String,
+    pub files_blake3: String,
+}
+
+#[derive(Default)]
 pub(crate) struct EpochOutcome {
     pub rows: u64,
     pub problems: Vec<Problem>,
     pub chain_intact: bool,
     pub unverified_rows: u64,
+    pub reviews: Vec<ReviewClaim>,
+}
+
+fn review_claim(seq: u64, event: &loggvakt_model::AccessEvent) -> Option<ReviewClaim> {
+    if event.record_part.as_deref() != Some("access-log-review") {
+        return None;
+    }
+    let basis: serde_json::Value = serde_json::from_str(event.reason_text.as_deref()?).ok()?;
+    Some(ReviewClaim { seq, snapshot: basis["context_snapshot"].as_str()?.to_owned(), files_blake3: basis["context_files_blake3"].as_str()?.to_owned() })
 }
 
 /// The path a segment file's own metadata gives for it.
@@ -52,7 +72,7 @@ fn partition_of(rel: &str) -> (Option<&str>, Option<&str>) {
 }
 
 fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, tick: &(dyn Fn(u64) + Sync)) -> SegmentScan {
-    let mut out = SegmentScan { rows: Vec::with_capacity(entry.rows as usize), problems: vec![] };
+    let mut out = SegmentScan { rows: Vec::with_capacity(entry.rows as usize), problems: vec![], reviews: vec![] };
     let file = entry.path.as_str();
     let path = store.join(file);
     let bytes = match std::fs::read(&path) {
@@ -86,7 +106,10 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
         ),
     }
     if segment.meta(META_EPOCH) != Some(epoch.to_string().as_str()) {
-        out.problems.push(Problem::new(ProblemKind::RenamedSegment, format!("file says it belongs to epoch {}, its manifest is epoch {epoch}", segment.meta(META_EPOCH).unwrap_or("?"))).in_file(file));
+        out.problems.push(
+            Problem::new(ProblemKind::RenamedSegment, format!("file says it belongs to epoch {}, its manifest is epoch {epoch}", segment.meta(META_EPOCH).unwrap_or("?")))
+                .in_file(file),
+        );
     }
     let (tenant, date) = partition_of(file);
     // Rows are checked by day number, so no date is formatted per row.
@@ -146,6 +169,10 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
             let mut tag = [0u8; TAG_LEN];
             tag.copy_from_slice(tags.value(row));
             out.rows.push(RowHash { seq, leaf: chain::leaf(&record), tag, segment: index as u32, row: file_row });
+            // The store's own records are few: only they are read whole, for review claims.
+            if columns.source_system(row) == "loggvakt" {
+                out.reviews.extend(review_claim(seq, &columns.event(row)));
+            }
         }
         row_base += batch.num_rows() as u32;
         tick(batch.num_rows() as u64);
@@ -156,15 +183,17 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
 pub(crate) fn check_epoch(store: &Path, m: &Manifest, manifest_file: &str, tick: &(dyn Fn(u64) + Sync)) -> EpochOutcome {
     let scans: Vec<SegmentScan> = m.segments.par_iter().enumerate().map(|(i, s)| scan_segment(store, m.epoch, i, s, tick)).collect();
     let mut problems = Vec::new();
+    let mut reviews = Vec::new();
     let mut rows = Vec::with_capacity(m.segments.iter().map(|s| s.rows as usize).sum());
     for scan in scans {
         problems.extend(scan.problems);
         rows.extend(scan.rows);
+        reviews.extend(scan.reviews);
     }
     rows.sort_unstable_by_key(|r| r.seq);
     let place = |r: &RowHash| m.segments.get(r.segment as usize).map(|s| s.path.as_str()).unwrap_or("?");
     let missing_segment = problems.iter().any(|p| p.kind == ProblemKind::MissingSegment);
-    let mut outcome = EpochOutcome { rows: rows.len() as u64, problems: vec![], chain_intact: true, unverified_rows: 0 };
+    let mut outcome = EpochOutcome { rows: rows.len() as u64, problems: vec![], chain_intact: true, unverified_rows: 0, reviews };
     let Some(mut head) = chain::from_hex::<32>(&m.prev_head) else {
         problems.push(Problem::new(ProblemKind::ManifestMismatch, "prev_head is not a 32-byte hex hash").in_file(manifest_file));
         outcome.problems = problems;
@@ -240,9 +269,12 @@ pub(crate) fn check_epoch(store: &Path, m: &Manifest, manifest_file: &str, tick:
     }
     if outcome.chain_intact && chain::to_hex(&head) != m.head {
         problems.push(
-            Problem::new(ProblemKind::ChainBreak, format!("every row matches its stored tag, yet the recomputed head of epoch {} differs from its manifest: rows and tags were rewritten together", m.epoch))
-                .in_file(manifest_file)
-                .at_seq(m.last_seq),
+            Problem::new(
+                ProblemKind::ChainBreak,
+                format!("every row matches its stored tag, yet the recomputed head of epoch {} differs from its manifest: rows and tags were rewritten together", m.epoch),
+            )
+            .in_file(manifest_file)
+            .at_seq(m.last_seq),
         );
         outcome.chain_intact = false;
     }
