@@ -5,7 +5,10 @@
 -- accessor's accesses even when neither is known. Not limited to a period: `access` takes
 -- the review period from it and `access_history` the lookback before it, so both resolve
 -- accessors the same way. The store's own records (review runs, searches, gaps) are not
--- accesses to review.
+-- accesses to review. A patient known only by an identifier from outside the Norwegian
+-- registers (kind `other`: a hospital's MRN, a foreign id) cannot be looked up in the
+-- population register or care records: such an access is kept out of the detectors (they
+-- would call it "no care" for want of data) and counted for its organisation instead.
 SELECT
     e.seq,
     e.date,
@@ -16,7 +19,8 @@ SELECT
     COALESCE(e.user_hpr, q.hpr) AS accessor_hpr,
     e.unit_id,
     e.role_code,
-    e.patient_id,
+    CASE WHEN e.patient_id_kind = 'other' THEN NULL ELSE e.patient_id END AS patient_id,
+    COALESCE(e.patient_id_kind = 'other', FALSE) AS patient_unidentified,
     e.action,
     e.basis,
     e.sensitivity

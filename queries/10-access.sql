@@ -12,7 +12,7 @@
 -- show besides is in access_details.
 WITH base AS (
     SELECT e.seq, e.occurred_at, e.tenant, e.accessor_id, e.accessor_key, e.accessor_hpr, e.unit_id, e.role_code,
-           e.patient_id, e.action, e.basis, e.sensitivity
+           e.patient_id, e.patient_unidentified, e.action, e.basis, e.sensitivity
     FROM event_accessor e
     WHERE e.date >= '${from_date}' AND e.date <= '${to_date}'
       AND e.occurred_at >= TIMESTAMP '${from}' AND e.occurred_at < TIMESTAMP '${to}'
@@ -54,6 +54,7 @@ SELECT
     CASE WHEN b.unit_id IS NOT NULL THEN 'event' WHEN r.unit_id IS NOT NULL THEN 'role' END AS unit_from,
     COALESCE(b.role_code, r.role_code) AS role_code,
     b.patient_id,
+    b.patient_unidentified,
     b.action,
     b.basis,
     b.sensitivity

@@ -177,7 +177,8 @@ fn direct(args: &Args, key: &Path, store: &Path, context: &Path) -> anyhow::Resu
     eprintln!("generated the region and wrote {resources} context resources: {generated:.1} s");
     let started = Instant::now();
     let signing = loggvakt_journal::SigningKey::parse(&std::fs::read_to_string(key)?)?;
-    let (mut journal, _) = loggvakt_journal::Journal::open(store, signing, loggvakt_journal::JournalOptions { max_epoch_age: std::time::Duration::from_secs(3600), ..Default::default() })?;
+    let (mut journal, _) =
+        loggvakt_journal::Journal::open(store, signing, loggvakt_journal::JournalOptions { max_epoch_age: std::time::Duration::from_secs(3600), ..Default::default() })?;
     let mut n = 0u64;
     for (event, _) in region.access_events(args.seed) {
         journal.append(event)?;
@@ -195,10 +196,5 @@ fn direct(args: &Args, key: &Path, store: &Path, context: &Path) -> anyhow::Resu
 }
 
 fn duckdb_version(python: &str) -> String {
-    Command::new(python)
-        .args(["-c", "import duckdb; print(duckdb.__version__)"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
+    Command::new(python).args(["-c", "import duckdb; print(duckdb.__version__)"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
 }

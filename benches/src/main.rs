@@ -68,12 +68,7 @@ impl Row {
 
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| if e.path().is_dir() { dir_bytes(&e.path()) } else { e.metadata().map(|m| m.len()).unwrap_or(0) })
-                .sum()
-        })
+        .map(|entries| entries.filter_map(Result::ok).map(|e| if e.path().is_dir() { dir_bytes(&e.path()) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }).sum())
         .unwrap_or(0)
 }
 
@@ -174,7 +169,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     let t = Instant::now();
-    let report = loggvakt_verify::verify_store(&store, &loggvakt_verify::VerifyOptions { trusted_keys: trusted, held_checkpoint: None, progress: None }).map_err(anyhow::Error::msg)?;
+    let report = loggvakt_verify::verify_store(&store, &loggvakt_verify::VerifyOptions { trusted_keys: trusted, held_checkpoint: None, progress: None, incremental: false })
+        .map_err(anyhow::Error::msg)?;
     let verify_seconds = t.elapsed().as_secs_f64();
     if !report.is_intact() {
         bail!("verify failed on the benchmark store:\n{report}");
@@ -187,7 +183,11 @@ fn main() -> anyhow::Result<()> {
         note: format!("{} records, {} epochs", report.records, report.epochs),
     });
     if !args.skip_duckdb {
-        let sql = format!("SET threads TO {}; SELECT count(*), sum(hash(COLUMNS(*))) FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true)", rayon::current_num_threads(), store.display());
+        let sql = format!(
+            "SET threads TO {}; SELECT count(*), sum(hash(COLUMNS(*))) FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true)",
+            rayon::current_num_threads(),
+            store.display()
+        );
         let seconds = duckdb(&sql)?;
         rows.push(Row { what: "DuckDB hashing every column of the same store".into(), seconds, events: report.records, bytes: store_bytes, note: "a full scan, for scale".into() });
     }
@@ -261,4 +261,3 @@ fn postgres_copy(work: &Path, events: &Path) -> anyhow::Result<f64> {
     pg.psql(&format!("\\copy audit(doc) FROM '{}' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')", events.display()))?;
     Ok(t.elapsed().as_secs_f64())
 }
-

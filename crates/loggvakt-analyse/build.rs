@@ -7,9 +7,11 @@ use std::path::Path;
 
 fn embed(out: &mut String, constant: &str, dir: &Path) {
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().and_then(|e| e.to_str()) == Some("sql")).collect())
-        .unwrap_or_default();
+    // A missing or empty directory would build a binary that detects nothing and says
+    // nothing about it: fail the build instead, naming the directory.
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e} (the built-in detectors and queries are read from it)", dir.display()));
+    let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().and_then(|e| e.to_str()) == Some("sql")).collect();
+    assert!(!files.is_empty(), "{} holds no .sql file: the built-in detectors and queries are read from it", dir.display());
     files.sort();
     let _ = writeln!(out, "pub const {constant}: &[(&str, &str)] = &[");
     for f in files {

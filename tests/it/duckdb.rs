@@ -12,11 +12,7 @@ fn python() -> String {
 pub fn duckdb(sql: &str) -> String {
     let script = format!("import duckdb\nfor row in duckdb.sql({sql:?}).fetchall():\n    print('|'.join(str(v) for v in row))\n");
     let out = Command::new(python()).arg("-c").arg(script).output().expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "DuckDB query failed (scripts/install-test-deps installs the duckdb package):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "DuckDB query failed (scripts/install-test-deps installs the duckdb package):\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 

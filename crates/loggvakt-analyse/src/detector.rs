@@ -132,9 +132,8 @@ impl Detector {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
             return Err(header_error(&file.origin, 0, format!("id '{id}' must be lower-case letters, digits and '_'")));
         }
-        let number = |key: &str| -> Result<u32, AnalyseError> {
-            file.require(key)?.parse::<u32>().map_err(|_| header_error(&file.origin, 0, format!("'{key}' must be a whole number")))
-        };
+        let number =
+            |key: &str| -> Result<u32, AnalyseError> { file.require(key)?.parse::<u32>().map_err(|_| header_error(&file.origin, 0, format!("'{key}' must be a whole number"))) };
         let version = number("version")?;
         let severity = number("severity")?;
         if !(1..=5).contains(&severity) {

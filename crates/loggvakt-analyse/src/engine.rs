@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, IntervalMonthDayNanoArray, RecordBatch, StringArray, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{IntervalMonthDayNano, IntervalUnit};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{IntervalMonthDayNano, IntervalUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -130,6 +130,9 @@ pub struct Analysis {
     pub samples: BTreeMap<String, Vec<i64>>,
     /// Event ids of accesses to a patient that nothing explained, by tenant.
     pub unexplained: BTreeMap<String, Vec<String>>,
+    /// Accesses to patients known only by an identifier from outside the Norwegian
+    /// registers, by tenant: kept out of the detectors, which cannot judge them.
+    pub unidentified: BTreeMap<String, u64>,
     pub context_version: u32,
     pub total_accesses: u64,
     /// Time spent outside the detectors: building views, collecting rows and figures.
@@ -160,7 +163,18 @@ pub struct Job<'a> {
 }
 
 /// Runs the analysis (DataFusion on a runtime of its own; blocking).
+/// Parameter values are written into SQL: only plain literals (a number or a word of
+/// letters, digits and `_ . : + -`) are accepted. `analyse` checks them itself, so no caller
+/// (the CLI, a web view) can pass SQL through them; callers may check early.
+pub fn check_params(params: &BTreeMap<String, String>) -> Result<(), AnalyseError> {
+    match params.iter().find(|(_, v)| v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "_.:+-".contains(c))) {
+        Some((name, value)) => Err(AnalyseError::Parameter { name: name.clone(), value: value.clone() }),
+        None => Ok(()),
+    }
+}
+
 pub fn analyse(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
+    check_params(&job.params)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| AnalyseError::io(job.store, e))?;
     runtime.block_on(analyse_async(job, progress))
 }
@@ -175,10 +189,7 @@ pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<u32, A
     if !data.is_dir() {
         return Err(AnalyseError::NoEvents(store.to_owned()));
     }
-    let options = ParquetReadOptions {
-        table_partition_cols: vec![("tenant".into(), DataType::Utf8), ("date".into(), DataType::Utf8)],
-        ..Default::default()
-    };
+    let options = ParquetReadOptions { table_partition_cols: vec![("tenant".into(), DataType::Utf8), ("date".into(), DataType::Utf8)], ..Default::default() };
     let url = format!("{}/", data.canonicalize().map_err(|e| AnalyseError::io(&data, e))?.display());
     ctx.register_parquet("events", &url, options).await.map_err(|e| df("registering the journal's segments", e))?;
     let snapshot = loggvakt_context::current_snapshot(store)?.ok_or_else(|| AnalyseError::NoContext(store.to_owned()))?;
@@ -309,14 +320,14 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     let context_version = register_store(&ctx, job.store).await?;
 
     let mut common = job.period.values(job.settings.lookback_days);
-    common.insert("org_filter".into(), match job.org {
-        Some(org) => format!("e.tenant = '{}'", org.replace('\'', "''")),
-        None => "TRUE".into(),
-    });
-    let tenants_sql = format!(
-        "SELECT DISTINCT tenant FROM events WHERE date >= '{}' AND date <= '{}' ORDER BY tenant",
-        job.period.from, job.period.to
+    common.insert(
+        "org_filter".into(),
+        match job.org {
+            Some(org) => format!("e.tenant = '{}'", org.replace('\'', "''")),
+            None => "TRUE".into(),
+        },
     );
+    let tenants_sql = format!("SELECT DISTINCT tenant FROM events WHERE date >= '{}' AND date <= '{}' ORDER BY tenant", job.period.from, job.period.to);
     let mut tenants = Vec::new();
     each_row(&ctx, &tenants_sql, "listing organisations", |rows, r| tenants.extend(rows.text("tenant", r))).await?;
     ctx.register_table("org_settings", Arc::new(settings_table(job.settings, &tenants)?)).map_err(|e| df("org_settings", e))?;
@@ -439,10 +450,7 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         FROM access_explained a LEFT JOIN flagged f ON f.seq = a.seq WHERE f.seq IS NULL AND a.patient_id IS NOT NULL \
         AND (a.seq * 2654435761) % 1000003 < {bucket}"
     );
-    let sample_sql = format!(
-        "SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq {UNIT_NAMES} WHERE a.draw <= {}",
-        job.settings.max_qc_sample()
-    );
+    let sample_sql = format!("SELECT {ROW_COLUMNS} FROM ({sample_sql}) a JOIN access_details d ON d.seq = a.seq {UNIT_NAMES} WHERE a.draw <= {}", job.settings.max_qc_sample());
     let started = Instant::now();
     each_row(&ctx, &sample_sql, "drawing the quality-control sample", |rows, r| {
         if let Some(a) = access_row(rows, r) {
@@ -490,6 +498,15 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
     })
     .await?;
     phases.push(DetectorRun { id: "accesses per day".into(), flags: 0, millis: started.elapsed().as_millis() });
+    let mut unidentified: BTreeMap<String, u64> = BTreeMap::new();
+    let started = Instant::now();
+    each_row(&ctx, "SELECT tenant, COUNT(*) AS accesses FROM access WHERE patient_unidentified GROUP BY tenant", "patients without a Norwegian identifier", |rows, r| {
+        if let Some(t) = rows.text("tenant", r) {
+            unidentified.insert(t, rows.int("accesses", r).unwrap_or(0) as u64);
+        }
+    })
+    .await?;
+    phases.push(DetectorRun { id: "patients without a Norwegian identifier".into(), flags: 0, millis: started.elapsed().as_millis() });
     let mut unexplained: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let unexplained_sql = "SELECT a.tenant, d.event_id FROM access_explained a JOIN access_details d ON d.seq = a.seq \
         WHERE a.patient_id IS NOT NULL AND NOT a.explained ORDER BY 1, 2";
@@ -537,7 +554,23 @@ async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> 
         daily,
         samples,
         unexplained,
+        unidentified,
         context_version,
         total_accesses,
     })
+}
+
+#[cfg(test)]
+mod param_tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_literals_reach_the_sql() {
+        let ok: BTreeMap<String, String> = [("no_care.full_at".to_owned(), "2".to_owned()), ("x".to_owned(), "2026-11-16T00:00:00+01:00".to_owned())].into();
+        assert!(check_params(&ok).is_ok());
+        for bad in ["1; DROP TABLE events", "'a'", "", "1 OR 1=1"] {
+            let params: BTreeMap<String, String> = [("p".to_owned(), bad.to_owned())].into();
+            assert!(matches!(check_params(&params), Err(AnalyseError::Parameter { .. })), "{bad:?}");
+        }
+    }
 }

@@ -74,7 +74,7 @@ struct Label {
 
 fn read_csv(path: &Path) -> Result<Vec<Vec<String>>, AnalyseError> {
     let text = std::fs::read_to_string(path).map_err(|e| AnalyseError::io(path, e))?;
-    Ok(text.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').map(str::to_owned).collect()).collect())
+    Ok(crate::csv::read(&text).into_iter().skip(1).filter(|row| row.iter().any(|cell| !cell.is_empty())).collect())
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -94,14 +94,15 @@ pub fn evaluate(queues_dir: &Path, labels_path: &Path) -> Result<Evaluation, Ana
         }
         labels.insert(row[0].clone(), Label { class: row[1].clone(), case: row[2].clone() });
     }
-    let mut orgs: Vec<_> = std::fs::read_dir(queues_dir)
-        .map_err(|e| AnalyseError::io(queues_dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("queue.json").is_file())
-        .collect();
+    let mut orgs: Vec<_> =
+        std::fs::read_dir(queues_dir).map_err(|e| AnalyseError::io(queues_dir, e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("queue.json").is_file()).collect();
     orgs.sort();
     if orgs.is_empty() {
-        return Err(AnalyseError::Definition { origin: queues_dir.display().to_string(), line: 0, reason: "no <orgnr>/queue.json here; point --queues at the --out of 'loggvakt detect'".into() });
+        return Err(AnalyseError::Definition {
+            origin: queues_dir.display().to_string(),
+            line: 0,
+            reason: "no <orgnr>/queue.json here; point --queues at the --out of 'loggvakt detect'".into(),
+        });
     }
     let mut flagged: BTreeMap<String, HashSet<String>> = BTreeMap::new();
     let mut queues = Vec::new();
@@ -111,7 +112,8 @@ pub fn evaluate(queues_dir: &Path, labels_path: &Path) -> Result<Evaluation, Ana
     for dir in &orgs {
         let path = dir.join("queue.json");
         let text = std::fs::read_to_string(&path).map_err(|e| AnalyseError::io(&path, e))?;
-        let q: serde_json::Value = serde_json::from_str(&text).map_err(|e| AnalyseError::Definition { origin: path.display().to_string(), line: e.line(), reason: e.to_string() })?;
+        let q: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| AnalyseError::Definition { origin: path.display().to_string(), line: e.line(), reason: e.to_string() })?;
         let orgnr = q["orgnr"].as_str().unwrap_or_default().to_owned();
         accesses += q["accesses"].as_u64().unwrap_or(0);
         explained += q["explained"].as_u64().unwrap_or(0);
@@ -166,11 +168,13 @@ pub fn evaluate(queues_dir: &Path, labels_path: &Path) -> Result<Evaluation, Ana
         .iter()
         .map(|(class, cases)| {
             let own = flagged.get(*class);
-            let detected = cases
-                .iter()
-                .filter(|case| labels.iter().any(|(id, l)| l.case == **case && own.is_some_and(|f| f.contains(id))))
-                .count();
-            ClassScore { class: (*class).to_owned(), injected_cases: cases.len(), queued_cases: cases.iter().filter(|c| queued_label_cases.contains(**c)).count(), detected_cases: detected }
+            let detected = cases.iter().filter(|case| labels.iter().any(|(id, l)| l.case == **case && own.is_some_and(|f| f.contains(id)))).count();
+            ClassScore {
+                class: (*class).to_owned(),
+                injected_cases: cases.len(),
+                queued_cases: cases.iter().filter(|c| queued_label_cases.contains(**c)).count(),
+                detected_cases: detected,
+            }
         })
         .collect();
     let total_cases: usize = queues.iter().map(|q| q.cases).sum();

@@ -10,6 +10,7 @@
 //! own append API), print to the terminal, or put two organisations' data in one output.
 //! Detector logic lives in SQL, not here: adding a detector is adding a file.
 
+pub mod csv;
 pub mod detector;
 pub mod engine;
 pub mod eval;
@@ -19,8 +20,8 @@ pub mod report;
 pub mod settings;
 
 pub use detector::{load_detectors, load_sql, Detector, SqlFile};
-pub use engine::{analyse, Analysis, Job, Period, Progress};
-pub use queue::{build_queues, Notice, Queue};
+pub use engine::{analyse, check_params, Analysis, Job, Period, Progress};
+pub use queue::{build_queues, Notice, Queue, ReviewBasis};
 pub use settings::Settings;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub enum AnalyseError {
     NoContext(PathBuf),
     #[error(transparent)]
     Context(#[from] loggvakt_context::ContextError),
+    #[error("parameter {name}={value}: the value must be a number or a plain word (letters, digits, _ . : + -), as it is written into the detectors' SQL")]
+    Parameter { name: String, value: String },
 }
 
 impl AnalyseError {

@@ -50,4 +50,3 @@ pub fn duckdb_script(store: &Path, snapshot: &Path, settings: &Settings, period:
     py.push_str("print('DUCKDB=' + json.dumps({'total': time.time() - t0, 'phases': phases, 'rows': rows}))\n");
     Ok(py)
 }
-

@@ -96,6 +96,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         chunk_bytes: 8 << 20,
         epoch_records: 500_000,
         epoch_seconds: 5.0,
+        tenants: vec![],
+        default_tenant: None,
     };
     let ingest_code = crate::ingest::run(&ingest_args)?;
     for q in loggvakt_journal::read_quarantine(&store)?.iter().take(5) {
@@ -122,6 +124,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         json: false,
         lang: None,
         html: Some(dir.join("regulator/verification.html")),
+        incremental: false,
     })?;
 
     step(7, "Detect: run every detector (SQL on DataFusion) over the week, explain accesses by care, rank cases per organisation");

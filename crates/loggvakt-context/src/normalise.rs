@@ -28,18 +28,8 @@ pub fn name_key(text: &str) -> String {
 /// the definite and indefinite forms and the common abbreviations meet ("Granveien",
 /// "Granvegen", "Granvei", "Granvn." are one street; so are "Kirkegata", "Kirkegate" and
 /// "Kirkegt.").
-const STREET_TYPES: &[(&str, &str)] = &[
-    ("gaten", "gt"),
-    ("gata", "gt"),
-    ("gate", "gt"),
-    ("veien", "vn"),
-    ("vegen", "vn"),
-    ("vei", "vn"),
-    ("veg", "vn"),
-    ("plassen", "pl"),
-    ("plass", "pl"),
-    ("alleen", "alle"),
-];
+const STREET_TYPES: &[(&str, &str)] =
+    &[("gaten", "gt"), ("gata", "gt"), ("gate", "gt"), ("veien", "vn"), ("vegen", "vn"), ("vei", "vn"), ("veg", "vn"), ("plassen", "pl"), ("plass", "pl"), ("alleen", "alle")];
 
 /// The street part of a key: the folded name with its street type in one spelling.
 fn street_name_key(tokens: &[&str]) -> String {
@@ -224,7 +214,8 @@ mod tests {
     fn apartments_meet_in_every_spelling() {
         let dwelling = |lines: &[&str]| address_keys(lines, Some("7010"), None).unwrap().dwelling;
         let reference = dwelling(&["Storgata 12 B", "H0203"]);
-        for variant in [&["Storgata 12 B", "h0203"][..], &["Storgata 12B H 0203"], &["Storgata 12 B, leil. 203"], &["Storgata 12 B", "Leilighet nr. 203"], &["Storgt. 12b lgh 203"]] {
+        for variant in [&["Storgata 12 B", "h0203"][..], &["Storgata 12B H 0203"], &["Storgata 12 B, leil. 203"], &["Storgata 12 B", "Leilighet nr. 203"], &["Storgt. 12b lgh 203"]]
+        {
             assert_eq!(dwelling(variant), reference, "{variant:?}");
         }
         assert_ne!(dwelling(&["Storgata 12 B", "leil. 204"]), reference);

@@ -331,7 +331,15 @@ fn parse(resource_type: &str, key: String, v: &Value, problems: &mut Vec<Resourc
                     ids = identifiers(p, "PractitionerRole.practitioner", &key, problems);
                 }
             }
-            Parsed::PractitionerRole { practitioner: reference(v.get("practitioner")), ids, organization: reference(v.get("organization")), role: codes(v.get("code")).into_iter().next(), from, to, key }
+            Parsed::PractitionerRole {
+                practitioner: reference(v.get("practitioner")),
+                ids,
+                organization: reference(v.get("organization")),
+                role: codes(v.get("code")).into_iter().next(),
+                from,
+                to,
+                key,
+            }
         }
         "Encounter" | "EpisodeOfCare" | "Appointment" => {
             let (kind, patient_field, org_field) = match resource_type {
@@ -476,8 +484,10 @@ impl Resolver {
                 roles.insert(key.clone(), (person, org));
             }
         }
-        let mut tables: HashMap<&'static str, TableBuilder> =
-            ["organization", "person", "person_address", "relation", "practitioner", "employment", "care", "care_participant"].into_iter().map(|t| (t, TableBuilder::new(t))).collect();
+        let mut tables: HashMap<&'static str, TableBuilder> = ["organization", "person", "person_address", "relation", "practitioner", "employment", "care", "care_participant"]
+            .into_iter()
+            .map(|t| (t, TableBuilder::new(t)))
+            .collect();
         let mut missing = Vec::new();
         let parsed = std::mem::take(&mut self.parsed);
         for p in &parsed {
@@ -488,12 +498,22 @@ impl Resolver {
                         missing.push((key.clone(), "Organization.partOf", target.clone()));
                     }
                     if let Some(t) = tables.get_mut("organization") {
-                        t.push(&[Cell::Text(Some(key)), Cell::Text(resolved.orgnr.as_deref()), Cell::Text(ids.resh.as_deref()), Cell::Text(name.as_deref()), Cell::Text(part_of.as_deref())]);
+                        t.push(&[
+                            Cell::Text(Some(key)),
+                            Cell::Text(resolved.orgnr.as_deref()),
+                            Cell::Text(ids.resh.as_deref()),
+                            Cell::Text(name.as_deref()),
+                            Cell::Text(part_of.as_deref()),
+                        ]);
                     }
                 }
                 Parsed::Patient { key, ids, family, given, protected, deceased, addresses } => {
                     let Some(person) = &ids.person else {
-                        self.problems.push(ResourceProblem { resource: key.clone(), path: "Patient.identifier".into(), reason: "no fødselsnummer, D-nummer or H-nummer; the patient cannot be matched to accesses".into() });
+                        self.problems.push(ResourceProblem {
+                            resource: key.clone(),
+                            path: "Patient.identifier".into(),
+                            reason: "no fødselsnummer, D-nummer or H-nummer; the patient cannot be matched to accesses".into(),
+                        });
                         continue;
                     };
                     let family_key = family.as_deref().map(name_key);
@@ -512,7 +532,13 @@ impl Resolver {
                 }
                 Parsed::Practitioner { key, ids, family, given, addresses } => {
                     if let Some(t) = tables.get_mut("practitioner") {
-                        t.push(&[Cell::Text(Some(key)), Cell::Text(ids.person.as_deref()), Cell::Text(ids.hpr.as_deref()), Cell::Text(family.as_deref()), Cell::Text(given.as_deref())]);
+                        t.push(&[
+                            Cell::Text(Some(key)),
+                            Cell::Text(ids.person.as_deref()),
+                            Cell::Text(ids.hpr.as_deref()),
+                            Cell::Text(family.as_deref()),
+                            Cell::Text(given.as_deref()),
+                        ]);
                     }
                     if let Some(person) = &ids.person {
                         push_addresses(&mut tables, person, "Practitioner", addresses);
@@ -528,7 +554,11 @@ impl Resolver {
                         continue;
                     };
                     let Some(related_id) = &related.person else {
-                        self.problems.push(ResourceProblem { resource: key.clone(), path: "RelatedPerson.identifier".into(), reason: "no person identifier for the related person".into() });
+                        self.problems.push(ResourceProblem {
+                            resource: key.clone(),
+                            path: "RelatedPerson.identifier".into(),
+                            reason: "no person identifier for the related person".into(),
+                        });
                         continue;
                     };
                     let code = codes.first().map(String::as_str).unwrap_or("");
@@ -648,7 +678,12 @@ mod tests {
         assert_eq!(instant("not a date"), None);
     }
 
-    fn care_rows(resources: &[Value]) -> (Vec<(String, String, Option<String>, Option<i64>, Option<i64>)>, Vec<(String, Option<String>)>, Vec<ResourceProblem>) {
+    /// (patient, kind, unit, from, to) per care row.
+    type CareRow = (String, String, Option<String>, Option<i64>, Option<i64>);
+    /// The care rows, the care-team members, and the problems found.
+    type CareRows = (Vec<CareRow>, Vec<(String, Option<String>)>, Vec<ResourceProblem>);
+
+    fn care_rows(resources: &[Value]) -> CareRows {
         use arrow_array::cast::AsArray;
         use arrow_array::types::TimestampMicrosecondType;
         let mut resolver = Resolver::default();

@@ -51,10 +51,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("valid_to", Kind::Time),
         ],
     ),
-    (
-        "relation",
-        &[("person_id", Kind::Text), ("related_id", Kind::Text), ("code", Kind::Text), ("kind", Kind::Text), ("valid_from", Kind::Time), ("valid_to", Kind::Time)],
-    ),
+    ("relation", &[("person_id", Kind::Text), ("related_id", Kind::Text), ("code", Kind::Text), ("kind", Kind::Text), ("valid_from", Kind::Time), ("valid_to", Kind::Time)]),
     ("practitioner", &[("practitioner_ref", Kind::Text), ("person_id", Kind::Text), ("hpr", Kind::Text), ("family", Kind::Text), ("given", Kind::Text)]),
     (
         "employment",

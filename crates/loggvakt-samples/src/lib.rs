@@ -45,34 +45,170 @@ impl Rng {
     pub fn uuid(&mut self) -> String {
         let a = self.next_u64();
         let b = self.next_u64();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            0x8000 | (b >> 48) & 0x3fff,
-            b & 0xffff_ffff_ffff
-        )
+        format!("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff, 0x8000 | (b >> 48) & 0x3fff, b & 0xffff_ffff_ffff)
     }
 }
 
 /// The most common Norwegian surnames (Statistics Norway), most frequent first.
 pub const SURNAMES: &[&str] = &[
-    "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Jensen", "Karlsen", "Johnsen", "Pettersen",
-    "Eriksen", "Berg", "Haugen", "Hagen", "Johannessen", "Andreassen", "Jacobsen", "Dahl", "Jørgensen", "Halvorsen", "Henriksen", "Lund",
-    "Sørensen", "Jakobsen", "Moen", "Gundersen", "Iversen", "Strand", "Solberg", "Svendsen", "Eide", "Knutsen", "Martinsen", "Paulsen",
-    "Bakken", "Kristoffersen", "Mathisen", "Lie", "Amundsen", "Nguyen", "Rasmussen", "Ali", "Lunde", "Solheim", "Berge", "Moe", "Nygård",
-    "Bakke", "Kristensen", "Fredriksen", "Holm", "Lien", "Hauge", "Christensen", "Andresen", "Nielsen", "Knudsen", "Evensen", "Sæther",
-    "Aas", "Myhre", "Hanssen", "Ahmed", "Haugland", "Thomassen", "Sivertsen", "Simonsen", "Danielsen", "Berntsen", "Sandvik", "Rønning",
-    "Arnesen", "Antonsen", "Næss", "Vik", "Haug", "Ellingsen", "Thorsen", "Edvardsen", "Birkeland", "Isaksen", "Gulbrandsen", "Ruud",
-    "Aasen", "Strøm", "Myklebust", "Tangen", "Ødegård", "Eliassen", "Helland", "Bøe", "Jenssen", "Aune", "Mikkelsen", "Tveit", "Brekke",
-    "Abrahamsen", "Madsen", "Gjerde", "Sund", "Fjeld", "Grønli", "Skjelbred", "Vollan",
+    "Hansen",
+    "Johansen",
+    "Olsen",
+    "Larsen",
+    "Andersen",
+    "Pedersen",
+    "Nilsen",
+    "Kristiansen",
+    "Jensen",
+    "Karlsen",
+    "Johnsen",
+    "Pettersen",
+    "Eriksen",
+    "Berg",
+    "Haugen",
+    "Hagen",
+    "Johannessen",
+    "Andreassen",
+    "Jacobsen",
+    "Dahl",
+    "Jørgensen",
+    "Halvorsen",
+    "Henriksen",
+    "Lund",
+    "Sørensen",
+    "Jakobsen",
+    "Moen",
+    "Gundersen",
+    "Iversen",
+    "Strand",
+    "Solberg",
+    "Svendsen",
+    "Eide",
+    "Knutsen",
+    "Martinsen",
+    "Paulsen",
+    "Bakken",
+    "Kristoffersen",
+    "Mathisen",
+    "Lie",
+    "Amundsen",
+    "Nguyen",
+    "Rasmussen",
+    "Ali",
+    "Lunde",
+    "Solheim",
+    "Berge",
+    "Moe",
+    "Nygård",
+    "Bakke",
+    "Kristensen",
+    "Fredriksen",
+    "Holm",
+    "Lien",
+    "Hauge",
+    "Christensen",
+    "Andresen",
+    "Nielsen",
+    "Knudsen",
+    "Evensen",
+    "Sæther",
+    "Aas",
+    "Myhre",
+    "Hanssen",
+    "Ahmed",
+    "Haugland",
+    "Thomassen",
+    "Sivertsen",
+    "Simonsen",
+    "Danielsen",
+    "Berntsen",
+    "Sandvik",
+    "Rønning",
+    "Arnesen",
+    "Antonsen",
+    "Næss",
+    "Vik",
+    "Haug",
+    "Ellingsen",
+    "Thorsen",
+    "Edvardsen",
+    "Birkeland",
+    "Isaksen",
+    "Gulbrandsen",
+    "Ruud",
+    "Aasen",
+    "Strøm",
+    "Myklebust",
+    "Tangen",
+    "Ødegård",
+    "Eliassen",
+    "Helland",
+    "Bøe",
+    "Jenssen",
+    "Aune",
+    "Mikkelsen",
+    "Tveit",
+    "Brekke",
+    "Abrahamsen",
+    "Madsen",
+    "Gjerde",
+    "Sund",
+    "Fjeld",
+    "Grønli",
+    "Skjelbred",
+    "Vollan",
 ];
 pub const GIVEN_NAMES: &[&str] = &[
-    "Jan", "Per", "Bjørn", "Ole", "Lars", "Kjell", "Knut", "Arne", "Svein", "Thomas", "Hans", "Geir", "Tor", "Morten", "Terje", "Odd",
-    "Erik", "Martin", "Andreas", "Jon", "Anne", "Inger", "Kari", "Marit", "Ingrid", "Liv", "Eva", "Berit", "Astrid", "Bjørg", "Hilde",
-    "Anna", "Solveig", "Marianne", "Randi", "Ida", "Nina", "Maria", "Elisabeth", "Kristin", "Silje", "Nora", "Emma", "Jakob", "Noah",
-    "Sofie", "Ingeborg", "Sigrid", "Magnus", "Håkon",
+    "Jan",
+    "Per",
+    "Bjørn",
+    "Ole",
+    "Lars",
+    "Kjell",
+    "Knut",
+    "Arne",
+    "Svein",
+    "Thomas",
+    "Hans",
+    "Geir",
+    "Tor",
+    "Morten",
+    "Terje",
+    "Odd",
+    "Erik",
+    "Martin",
+    "Andreas",
+    "Jon",
+    "Anne",
+    "Inger",
+    "Kari",
+    "Marit",
+    "Ingrid",
+    "Liv",
+    "Eva",
+    "Berit",
+    "Astrid",
+    "Bjørg",
+    "Hilde",
+    "Anna",
+    "Solveig",
+    "Marianne",
+    "Randi",
+    "Ida",
+    "Nina",
+    "Maria",
+    "Elisabeth",
+    "Kristin",
+    "Silje",
+    "Nora",
+    "Emma",
+    "Jakob",
+    "Noah",
+    "Sofie",
+    "Ingeborg",
+    "Sigrid",
+    "Magnus",
+    "Håkon",
 ];
 
 #[derive(Debug, Clone)]
@@ -138,22 +274,22 @@ const ROLES: &[&str] = &["LEGE", "SYKEPLEIER", "HELSESEKRETAER", "FYSIOTERAPEUT"
 /// The region's organisations: a hospital trust (index 0), two municipalities (1, 2) and
 /// two GP offices (3, 4), each with its units and source system.
 pub(crate) fn organisations(rng: &mut Rng) -> Vec<Organisation> {
-        let org_specs: [(&str, &[&str], &str); 5] = [
-            ("Midtfjord sykehus HF", &["Akuttmottak", "Medisinsk klinikk", "Kirurgisk klinikk", "Barne- og ungdomsklinikken", "Psykisk helsevern", "Kvinneklinikken"], "EPJ-Midtfjord"),
-            ("Nordvik kommune", &["Hjemmetjenesten", "Helsestasjon", "Legevakt"], "EPJ-Nordvik"),
-            ("Sørås kommune", &["Sykehjem Solgløtt", "Hjemmesykepleie"], "EPJ-Soras"),
-            ("Fjordbyen legesenter AS", &["Fastlegekontor"], "EPJ-Fjordbyen"),
-            ("Åsen legekontor", &["Fastlegekontor"], "EPJ-Asen"),
-        ];
-        org_specs
-            .iter()
-            .map(|(name, units, system)| Organisation {
-                orgnr: orgnr(rng),
-                name: (*name).to_owned(),
-                units: units.iter().map(|u| (format!("{}", 4_000_000 + rng.below(999_999)), (*u).to_owned())).collect(),
-                source_system: system,
-            })
-            .collect()
+    let org_specs: [(&str, &[&str], &str); 5] = [
+        ("Midtfjord sykehus HF", &["Akuttmottak", "Medisinsk klinikk", "Kirurgisk klinikk", "Barne- og ungdomsklinikken", "Psykisk helsevern", "Kvinneklinikken"], "EPJ-Midtfjord"),
+        ("Nordvik kommune", &["Hjemmetjenesten", "Helsestasjon", "Legevakt"], "EPJ-Nordvik"),
+        ("Sørås kommune", &["Sykehjem Solgløtt", "Hjemmesykepleie"], "EPJ-Soras"),
+        ("Fjordbyen legesenter AS", &["Fastlegekontor"], "EPJ-Fjordbyen"),
+        ("Åsen legekontor", &["Fastlegekontor"], "EPJ-Asen"),
+    ];
+    org_specs
+        .iter()
+        .map(|(name, units, system)| Organisation {
+            orgnr: orgnr(rng),
+            name: (*name).to_owned(),
+            units: units.iter().map(|u| (format!("{}", 4_000_000 + rng.below(999_999)), (*u).to_owned())).collect(),
+            source_system: system,
+        })
+        .collect()
 }
 
 impl World {
@@ -302,13 +438,7 @@ pub fn write_events(world: &World, options: &EventOptions, out: &mut impl Write)
             // A log-in: no patient.
             Access { employee, patient: None, second, document: 0, self_authorised: false }
         } else {
-            Access {
-                employee,
-                patient: Some(ep.patient),
-                second,
-                document: ep.documents[rng.below(3) as usize],
-                self_authorised: ep.emergency && rng.chance(0.5),
-            }
+            Access { employee, patient: Some(ep.patient), second, document: ep.documents[rng.below(3) as usize], self_authorised: ep.emergency && rng.chance(0.5) }
         };
         let gap = if rng.chance(0.8) { 900 } else { 6 * 3600 };
         ep.next += 30 + rng.below(gap) as i64;
@@ -438,7 +568,8 @@ pub(crate) fn write_audit_event(
         );
     }
     let purpose = if btg {
-        let reason = rng.pick(&["Akutt forverring, pasient innlagt via legevakt", "Pasient bevisstløs, trenger medisinliste", "Overflyttet fra annen avdeling før henvisning registrert"]);
+        let reason =
+            rng.pick(&["Akutt forverring, pasient innlagt via legevakt", "Pasient bevisstløs, trenger medisinliste", "Overflyttet fra annen avdeling før henvisning registrert"]);
         let code = if rng.chance(0.5) { "BTG" } else { "BLAALYS" };
         format!(r#"[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"{code}"}}],"text":"{reason}"}}]"#)
     } else {
@@ -468,7 +599,11 @@ pub(crate) fn write_audit_event(
             org.name
         );
     }
-    let _ = write!(buf, r#"],"source":{{"observer":{{"display":"{}","identifier":{{"value":"{}"}}}},"type":[{{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4"}}]}}"#, org.source_system, org.source_system);
+    let _ = write!(
+        buf,
+        r#"],"source":{{"observer":{{"display":"{}","identifier":{{"value":"{}"}}}},"type":[{{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4"}}]}}"#,
+        org.source_system, org.source_system
+    );
     if let Some(patient_fnr) = patient {
         let doc = document;
         if r5 {

@@ -193,12 +193,32 @@ pub struct Order {
     pub at: i64,
 }
 
-const MUNICIPALITIES: &[(&str, &str, u32, f64)] =
-    &[("Midtfjord", "5055", 7010, 0.5), ("Nordvik", "5056", 7650, 0.3), ("Sørås", "5057", 7340, 0.2)];
+const MUNICIPALITIES: &[(&str, &str, u32, f64)] = &[("Midtfjord", "5055", 7010, 0.5), ("Nordvik", "5056", 7650, 0.3), ("Sørås", "5057", 7340, 0.2)];
 const STREET_NAMES: &[&str] = &[
-    "Storgata", "Kirkegata", "Skolegata", "Fjordveien", "Bjørkeveien", "Granveien", "Solbakken", "Strandveien", "Parkveien", "Elvegata",
-    "Kongens gate", "Dronningens gate", "Industriveien", "Nedre Bakklandet", "Furuveien", "Lønneveien", "Tunveien", "Havnegata",
-    "Jernbanegata", "Myrveien", "Lyngveien", "Rognveien", "Åsveien", "Sjøgata",
+    "Storgata",
+    "Kirkegata",
+    "Skolegata",
+    "Fjordveien",
+    "Bjørkeveien",
+    "Granveien",
+    "Solbakken",
+    "Strandveien",
+    "Parkveien",
+    "Elvegata",
+    "Kongens gate",
+    "Dronningens gate",
+    "Industriveien",
+    "Nedre Bakklandet",
+    "Furuveien",
+    "Lønneveien",
+    "Tunveien",
+    "Havnegata",
+    "Jernbanegata",
+    "Myrveien",
+    "Lyngveien",
+    "Rognveien",
+    "Åsveien",
+    "Sjøgata",
 ];
 
 /// One dwelling: a house, or an apartment in a block (by its bruksenhetsnummer).
@@ -416,13 +436,7 @@ impl Region {
             let per_floor = 2 + rng.below(3) as u32;
             for floor in 1..=floors {
                 for unit in 1..=per_floor {
-                    self.dwellings.push(Dwelling {
-                        street: street.to_owned(),
-                        municipality,
-                        number,
-                        letter,
-                        unit: Some(format!("H{floor:02}{unit:02}")),
-                    });
+                    self.dwellings.push(Dwelling { street: street.to_owned(), municipality, number, letter, unit: Some(format!("H{floor:02}{unit:02}")) });
                 }
             }
         } else {
@@ -726,7 +740,8 @@ impl Region {
     /// emergency team on them.
     fn mass_casualty_day(&mut self, rng: &mut Rng) {
         let Some(ed) = self.orgs[0].units.iter().position(|(_, name)| name == "Akuttmottak") else { return };
-        let hospital: Vec<usize> = self.active_staff(0, None).iter().copied().filter(|&e| self.employees[e].unit != ed && !self.is_service_unit(0, self.employees[e].unit)).collect();
+        let hospital: Vec<usize> =
+            self.active_staff(0, None).iter().copied().filter(|&e| self.employees[e].unit != ed && !self.is_service_unit(0, self.employees[e].unit)).collect();
         if hospital.is_empty() || self.active_staff(0, Some(ed)).is_empty() {
             return;
         }
@@ -850,9 +865,12 @@ impl Region {
     /// Care that links `patient` to the employee's unit around the week.
     fn in_care(&self, patient: usize, employee: usize) -> bool {
         let e = &self.employees[employee];
-        self.care_by_patient.get(&patient).into_iter().flatten().map(|&i| &self.care[i]).any(|c| {
-            c.org == e.org && (c.unit == e.unit || c.participants.contains(&employee)) && c.end.is_none_or(|end| end > self.week_start - 30 * DAY)
-        })
+        self.care_by_patient
+            .get(&patient)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.care[i])
+            .any(|c| c.org == e.org && (c.unit == e.unit || c.participants.contains(&employee)) && c.end.is_none_or(|end| end > self.week_start - 30 * DAY))
     }
 
     fn random_active_employee(&self, rng: &mut Rng) -> usize {
@@ -945,9 +963,7 @@ impl Region {
                         self.relate(p, me, "SPS", split - 3000, Some(split));
                         Some(p)
                     }
-                    "protected_address" => {
-                        (!protected.is_empty()).then(|| protected[rng.below(protected.len() as u64) as usize]).filter(|&p| !self.in_care(p, e) && p != me)
-                    }
+                    "protected_address" => (!protected.is_empty()).then(|| protected[rng.below(protected.len() as u64) as usize]).filter(|&p| !self.in_care(p, e) && p != me),
                     "own_record" => Some(me),
                     "care_ended" => {
                         let former: Vec<usize> = self
@@ -1117,7 +1133,11 @@ impl Region {
         file("Organization", &mut |b, emit| {
             for org in &self.orgs {
                 b.clear();
-                let _ = write!(b, r#"{{"resourceType":"Organization","id":"org-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{0}"}}],"name":"{1}"}}"#, org.orgnr, org.name);
+                let _ = write!(
+                    b,
+                    r#"{{"resourceType":"Organization","id":"org-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{0}"}}],"name":"{1}"}}"#,
+                    org.orgnr, org.name
+                );
                 emit(b)?;
                 for (resh, name) in &org.units {
                     b.clear();
@@ -1138,7 +1158,8 @@ impl Region {
                 if self.protected[i] {
                     b.push_str(r#","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}"#);
                 }
-                let _ = write!(b, r#","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}],"name":[{{"family":"{}","given":["{}"]}}]"#, p.fnr, p.family, p.given);
+                let _ =
+                    write!(b, r#","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}],"name":[{{"family":"{}","given":["{}"]}}]"#, p.fnr, p.family, p.given);
                 self.write_addresses(i, b);
                 if self.deceased[i] {
                     let _ = write!(b, r#","deceasedDateTime":"{}""#, date(self.today() - 20));
@@ -1154,9 +1175,7 @@ impl Region {
                 let _ = write!(
                     b,
                     r#"{{"resourceType":"RelatedPerson","id":"rel-{i}","patient":{{"reference":"Patient/p-{}"}},"identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}],"relationship":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"{}"}}]}}]"#,
-                    r.person,
-                    self.persons[r.related].fnr,
-                    r.code
+                    r.person, self.persons[r.related].fnr, r.code
                 );
                 write_date_period(b, r.from, r.to);
                 b.push('}');
@@ -1187,10 +1206,7 @@ impl Region {
                 let _ = write!(
                     b,
                     r#"{{"resourceType":"PractitionerRole","id":"{}","practitioner":{{"reference":"Practitioner/pr-{}"}},"organization":{{"reference":"Organization/unit-{}"}},"code":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"{}"}}]}}]"#,
-                    e.role_id,
-                    e.hpr,
-                    self.orgs[e.org].units[e.unit].0,
-                    e.role
+                    e.role_id, e.hpr, self.orgs[e.org].units[e.unit].0, e.role
                 );
                 write_date_period(b, from, to);
                 b.push('}');
