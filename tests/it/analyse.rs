@@ -523,3 +523,108 @@ fn duckdb_runs_the_same_detector_sql_and_finds_the_same_flags() {
         assert_eq!(rows.as_u64(), Some(ours.get(id).copied().unwrap_or(0)), "{id}: DuckDB and DataFusion disagree");
     }
 }
+
+/// A daemon owns the store and takes events for the review period all along (it is killed
+/// with -9 and restarted in between). Beside it, without the signing key: `detect` reviews a
+/// view pinned to the checkpoint it had the daemon seal, and its records are in the journal;
+/// a context import is recorded through the daemon; rerunning the review from the basis it
+/// recorded, after more events and a new snapshot, gives the same queues; `quarantine retry`
+/// stores, through the daemon, what the restarted daemon's sources now allow.
+#[test]
+fn detect_retry_and_context_import_run_beside_a_loaded_daemon() {
+    use crate::daemon::{audit_event, client, post, sources_toml, Daemon, TOKEN_EPJ};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let r = reviewed();
+    let store = store_copy(r, "beside-daemon");
+    let config = format!("[http]\nlisten = \"127.0.0.1:0\"\n[limits]\ngap_grace_secs = 0\n[journal]\nmax_epoch_age_secs = 1\n{}", sources_toml(""));
+    let fixed = config.replace("systems = [\"EPJ-Midtfjord\"]", "systems = [\"EPJ-Midtfjord\", \"Other-EPJ\"]");
+    // Accesses inside the review period, so that a review not pinned to its checkpoint
+    // would see a different number of them.
+    let in_period = |id: String, n: u32| {
+        let mut ae = audit_event(&id, &crate::daemon::patient(n % 30), None);
+        ae["recorded"] = Value::String("2026-11-18T10:15:00+01:00".into());
+        ae
+    };
+    let load = |url: String, stop: Arc<AtomicBool>, round: u32| {
+        std::thread::spawn(move || {
+            let c = client();
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let body = crate::daemon::bundle("batch", (0..10).map(|i| in_period(format!("beside-{round}-{n}-{i}"), n + i)).collect());
+                let _ = post(&c, &url, TOKEN_EPJ, &body);
+                n += 1;
+            }
+        })
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let daemon = Daemon::start(&r.ws, &store, &config);
+    let sender = load(daemon.url("/fhir"), stop.clone(), 0);
+    let other: Value = serde_json::from_str(&serde_json::to_string(&in_period("other-system-1".into(), 1)).unwrap().replace("EPJ-Midtfjord", "Other-EPJ")).unwrap();
+    let (status, body, _) = post(&client(), &daemon.url("/fhir/AuditEvent"), TOKEN_EPJ, &other);
+    assert_eq!(status, 403, "another system's event is refused and kept: {body}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    stop.store(false, Ordering::Relaxed);
+    daemon.kill();
+
+    let daemon = Daemon::start(&r.ws, &store, &fixed);
+    let sender = load(daemon.url("/fhir"), stop.clone(), 1);
+    let no_key = |cmd: &mut std::process::Command| run(cmd.env_remove("LOGGVAKT_SIGNING_KEY"));
+
+    let first = r.ws.path("beside-first");
+    let out = no_key(loggvakt().args(["detect", "--from", FROM, "--to", TO, "--store"]).arg(&store).arg("--out").arg(&first));
+    assert!(out.status.success(), "detect beside the daemon, without a key: {}", text(&out));
+    assert!(text(&out).contains("admin channel"), "{}", text(&out));
+    let queues_first = queues(&first);
+    let basis = queues_first[0]["basis"].clone();
+    let size = basis["checkpoint_size"].as_u64().expect("the review names its checkpoint");
+    let snapshot = basis["context_snapshot"].as_str().expect("and its context snapshot").to_owned();
+    assert!(std::fs::read_to_string(store.join(format!("checkpoints/{size:020}.note"))).is_ok(), "the named checkpoint exists");
+
+    let extra = r.ws.path("beside-late.ndjson");
+    std::fs::write(&extra, "{\"resourceType\":\"Encounter\",\"id\":\"beside-late-1\",\"status\":\"finished\",\"subject\":{\"reference\":\"Patient/not-exported\"}}\n").unwrap();
+    let out = no_key(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(&extra));
+    assert!(out.status.success() && text(&out).contains("recorded in the journal"), "context import beside the daemon: {}", text(&out));
+
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let again = r.ws.path("beside-again");
+    let out = no_key(loggvakt().args(["detect", "--from", FROM, "--to", TO, "--store"]).arg(&store).arg("--out").arg(&again).args([
+        "--at-checkpoint",
+        &size.to_string(),
+        "--context-snapshot",
+        &snapshot,
+    ]));
+    assert!(out.status.success(), "rerun from the recorded basis: {}", text(&out));
+    let queues_again = queues(&again);
+    assert_eq!(queues_again.len(), queues_first.len());
+    for (a, b) in queues_first.iter().zip(&queues_again) {
+        assert_eq!((&a["orgnr"], &a["accesses"], &a["explained"], &a["basis"]), (&b["orgnr"], &b["accesses"], &b["explained"], &b["basis"]));
+        assert_eq!(a["cases"], b["cases"], "the same queue for {}", a["orgnr"]);
+    }
+
+    let out = no_key(loggvakt().args(["quarantine", "retry", "--all", "--store"]).arg(&store));
+    assert!(text(&out).contains("stored 1 event(s)"), "retry through the daemon, with its sources: {}", text(&out));
+
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    daemon.stop();
+    crate::daemon::verify_clean(&r.ws, &store);
+    let own = |part: &str| {
+        let sql = format!(
+            "SELECT count(*) FROM read_parquet('{}/data/**/*.parquet', hive_partitioning=true, hive_types={{'tenant': VARCHAR, 'date': VARCHAR}}) WHERE source_system = 'loggvakt' AND record_part = '{part}'",
+            store.display()
+        );
+        duckdb(&sql).trim().parse::<u64>().expect("a count")
+    };
+    let before = {
+        let sql = format!("SELECT count(*) FROM read_parquet('{}/data/**/*.parquet') WHERE record_part = 'access-log-review'", r.store.display());
+        duckdb(&sql).trim().parse::<u64>().expect("a count")
+    };
+    assert!(own("access-log-review") >= before + 2 * queues_first.len() as u64, "both reviews are in the journal");
+    assert_eq!(own("context-snapshot"), 1, "the import beside the daemon is recorded");
+    assert_eq!(store_rows(&store, "event_id", "event_id = 'other-system-1'").len(), 1, "the retried event is stored");
+}

@@ -160,6 +160,12 @@ pub struct Job<'a> {
     /// `param=value` or `detector.param=value` overrides.
     pub params: BTreeMap<String, String>,
     pub settings: &'a Settings,
+    /// Read the records up to this sequence number only: the size of the signed checkpoint
+    /// the review rests on, so a seal that lands while it runs changes nothing, and a rerun
+    /// from the same checkpoint reads the same events. `None`: every sealed segment.
+    pub through_seq: Option<u64>,
+    /// The context snapshot to read (`v000003`); `None`: the current one.
+    pub context_snapshot: Option<&'a str>,
 }
 
 /// Runs the analysis (DataFusion on a runtime of its own; blocking).
@@ -174,7 +180,6 @@ pub fn check_params(params: &BTreeMap<String, String>) -> Result<(), AnalyseErro
 }
 
 pub fn analyse(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
-    check_params(&job.params)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| AnalyseError::io(job.store, e))?;
     runtime.block_on(analyse_async(job, progress))
 }
@@ -183,16 +188,29 @@ fn df(context: &str, e: datafusion::error::DataFusionError) -> AnalyseError {
     AnalyseError::Query { context: context.to_owned(), reason: e.to_string() }
 }
 
-/// Registers the store's segments as `events`, and the current context snapshot's tables.
-pub async fn register_store(ctx: &SessionContext, store: &Path) -> Result<u32, AnalyseError> {
+/// Registers the store's segments as `events` (only records through `through_seq`, when
+/// given), and the context snapshot's tables (the named one, or the current one).
+pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Option<u64>, snapshot: Option<&str>) -> Result<u32, AnalyseError> {
     let data = store.join("data");
     if !data.is_dir() {
         return Err(AnalyseError::NoEvents(store.to_owned()));
     }
     let options = ParquetReadOptions { table_partition_cols: vec![("tenant".into(), DataType::Utf8), ("date".into(), DataType::Utf8)], ..Default::default() };
     let url = format!("{}/", data.canonicalize().map_err(|e| AnalyseError::io(&data, e))?.display());
-    ctx.register_parquet("events", &url, options).await.map_err(|e| df("registering the journal's segments", e))?;
-    let snapshot = loggvakt_context::current_snapshot(store)?.ok_or_else(|| AnalyseError::NoContext(store.to_owned()))?;
+    match through_seq {
+        None => ctx.register_parquet("events", &url, options).await.map_err(|e| df("registering the journal's segments", e))?,
+        Some(last) => {
+            // Segments carry min/max statistics of `seq`, so the row groups of later epochs
+            // are skipped unread, not filtered row by row.
+            ctx.register_parquet("segments", &url, options).await.map_err(|e| df("registering the journal's segments", e))?;
+            let pinned = ctx.sql(&format!("SELECT * FROM segments WHERE seq <= {last}")).await.map_err(|e| df("pinning the events to the checkpoint", e))?;
+            ctx.register_table("events", pinned.into_view()).map_err(|e| df("pinning the events to the checkpoint", e))?;
+        }
+    }
+    let snapshot = match snapshot {
+        Some(name) => loggvakt_context::named_snapshot(store, name)?,
+        None => loggvakt_context::current_snapshot(store)?.ok_or_else(|| AnalyseError::NoContext(store.to_owned()))?,
+    };
     for (table, _) in loggvakt_context::TABLES {
         let path = snapshot.dir.join(format!("{table}.parquet"));
         ctx.register_parquet(*table, &path.display().to_string(), ParquetReadOptions::default()).await.map_err(|e| df(&format!("registering context table {table}"), e))?;
@@ -313,11 +331,14 @@ const ROW_COLUMNS: &str = "a.seq, a.occurred_at, a.tenant, a.accessor_id, a.acce
     a.action, a.basis, a.explained, a.explained_by, d.event_id, d.source_system, d.accessor_name, COALESCE(d.unit_name, un.name) AS unit_name, d.purpose_code";
 const UNIT_NAMES: &str = "LEFT JOIN (SELECT resh, MIN(name) AS name FROM organization WHERE resh IS NOT NULL GROUP BY resh) un ON un.resh = a.unit_id";
 
-async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
+/// [`analyse`] for a caller that runs on an async runtime already (a web view): no runtime
+/// of its own, and no thread blocked.
+pub async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
+    check_params(&job.params)?;
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     progress(Progress::Preparing("registering the journal and the context"));
-    let context_version = register_store(&ctx, job.store).await?;
+    let context_version = register_store(&ctx, job.store, job.through_seq, job.context_snapshot).await?;
 
     let mut common = job.period.values(job.settings.lookback_days);
     common.insert(

@@ -20,7 +20,7 @@ pub mod report;
 pub mod settings;
 
 pub use detector::{load_detectors, load_sql, Detector, SqlFile};
-pub use engine::{analyse, check_params, Analysis, Job, Period, Progress};
+pub use engine::{analyse, analyse_async, check_params, Analysis, Job, Period, Progress};
 pub use queue::{build_queues, Notice, Queue, ReviewBasis};
 pub use settings::Settings;
 

@@ -119,13 +119,7 @@ pub struct Queue {
     pub basis: Option<ReviewBasis>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ReviewBasis {
-    pub checkpoint_size: u64,
-    pub checkpoint_head: String,
-    pub context_snapshot: String,
-    pub context_files_blake3: String,
-}
+pub use loggvakt_journal::own::ReviewBasis;
 
 fn time_text(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()

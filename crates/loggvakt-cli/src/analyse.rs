@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use loggvakt_analyse::{engine::Progress, report, Period, Settings};
-use loggvakt_journal::{Journal, JournalOptions};
-use loggvakt_model::AccessEvent;
+use loggvakt_journal::own::{ContextSnapshot, ReviewBasis, ReviewRun, ReviewedQueue};
+
+use crate::owner::StoreWriter;
 
 #[derive(clap::Subcommand)]
 pub enum ContextCommand {
@@ -35,6 +36,14 @@ pub struct ImportArgs {
     /// Show every problem, not only the first 20.
     #[arg(long)]
     pub all_problems: bool,
+    /// The signing key, to record a new snapshot in the journal when no daemon runs (with
+    /// one running, it records it; with neither, the first review that reads the snapshot
+    /// records its digest).
+    #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
+    pub key: Option<PathBuf>,
+    /// Who runs the import, as recorded in the journal.
+    #[arg(long, env = "USER", default_value = "loggvakt-operator")]
+    pub operator: String,
 }
 
 pub fn context(command: &ContextCommand) -> anyhow::Result<ExitCode> {
@@ -59,6 +68,7 @@ pub fn context(command: &ContextCommand) -> anyhow::Result<ExitCode> {
         for (table, rows) in &s.rows {
             println!("  {table:<18} {rows} rows");
         }
+        record_snapshot(args, s)?;
     } else {
         println!("nothing changed: snapshot v{:06} of {} stays current", s.version, s.imported_at);
     }
@@ -79,6 +89,30 @@ pub fn context(command: &ContextCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records the snapshot that just became current, with its files' digest, in the journal
+/// (chained and signed): a later edit of it is then caught by `verify`, even before a
+/// review reads it.
+fn record_snapshot(args: &ImportArgs, snapshot: &loggvakt_context::SnapshotInfo) -> anyhow::Result<()> {
+    let name = format!("v{:06}", snapshot.version);
+    let record = ContextSnapshot {
+        context_files_blake3: loggvakt_journal::layout::files_digest(&snapshot.dir)?,
+        context_snapshot: name.clone(),
+        imported_at: snapshot.imported_at.clone(),
+        operator: args.operator.clone(),
+    };
+    let has_records = args.store.join(loggvakt_journal::layout::STORE_FILE).is_file();
+    let daemon = loggvakt_serve::admin::AdminClient::connect(&args.store).is_some();
+    if !daemon && (args.key.is_none() || !has_records) {
+        println!("snapshot {name} is not recorded in the journal yet (no daemon runs and no --key was given): the first review that reads it records its digest");
+        return Ok(());
+    }
+    let mut writer = StoreWriter::open(&args.store, args.key.as_deref(), "context import")?;
+    writer.record_context_snapshot(&record)?;
+    println!("snapshot {name} recorded in the journal (files' BLAKE3 {}), {}", &record.context_files_blake3[..16], writer.describe());
+    writer.close()?;
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -115,9 +149,17 @@ pub struct DetectArgs {
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// Private key that signs the journal's checkpoints: the review run is itself logged in
-    /// the journal.
+    /// the journal. Needed only when no daemon runs: with one, the review's records go
+    /// through its admin channel.
     #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
     pub key: Option<PathBuf>,
+    /// Rerun a review on what it read: the events up to the checkpoint of this size (its
+    /// queue.json "basis"), instead of sealing and reading everything committed now.
+    #[arg(long, value_name = "SIZE", requires = "context_snapshot")]
+    pub at_checkpoint: Option<u64>,
+    /// With --at-checkpoint: the context snapshot the review read (e.g. v000003).
+    #[arg(long, value_name = "NAME", requires = "at_checkpoint")]
+    pub context_snapshot: Option<String>,
     /// Who runs the review, as recorded in the journal.
     #[arg(long, env = "USER", default_value = "loggvakt-operator")]
     pub operator: String,
@@ -130,9 +172,6 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     if let Some(org) = &args.org {
         loggvakt_model::ids::validate_orgnr(org).with_context(|| format!("--org {org}"))?;
     }
-    let Some(key_path) = &args.key else {
-        bail!("no signing key: pass --key FILE or set LOGGVAKT_SIGNING_KEY. Every review run is logged in the journal, which signs its checkpoints");
-    };
     let mut settings = match &args.settings {
         Some(path) => Settings::load(path)?,
         None => Settings::default(),
@@ -150,17 +189,32 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     let detectors = loggvakt_analyse::load_detectors(args.detectors.as_deref())?;
     let queries = loggvakt_analyse::load_sql(args.queries.as_deref(), "queries")?;
 
-    // Opening the journal takes the writer lock and seals what an interrupted run left, so
-    // the analysis sees every committed event, and the run can be logged afterwards.
-    let key = crate::keys::read_signing_key(key_path)?;
-    let (mut journal, _) = Journal::open(&args.store, key, JournalOptions::default()).with_context(|| format!("opening store {}", args.store.display()))?;
-    journal.seal()?;
+    // The review reads a view pinned to a signed checkpoint: the daemon (or, with none
+    // running, this command) seals what is committed, and the analysis reads the records up
+    // to that checkpoint and none after, however many seals land while it runs.
+    let mut writer = StoreWriter::open(&args.store, args.key.as_deref(), "detect")?;
+    let checkpoint_size = match args.at_checkpoint {
+        Some(size) => size,
+        None => writer.seal()?,
+    };
+    if checkpoint_size == 0 {
+        bail!("the store {} holds no records yet: nothing to review", args.store.display());
+    }
 
     let bar = ProgressBar::new(detectors.len() as u64);
     bar.set_style(ProgressStyle::with_template("{spinner} detect [{bar:20}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
     let started = Instant::now();
-    let job =
-        loggvakt_analyse::Job { store: &args.store, period: Period { from: args.from, to: args.to }, org: args.org.as_deref(), detectors, queries, params, settings: &settings };
+    let job = loggvakt_analyse::Job {
+        store: &args.store,
+        period: Period { from: args.from, to: args.to },
+        org: args.org.as_deref(),
+        detectors,
+        queries,
+        params,
+        settings: &settings,
+        through_seq: Some(checkpoint_size),
+        context_snapshot: args.context_snapshot.as_deref(),
+    };
     let analysis = loggvakt_analyse::analyse(job, &mut |p| match p {
         Progress::Preparing(what) => bar.set_message(what.to_owned()),
         Progress::Detector { id, .. } => bar.set_message(format!("running {id}")),
@@ -168,18 +222,30 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     let (mut queues, notices) = loggvakt_analyse::build_queues(&analysis, &settings);
-    let basis = review_basis(&args.store, analysis.context_version)?;
+    let basis = review_basis(&args.store, checkpoint_size, analysis.context_version)?;
     for q in &mut queues {
         q.basis = Some(basis.clone());
     }
     // The review is logged (durably) before anyone can read its outputs.
-    let logged = log_review_run(&mut journal, args, &queues)?;
-    journal.close()?;
+    let run = ReviewRun {
+        operator: args.operator.clone(),
+        from: args.from.to_string(),
+        to: args.to.to_string(),
+        org: args.org.clone(),
+        basis: basis.clone(),
+        queues: queues
+            .iter()
+            .map(|q| ReviewedQueue { orgnr: q.orgnr.clone(), patients: q.cases.iter().flat_map(|c| c.accesses.iter().filter_map(|a| a.patient_id.clone())).collect() })
+            .collect(),
+    };
+    let logged = writer.record_review(&run)?;
+    let how = writer.describe();
+    writer.close()?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let written = report::write_outputs(&args.out, &analysis, &queues, &notices)?;
 
     println!(
-        "checked {} accesses to patient records from {} to {} with {} detectors in {:.1}s (context snapshot v{:06})",
+        "checked {} accesses to patient records from {} to {} with {} detectors in {:.1}s (events through checkpoint {checkpoint_size}, context snapshot v{:06})",
         analysis.total_accesses,
         args.from,
         args.to,
@@ -207,67 +273,25 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
             w.dir.join("report.html").display()
         );
     }
-    println!("\nthis review was logged in the journal as {logged} event(s) (action list_exposure, source 'loggvakt')");
+    println!("\nthis review was logged in the journal as {logged} event(s) (action list_exposure, source 'loggvakt'), {how}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// What this review reads: the newest signed checkpoint (the journal was just sealed, so it
-/// covers every committed event) and the context snapshot with its files' digest.
-fn review_basis(store: &std::path::Path, context_version: u32) -> anyhow::Result<loggvakt_analyse::ReviewBasis> {
-    let newest = loggvakt_journal::layout::list_checkpoints(store)?.pop().context("the store has no checkpoint after sealing")?;
-    let note = std::fs::read_to_string(&newest).with_context(|| format!("reading {}", newest.display()))?;
+/// What this review reads: the signed checkpoint its events end at, and the context
+/// snapshot with its files' digest.
+fn review_basis(store: &std::path::Path, checkpoint_size: u64, context_version: u32) -> anyhow::Result<ReviewBasis> {
+    let path = store.join(loggvakt_journal::manifest::checkpoint_rel_path(checkpoint_size));
+    let note = std::fs::read_to_string(&path).with_context(|| format!("reading the checkpoint of size {checkpoint_size}, {}", path.display()))?;
     let (checkpoint, _, _) = loggvakt_journal::Checkpoint::parse_note(&note)?;
     let snapshot = format!("v{context_version:06}");
     let dir = loggvakt_journal::layout::context_snapshot_dir(store, &snapshot);
     let digest = if dir.is_dir() { loggvakt_journal::layout::files_digest(&dir)? } else { String::new() };
-    Ok(loggvakt_analyse::ReviewBasis {
+    Ok(ReviewBasis {
         checkpoint_size: checkpoint.size,
         checkpoint_head: loggvakt_journal::chain::to_hex(&checkpoint.head),
         context_files_blake3: digest,
         context_snapshot: snapshot,
     })
-}
-
-/// Records the review in the journal: one event per organisation's queue, and one per
-/// patient exposed in it, so the patient's "who looked at my record" shows the review too.
-/// The organisation's event names what the review read (`reason_text`, JSON): the
-/// checkpoint and the context snapshot with its files' digest, chained and signed with it.
-fn log_review_run(journal: &mut Journal, args: &DetectArgs, queues: &[loggvakt_analyse::Queue]) -> anyhow::Result<usize> {
-    let now = loggvakt_model::Timestamp::now();
-    let run_id = blake3::hash(format!("{}|{}|{}|{:?}|{}", now.0, args.from, args.to, args.org, args.operator).as_bytes()).to_hex()[..16].to_owned();
-    let mut count = 0;
-    for q in queues {
-        let mut patients: Vec<&str> = q.cases.iter().flat_map(|c| c.accesses.iter().filter_map(|a| a.patient_id.as_deref())).collect();
-        patients.sort_unstable();
-        patients.dedup();
-        for patient in std::iter::once(None).chain(patients.into_iter().map(Some)) {
-            let event = AccessEvent {
-                event_id: format!("review-{run_id}-{}-{count}", q.orgnr),
-                source_system: "loggvakt".into(),
-                occurred_at: now,
-                received_at: now,
-                tenant_orgnr: q.orgnr.clone(),
-                user_local_id: Some(args.operator.clone()),
-                user_name: Some(args.operator.clone()),
-                patient_id: patient.map(str::to_owned),
-                patient_id_kind: patient.and_then(|p| loggvakt_model::ids::validate_person_id(p).ok()).map(|k| k.code().to_owned()),
-                record_part: Some("access-log-review".into()),
-                document_id: Some(format!("detect {}..{}", args.from, args.to)),
-                action: loggvakt_model::codes::actions::LIST_EXPOSURE.into(),
-                basis: loggvakt_model::codes::basis::UNSPECIFIED.into(),
-                purpose_code: Some("LOGGKONTROLL".into()),
-                reason_text: if patient.is_none() { q.basis.as_ref().and_then(|b| serde_json::to_string(b).ok()) } else { None },
-                channel: loggvakt_model::codes::channel::INTEGRATION.into(),
-                outcome: loggvakt_model::codes::outcome::GRANTED.into(),
-                source_format: "loggvakt".into(),
-                ..Default::default()
-            };
-            journal.append(event)?;
-            count += 1;
-        }
-    }
-    journal.commit()?;
-    Ok(count)
 }
 
 #[derive(clap::Args)]

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use loggvakt_journal::{read_quarantine_records, read_retries, Appended, Journal, JournalOptions, RetryRecord};
-use loggvakt_serve::identity::Sources;
+use loggvakt_journal::{read_quarantine_records, read_retries};
 use loggvakt_serve::tracker::{StateFile, STATE_FILE};
 use loggvakt_serve::Config;
+
+use crate::owner::StoreWriter;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -100,14 +101,17 @@ pub enum QuarantineCommand {
         store: PathBuf,
         id: String,
     },
-    /// Map entries again (after a fix) and store what now maps. Needs the store's writer
-    /// lock: run it while the daemon is stopped.
+    /// Map entries again (after a fix) and store what now maps. With the daemon running,
+    /// the daemon does it (over its admin channel, with its own sources; no key needed);
+    /// with none, this command opens the store itself.
     Retry {
         #[arg(long, env = "LOGGVAKT_STORE")]
         store: PathBuf,
+        /// The signing key, needed only when no daemon runs.
         #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
-        key: PathBuf,
-        /// The daemon's configuration, for the sources' organisations and allowed systems.
+        key: Option<PathBuf>,
+        /// The daemon's configuration, for the sources' organisations and allowed systems
+        /// (when no daemon runs; a running daemon uses its own).
         #[arg(long, env = "LOGGVAKT_CONFIG")]
         config: Option<PathBuf>,
         /// Entry ids from 'quarantine list'.
@@ -150,7 +154,7 @@ pub fn quarantine(command: &QuarantineCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "id": record.id, "entry": record.entry, "retried": read_retries(store)?.get(id) }))?);
             Ok(ExitCode::SUCCESS)
         }
-        QuarantineCommand::Retry { store, key, config, ids, all } => retry(store, key, config.as_ref(), ids, *all),
+        QuarantineCommand::Retry { store, key, config, ids, all } => retry(store, key.as_deref(), config.as_ref(), ids, *all),
     }
 }
 
@@ -162,49 +166,27 @@ pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect())
 }
 
-fn retry(store: &std::path::Path, key: &std::path::Path, config: Option<&PathBuf>, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
+fn retry(store: &std::path::Path, key: Option<&std::path::Path>, config: Option<&PathBuf>, ids: &[String], all: bool) -> anyhow::Result<ExitCode> {
     if ids.is_empty() && !all {
         bail!("name the entries to retry (ids from 'loggvakt quarantine list'), or pass --all");
     }
-    let config = Config::load(config.map(|p| p.as_path()), std::env::vars())?;
-    let sources = Sources::from_config(&config.sources)?;
-    let key = crate::keys::read_signing_key(key)?;
-    let (mut journal, _) =
-        Journal::open(store, key, JournalOptions::default()).with_context(|| format!("opening store {} (stop the daemon first: retry needs the writer lock)", store.display()))?;
-    let contexts = loggvakt_ingest::load_contexts(store)?;
-    let retries = read_retries(store)?;
-    let records = read_quarantine_records(store)?;
-    for id in ids {
-        if !records.iter().any(|r| &r.id == id) {
-            bail!("no quarantined entry has id {id}");
-        }
-    }
+    let mut writer = StoreWriter::open(store, key, "quarantine retry")?;
+    let lines = writer.retry(store, config.map(|p| p.as_path()), ids, all)?;
+    let how = writer.describe();
+    writer.close()?;
     let (mut stored_total, mut failed) = (0usize, 0usize);
-    for record in records.iter().filter(|r| if all { !retries.contains_key(&r.id) } else { ids.contains(&r.id) }) {
-        match loggvakt_serve::retry::remap(&record.entry, &contexts, &sources, loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES) {
-            Err(why) => {
-                failed += 1;
-                println!("{}  still fails: {}", record.id, terminal_safe(&why.to_string()));
-            }
-            Ok(events) => {
-                let mut result = RetryRecord { id: record.id.clone(), retried_at: chrono::Utc::now().to_rfc3339(), stored: vec![], duplicates: 0 };
-                for event in events {
-                    match journal.append(event)? {
-                        Appended::Stored { seq } => result.stored.push(seq),
-                        Appended::Duplicate => result.duplicates += 1,
-                        conflict @ Appended::Conflict { .. } => {
-                            println!("{}  conflicts: {}", record.id, terminal_safe(&conflict.conflict_reason().unwrap_or_default()));
-                        }
-                    }
-                }
-                journal.commit()?;
-                journal.record_retry(&result)?;
-                stored_total += result.stored.len();
-                println!("{}  stored {} event(s) {:?}, {} already stored", record.id, result.stored.len(), result.stored, result.duplicates);
-            }
+    for line in &lines {
+        if let Some(why) = &line.still_fails {
+            failed += 1;
+            println!("{}  still fails: {}", line.id, terminal_safe(why));
+            continue;
         }
+        for conflict in &line.conflicts {
+            println!("{}  conflicts: {}", line.id, terminal_safe(conflict));
+        }
+        stored_total += line.stored.len();
+        println!("{}  stored {} event(s) {:?}, {} already stored", line.id, line.stored.len(), line.stored, line.duplicates);
     }
-    journal.close()?;
-    println!("{stored_total} event(s) stored; {failed} entr{} still fail", if failed == 1 { "y" } else { "ies" });
+    println!("{stored_total} event(s) stored; {failed} entr{} still fail ({how})", if failed == 1 { "y" } else { "ies" });
     Ok(if failed > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }

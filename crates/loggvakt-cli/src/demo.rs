@@ -109,6 +109,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         store: store.clone(),
         inputs: vec![samples.context_dir.clone()],
         all_problems: false,
+        key: Some(key.clone()),
+        operator: "demo-operator".into(),
     }))?;
 
     step(5, "Export the newest signed checkpoint, as a regulator would keep it");
@@ -142,6 +144,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         params: Vec::new(),
         key: Some(key.clone()),
         operator: "demo-privacy-officer".into(),
+        at_checkpoint: None,
+        context_snapshot: None,
     })?;
 
     step(8, "Evaluate the queues against the injected ground truth");

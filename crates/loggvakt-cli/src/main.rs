@@ -16,6 +16,7 @@ mod demo;
 mod html;
 mod ingest;
 mod keys;
+mod owner;
 mod verify;
 
 use std::path::PathBuf;

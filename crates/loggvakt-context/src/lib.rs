@@ -24,7 +24,7 @@ mod snapshot;
 mod tables;
 
 pub use normalise::{address_keys, name_key, AddressKeys};
-pub use snapshot::{current_snapshot, import, ImportReport, Problem, SnapshotInfo};
+pub use snapshot::{current_snapshot, import, named_snapshot, ImportReport, Problem, SnapshotInfo};
 pub use tables::TABLES;
 
 use std::path::{Path, PathBuf};

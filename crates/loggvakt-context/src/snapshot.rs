@@ -68,12 +68,18 @@ pub fn current_snapshot(store: &Path) -> Result<Option<SnapshotInfo>, ContextErr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ContextError::io(&current, e)),
     };
-    let snapshot_dir = dir.join(&name);
+    named_snapshot(store, &name).map(Some)
+}
+
+/// The snapshot of that name (`v000003`), current or not: a review is rerun on the
+/// snapshot it recorded.
+pub fn named_snapshot(store: &Path, name: &str) -> Result<SnapshotInfo, ContextError> {
+    let snapshot_dir = snapshots_dir(store).join(name);
     let info_path = snapshot_dir.join("snapshot.json");
     let text = std::fs::read_to_string(&info_path).map_err(|e| ContextError::io(&info_path, e))?;
     let mut info: SnapshotInfo = serde_json::from_str(&text).map_err(|e| ContextError::Corrupt { path: info_path.clone(), reason: e.to_string() })?;
     info.dir = snapshot_dir;
-    Ok(Some(info))
+    Ok(info)
 }
 
 /// Input files: each file as given, each directory's `*.ndjson` and `*.json` in name order.

@@ -13,7 +13,7 @@
 
 /// The recording system of what loggvakt writes itself (gap events, reads of the store);
 /// analyses leave it out of the accesses they review, and no sender may use it.
-pub const OWN_SYSTEM: &str = "loggvakt";
+pub use loggvakt_journal::own::OWN_SYSTEM;
 
 /// What one sender may write. Empty lists mean "any" (an operator's bulk import).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -16,6 +16,7 @@ mod idempotency;
 pub mod layout;
 pub mod manifest;
 pub mod note;
+pub mod own;
 pub mod quarantine;
 mod reader;
 pub mod segment;

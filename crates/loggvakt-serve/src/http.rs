@@ -27,7 +27,7 @@ use crate::fhir_out::{audit_event, capability_statement, outcome};
 use crate::identity::{Source, Sources};
 use crate::metrics::{Metrics, Refusal, Transport};
 use crate::search::{parse_query, read_sealed_seq, search_sealed, SearchQuery, MAX_WINDOW};
-use crate::writer::{now, own_event, quarantine_entry, Item, ItemOutcome, SubmitError, WriterHandle};
+use crate::writer::{now, quarantine_entry, Item, ItemOutcome, SubmitError, WriterHandle};
 
 pub type Resp = Response<Full<Bytes>>;
 
@@ -430,7 +430,7 @@ fn search_scope(app: &App, source: &Source) -> Result<Option<String>, Resp> {
 async fn log_read(app: &App, source: &Arc<Source>, patients: &[&str], detail: String) -> Result<(), Resp> {
     let at = now();
     let own = |i: usize, patient: Option<&str>| {
-        let mut event = own_event(format!("read:{}:{}:{i}", source.name, at.0), &source.tenant_orgnr, actions::SEARCH, "ITI-81", at, detail.clone());
+        let mut event = loggvakt_journal::own::event(format!("read:{}:{}:{i}", source.name, at.0), &source.tenant_orgnr, actions::SEARCH, "ITI-81", at, detail.clone());
         event.user_local_id = Some(source.name.to_string());
         event.record_part = Some("AuditEvent".into());
         if let Some(p) = patient {

@@ -10,6 +10,7 @@
 //! more than the configured queue in memory, decide how input maps (the `loggvakt-fhir`
 //! and `loggvakt-atna` crates do), or let anything into the chain but through the writer.
 
+pub mod admin;
 mod budget;
 pub mod config;
 mod context;
@@ -40,7 +41,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::Config;
-pub use writer::OWN_SYSTEM;
+pub use writer::{SealedThrough, OWN_SYSTEM};
 
 use crate::http::{App, Conn};
 use crate::identity::{server_tls, sha256, Sources};
@@ -141,6 +142,10 @@ pub async fn run(store: PathBuf, key: SigningKey, config: Config, on_listening: 
         listening.syslog_udp = Some(socket.local_addr()?);
         tasks.push(tokio::spawn(syslog::serve_udp(app.clone(), socket, shutdown.clone())));
     }
+    // The admin channel (STORE/admin.sock): commands that append to the store while the
+    // daemon owns it (detect, quarantine retry, context import) come through here.
+    let admin_listener = admin::bind(&store).map_err(|e| ServeError::Config(format!("admin socket {}: {e}", admin::socket_path(&store).display())))?;
+    tasks.push(tokio::spawn(admin::serve(app.clone(), admin_listener, shutdown.clone())));
     // The handlers are installed before anyone is told the daemon listens: a SIGTERM sent
     // right after "listening" must drain and seal, not kill the process unsealed.
     let signals = StopSignals::install();

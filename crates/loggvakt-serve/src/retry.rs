@@ -93,3 +93,78 @@ fn fhir_events(raw: &[u8], quarantined: &QuarantineEntry, context: &ContextIndex
     }
     Ok(events)
 }
+
+/// What retrying one entry came to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetryLine {
+    pub id: String,
+    /// Sequence numbers of the events stored now.
+    pub stored: Vec<u64>,
+    pub duplicates: usize,
+    /// Why some of its events were not stored (an id reused with other content).
+    pub conflicts: Vec<String>,
+    /// Why it still does not map, when it does not (nothing was stored then).
+    pub still_fails: Option<String>,
+}
+
+/// Maps the chosen quarantined entries again (`ids`, or with `all` every entry not yet
+/// retried successfully): the reading half of a retry, which needs no writer.
+pub fn remap_chosen(store: &std::path::Path, sources: &Sources, ids: &[String], all: bool) -> Result<Vec<(String, Result<Vec<AccessEvent>, String>)>, RetryError> {
+    if ids.is_empty() && !all {
+        return Err(RetryError::NothingChosen);
+    }
+    let contexts = loggvakt_ingest::load_contexts(store)?;
+    let retries = loggvakt_journal::read_retries(store)?;
+    let records = loggvakt_journal::read_quarantine_records(store)?;
+    if let Some(unknown) = ids.iter().find(|id| !records.iter().any(|r| &r.id == *id)) {
+        return Err(RetryError::UnknownId(unknown.clone()));
+    }
+    Ok(records
+        .iter()
+        .filter(|r| if all { !retries.contains_key(&r.id) } else { ids.contains(&r.id) })
+        .map(|r| (r.id.clone(), remap(&r.entry, &contexts, sources, loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES).map_err(|why| why.to_string())))
+        .collect())
+}
+
+/// The writing half of a retry, by whoever owns the journal (the daemon's writer, or
+/// `quarantine retry` with the store opened locally): stores what now maps, commits, and
+/// only then records the retry, so a retry record never names an event that is not durable.
+pub fn store_remapped(
+    journal: &mut loggvakt_journal::Journal,
+    remapped: Vec<(String, Result<Vec<AccessEvent>, String>)>,
+) -> Result<Vec<RetryLine>, loggvakt_journal::JournalError> {
+    use loggvakt_journal::Appended;
+    let mut lines = Vec::with_capacity(remapped.len());
+    for (id, events) in remapped {
+        let mut line = RetryLine { id, stored: vec![], duplicates: 0, conflicts: vec![], still_fails: None };
+        match events {
+            Err(why) => line.still_fails = Some(why),
+            Ok(events) => {
+                for event in events {
+                    match journal.append(event)? {
+                        Appended::Stored { seq } => line.stored.push(seq),
+                        Appended::Duplicate => line.duplicates += 1,
+                        conflict @ Appended::Conflict { .. } => line.conflicts.extend(conflict.conflict_reason()),
+                    }
+                }
+                journal.commit()?;
+                let retried_at = chrono::Utc::now().to_rfc3339();
+                journal.record_retry(&loggvakt_journal::RetryRecord { id: line.id.clone(), retried_at, stored: line.stored.clone(), duplicates: line.duplicates })?;
+            }
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("name the entries to retry (ids from 'loggvakt quarantine list'), or pass --all")]
+    NothingChosen,
+    #[error("no quarantined entry has id {0}")]
+    UnknownId(String),
+    #[error(transparent)]
+    Journal(#[from] loggvakt_journal::JournalError),
+    #[error(transparent)]
+    Ingest(#[from] loggvakt_ingest::IngestError),
+}

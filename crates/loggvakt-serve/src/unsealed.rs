@@ -57,7 +57,7 @@ mod tests {
     use super::*;
 
     fn event() -> Arc<AccessEvent> {
-        Arc::new(crate::writer::own_event("e".into(), "983971636", "other", "test", loggvakt_model::Timestamp(0), String::new()))
+        Arc::new(loggvakt_journal::own::event("e".into(), "983971636", "other", "test", loggvakt_model::Timestamp(0), String::new()))
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use loggvakt_journal::{Appended, Journal, JournalError, PreparedRecord, QuarantineEntry, SealReport};
-use loggvakt_model::codes::{actions, basis, channel, outcome};
+use loggvakt_model::codes::actions;
 use loggvakt_model::{AccessEvent, Timestamp};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -63,8 +63,22 @@ pub struct Submission {
     queued_at: Instant,
 }
 
+/// Work the operator asks of the store over the admin channel (a review run's records, a
+/// quarantine retry, a context snapshot's record): run on the writer thread, which owns
+/// the journal, and answered only after the commit that made it durable.
+pub type AdminJob = Box<dyn FnOnce(&mut Journal) -> Result<serde_json::Value, JournalError> + Send>;
+
+/// The answer to a seal request: every record committed before the request is covered by
+/// the signed checkpoint of this size (`checkpoints/<size:020>.note`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SealedThrough {
+    pub checkpoint_size: u64,
+}
+
 enum Command {
     Submit(Submission),
+    Run(AdminJob, oneshot::Sender<Result<serde_json::Value, String>>),
+    Seal(oneshot::Sender<Result<SealedThrough, String>>),
     Shutdown,
 }
 
@@ -182,6 +196,29 @@ impl WriterHandle {
         self.failure().is_none()
     }
 
+    /// Runs `job` on the writer thread; the answer comes after the commit that follows it.
+    /// Admin work is rare and small, so it takes no queue permit.
+    pub async fn run_admin(&self, job: AdminJob) -> Result<serde_json::Value, SubmitError> {
+        if let Some(reason) = self.failure() {
+            return Err(SubmitError::Failed(reason));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Run(job, reply)).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
+        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?.map_err(SubmitError::Failed)
+    }
+
+    /// Seals everything committed so far (waiting for a seal in progress first) and answers
+    /// with the checkpoint that covers it: a reader pinned to it sees every record
+    /// acknowledged before this call.
+    pub async fn seal_now(&self) -> Result<SealedThrough, SubmitError> {
+        if let Some(reason) = self.failure() {
+            return Err(SubmitError::Failed(reason));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Seal(reply)).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
+        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?.map_err(SubmitError::Failed)
+    }
+
     /// Asks the writer to commit, seal and stop once what is queued is done.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Command::Shutdown);
@@ -229,7 +266,7 @@ pub fn low_priority_pool(name: &'static str, threads: usize) -> Result<Arc<rayon
         .map(Arc::new)
 }
 
-fn finish_seal(journal: &mut Journal, job: SealThread, shared: &WriterShared) -> Result<(), JournalError> {
+fn finish_seal(journal: &mut Journal, job: SealThread, shared: &WriterShared) -> Result<SealReport, JournalError> {
     let metrics = &shared.metrics;
     let outcome = job.join().unwrap_or_else(|_| Err(JournalError::Checkpoint("the seal thread panicked".into())));
     // Searches find these records in the segments from now on (or, if the seal failed, the
@@ -244,7 +281,7 @@ fn finish_seal(journal: &mut Journal, job: SealThread, shared: &WriterShared) ->
     let report = outcome?;
     metrics.seals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     log("info", "sealed", serde_json::json!({ "epoch": report.epoch, "first_seq": report.first_seq, "last_seq": report.last_seq, "segments": report.segments }));
-    Ok(())
+    Ok(report)
 }
 
 fn run_loop(
@@ -264,6 +301,8 @@ fn run_loop(
     let mut last_tick = Instant::now();
     let mut last_save = Instant::now();
     let mut stopping = false;
+    // Seal requests, each with the last record committed before it came.
+    let mut seal_waiters: Vec<(u64, oneshot::Sender<Result<SealedThrough, String>>)> = Vec::new();
     while !stopping {
         let mut commands = Vec::new();
         match rx.recv_timeout(TICK) {
@@ -278,6 +317,7 @@ fn run_loop(
             }
         }
         let mut pending = Vec::new();
+        let mut admin_answers = Vec::new();
         let mut wrote = false;
         let at = now();
         for command in commands {
@@ -294,6 +334,23 @@ fn run_loop(
                     };
                     pending.push(Pending { reply: s.reply, outcomes, queued_at: s.queued_at, _permit: s._permit });
                 }
+                Command::Run(job, reply) => {
+                    wrote = true;
+                    match job(&mut *journal) {
+                        Ok(value) => admin_answers.push((reply, value)),
+                        // An admin job's own refusal (nothing written) answers only it; a
+                        // failed write stops the writer like any other.
+                        Err(e @ (JournalError::Io { .. } | JournalError::Parquet(_))) => {
+                            let _ = reply.send(Err(e.to_string()));
+                            fail_all(pending, &e);
+                            return Err(e);
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+                Command::Seal(reply) => seal_waiters.push((journal.durable_seq(), reply)),
                 Command::Shutdown => stopping = true,
             }
         }
@@ -333,17 +390,27 @@ fn run_loop(
             drop(_permit);
             let _ = reply.send(Ok(outcomes));
         }
+        for (reply, value) in admin_answers {
+            let _ = reply.send(Ok(value));
+        }
         // Sealing (Parquet, manifest, signed checkpoint) runs beside the writer, so
         // acknowledgements do not wait behind it. One at a time.
         if sealing.as_ref().is_some_and(|job| job.is_finished()) {
             if let Some(job) = sealing.take() {
-                finish_seal(journal, job, shared)?;
+                let report = finish_seal(journal, job, shared)?;
                 let _ = tracker.save(now());
                 last_save = Instant::now();
+                answer_seal_waiters(&mut seal_waiters, report.last_seq);
             }
         }
         if sealing.is_none() {
-            if let Some(job) = journal.maybe_begin_seal()? {
+            // Asked to seal: now, whatever the epoch's size or age. Nothing pending means
+            // everything committed is under the newest checkpoint already.
+            let job = if seal_waiters.is_empty() { journal.maybe_begin_seal()? } else { journal.begin_seal()? };
+            if job.is_none() && !seal_waiters.is_empty() {
+                answer_seal_waiters(&mut seal_waiters, journal.durable_seq());
+            }
+            if let Some(job) = job {
                 let pool = seal_pool.clone();
                 let thread = std::thread::Builder::new().name("loggvakt-seal".into()).spawn(move || pool.install(|| job.run()));
                 *sealing = Some(thread.map_err(|e| JournalError::io(journal.store_dir(), e))?);
@@ -360,6 +427,13 @@ fn run_loop(
         }
     }
     Ok(())
+}
+
+/// Answers the seal requests whose records the checkpoint of `sealed_through` covers.
+fn answer_seal_waiters(waiters: &mut Vec<(u64, oneshot::Sender<Result<SealedThrough, String>>)>, sealed_through: u64) {
+    for (_, reply) in waiters.extract_if(.., |(asked_at, _)| *asked_at <= sealed_through) {
+        let _ = reply.send(Ok(SealedThrough { checkpoint_size: sealed_through }));
+    }
 }
 
 fn fail_all(pending: Vec<Pending>, error: &JournalError) {
@@ -516,45 +590,9 @@ pub fn quarantine_entry(transport: Transport, source: &Source, at: Timestamp, en
         .with_raw(raw)
 }
 
-/// An event that loggvakt records itself: a finding about a source, or a read of the store.
-pub fn own_event(event_id: String, tenant_orgnr: &str, action: &str, action_code: &str, at: Timestamp, detail: String) -> AccessEvent {
-    AccessEvent {
-        source_digest: loggvakt_fhir::source_digest(detail.as_bytes()),
-        event_id,
-        source_system: OWN_SYSTEM.to_owned(),
-        source_seq: None,
-        occurred_at: at,
-        recorded_at: None,
-        received_at: at,
-        tenant_orgnr: tenant_orgnr.to_owned(),
-        user_person_id: None,
-        user_hpr: None,
-        user_local_id: None,
-        user_name: None,
-        unit_id: None,
-        unit_name: None,
-        role_code: None,
-        function_code: None,
-        patient_id: None,
-        patient_id_kind: None,
-        record_part: None,
-        document_id: None,
-        sensitivity: None,
-        data_owner_org: None,
-        action: action.to_owned(),
-        action_code: Some(action_code.to_owned()),
-        basis: basis::UNSPECIFIED.to_owned(),
-        purpose_code: None,
-        reason_text: Some(detail),
-        channel: channel::INTEGRATION.to_owned(),
-        outcome: outcome::GRANTED.to_owned(),
-        source_format: OWN_SYSTEM.to_owned(),
-    }
-}
-
 fn notice_event(notice: &Notice, at: Timestamp) -> AccessEvent {
     AccessEvent {
         user_local_id: Some(notice.source.to_string()),
-        ..own_event(notice.event_id.clone(), &notice.tenant_orgnr, actions::OTHER, notice.kind, at, notice.detail.clone())
+        ..loggvakt_journal::own::event(notice.event_id.clone(), &notice.tenant_orgnr, actions::OTHER, notice.kind, at, notice.detail.clone())
     }
 }

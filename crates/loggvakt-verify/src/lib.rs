@@ -266,9 +266,9 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     Ok(report)
 }
 
-/// Every context snapshot a review run recorded (chained and signed) must still hash to
-/// what the review read: otherwise an edited register or care record could "explain" an
-/// access after the fact.
+/// Every context snapshot an own record names (a review run's basis, an import's record;
+/// chained and signed) must still hash to what was recorded: otherwise an edited register
+/// or care record could "explain" an access after the fact, or before the review read it.
 fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mut Report) {
     let mut checked: BTreeMap<&str, Option<String>> = BTreeMap::new();
     for claim in reviews.iter().filter(|c| !c.files_blake3.is_empty()) {
@@ -277,14 +277,17 @@ fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mu
         let file = format!("context/snapshots/{}", claim.snapshot);
         match now {
             None => report.problem(
-                Problem::new(ProblemKind::ModifiedContext, format!("context snapshot {} that the review at seq {} read is gone", claim.snapshot, claim.seq))
+                Problem::new(ProblemKind::ModifiedContext, format!("context snapshot {} that the record at seq {} names is gone", claim.snapshot, claim.seq))
                     .in_file(&file)
                     .at_seq(claim.seq),
             ),
             Some(digest) if *digest != claim.files_blake3 => report.problem(
-                Problem::new(ProblemKind::ModifiedContext, format!("context snapshot {} differs from what the review at seq {} read and recorded", claim.snapshot, claim.seq))
-                    .in_file(&file)
-                    .at_seq(claim.seq),
+                Problem::new(
+                    ProblemKind::ModifiedContext,
+                    format!("context snapshot {} differs from what the record at seq {} names (a review's basis or the import's digest)", claim.snapshot, claim.seq),
+                )
+                .in_file(&file)
+                .at_seq(claim.seq),
             ),
             Some(_) => {}
         }

@@ -27,8 +27,9 @@ struct SegmentScan {
     reviews: Vec<ReviewClaim>,
 }
 
-/// A review run's record of what it read (the store's own record, `access-log-review`,
-/// with the context snapshot and the digest of its files in `reason_text`).
+/// An own record's claim about a context snapshot: a review run's record of what it read
+/// (`access-log-review`), or an import's record of the snapshot it made current
+/// (`context-snapshot`); the snapshot and the digest of its files are in `reason_text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReviewClaim {
     pub seq: u64,
@@ -46,11 +47,8 @@ pub(crate) struct EpochOutcome {
 }
 
 fn review_claim(seq: u64, event: &loggvakt_model::AccessEvent) -> Option<ReviewClaim> {
-    if event.record_part.as_deref() != Some("access-log-review") {
-        return None;
-    }
-    let basis: serde_json::Value = serde_json::from_str(event.reason_text.as_deref()?).ok()?;
-    Some(ReviewClaim { seq, snapshot: basis["context_snapshot"].as_str()?.to_owned(), files_blake3: basis["context_files_blake3"].as_str()?.to_owned() })
+    let (snapshot, files_blake3) = loggvakt_journal::own::context_claim(event)?;
+    Some(ReviewClaim { seq, snapshot, files_blake3 })
 }
 
 /// The path a segment file's own metadata gives for it.
@@ -170,7 +168,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
             tag.copy_from_slice(tags.value(row));
             out.rows.push(RowHash { seq, leaf: chain::leaf(&record), tag, segment: index as u32, row: file_row });
             // The store's own records are few: only they are read whole, for review claims.
-            if columns.source_system(row) == "loggvakt" {
+            if columns.source_system(row) == loggvakt_journal::own::OWN_SYSTEM {
                 out.reviews.extend(review_claim(seq, &columns.event(row)));
             }
         }
