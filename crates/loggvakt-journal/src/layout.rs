@@ -76,12 +76,29 @@ pub fn list_files_under(store: &Path, sub: &str, keep: impl Fn(&str) -> bool + C
 /// Manifests by epoch, with their raw bytes (whose hash checkpoints sign).
 pub fn read_manifests(store: &Path) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>, JournalError> {
     let mut out = Vec::new();
-    for path in list_sorted(&store.join("manifests"), |n| epoch_of_manifest_name(n).is_some())? {
-        let bytes = std::fs::read(&path).map_err(|e| JournalError::io(&path, e))?;
-        out.push((Manifest::parse(&bytes, &path)?, bytes, path));
+    for (_, path) in list_manifests(store)? {
+        let (manifest, bytes) = read_manifest(&path)?;
+        out.push((manifest, bytes, path));
     }
     out.sort_by_key(|(m, _, _)| m.epoch);
     Ok(out)
+}
+
+/// Manifest files with the epoch their names give, in epoch order, none of them read: the
+/// writer's start-up needs the newest only (a day of 30-second seals is ~2 900 of them).
+pub fn list_manifests(store: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let mut out: Vec<(u64, PathBuf)> = list_sorted(&store.join("manifests"), |n| epoch_of_manifest_name(n).is_some())?
+        .into_iter()
+        .filter_map(|p| Some((epoch_of_manifest_name(p.file_name()?.to_str()?)?, p)))
+        .collect();
+    out.sort_by_key(|(epoch, _)| *epoch);
+    Ok(out)
+}
+
+/// One manifest, with its raw bytes.
+pub fn read_manifest(path: &Path) -> Result<(Manifest, Vec<u8>), JournalError> {
+    let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
+    Ok((Manifest::parse(&bytes, path)?, bytes))
 }
 
 pub fn list_checkpoints(store: &Path) -> Result<Vec<PathBuf>, JournalError> {

@@ -21,7 +21,7 @@ use crate::chain::{self, Hash};
 use crate::context::ContextFile;
 use crate::fsutil::{create_dir_durable, sync_dir, write_atomic};
 use crate::idempotency::{identity, IdempotencyIndex};
-use crate::layout::{list_checkpoints, list_files_under, list_segment_files, list_wal_files, read_manifests, StoreInfo, STORE_FILE, STORE_FORMAT};
+use crate::layout::{list_checkpoints, list_files_under, list_manifests, list_segment_files, list_wal_files, read_manifest, StoreInfo, STORE_FILE, STORE_FORMAT};
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
 use crate::quarantine::{QuarantineEntry, QuarantineWriter, RetryRecord};
@@ -217,10 +217,14 @@ impl Journal {
             None => 0,
         };
         // A seal is committed by its checkpoint; anything of a later epoch is a crash's leftover.
-        for (manifest, _, path) in read_manifests(&self.dir)? {
-            if manifest.epoch > committed_epoch {
+        // Only the newest committed manifest is read: its name gives its epoch.
+        let mut newest_committed = None;
+        for (epoch, path) in list_manifests(&self.dir)? {
+            if epoch > committed_epoch {
                 std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
-                recovery.removed_uncommitted.push(manifest_rel_path(manifest.epoch));
+                recovery.removed_uncommitted.push(manifest_rel_path(epoch));
+            } else {
+                newest_committed = Some(path);
             }
         }
         // Temporary files are writes a crash interrupted before their rename: never committed.
@@ -239,8 +243,8 @@ impl Journal {
                 recovery.removed_uncommitted.push(rel);
             }
         }
-        let manifests = read_manifests(&self.dir)?;
-        if let Some((last, _, _)) = manifests.last() {
+        if let Some(path) = newest_committed {
+            let (last, _) = read_manifest(&path)?;
             self.epoch = last.epoch;
             self.next_seq = last.last_seq + 1;
             self.head =

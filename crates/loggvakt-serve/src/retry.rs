@@ -107,9 +107,15 @@ pub struct RetryLine {
     pub still_fails: Option<String>,
 }
 
+/// One quarantined entry mapped again: its id, and its events or why it still fails.
+pub struct Remapped {
+    pub id: String,
+    pub events: Result<Vec<AccessEvent>, StillRefused>,
+}
+
 /// Maps the chosen quarantined entries again (`ids`, or with `all` every entry not yet
 /// retried successfully): the reading half of a retry, which needs no writer.
-pub fn remap_chosen(store: &std::path::Path, sources: &Sources, ids: &[String], all: bool) -> Result<Vec<(String, Result<Vec<AccessEvent>, String>)>, RetryError> {
+pub fn remap_chosen(store: &std::path::Path, sources: &Sources, ids: &[String], all: bool) -> Result<Vec<Remapped>, RetryError> {
     if ids.is_empty() && !all {
         return Err(RetryError::NothingChosen);
     }
@@ -122,23 +128,20 @@ pub fn remap_chosen(store: &std::path::Path, sources: &Sources, ids: &[String], 
     Ok(records
         .iter()
         .filter(|r| if all { !retries.contains_key(&r.id) } else { ids.contains(&r.id) })
-        .map(|r| (r.id.clone(), remap(&r.entry, &contexts, sources, loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES).map_err(|why| why.to_string())))
+        .map(|r| Remapped { id: r.id.clone(), events: remap(&r.entry, &contexts, sources, loggvakt_fhir::DEFAULT_MAX_MESSAGE_BYTES) })
         .collect())
 }
 
 /// The writing half of a retry, by whoever owns the journal (the daemon's writer, or
 /// `quarantine retry` with the store opened locally): stores what now maps, commits, and
 /// only then records the retry, so a retry record never names an event that is not durable.
-pub fn store_remapped(
-    journal: &mut loggvakt_journal::Journal,
-    remapped: Vec<(String, Result<Vec<AccessEvent>, String>)>,
-) -> Result<Vec<RetryLine>, loggvakt_journal::JournalError> {
+pub fn store_remapped(journal: &mut loggvakt_journal::Journal, remapped: Vec<Remapped>) -> Result<Vec<RetryLine>, loggvakt_journal::JournalError> {
     use loggvakt_journal::Appended;
     let mut lines = Vec::with_capacity(remapped.len());
-    for (id, events) in remapped {
+    for Remapped { id, events } in remapped {
         let mut line = RetryLine { id, stored: vec![], duplicates: 0, conflicts: vec![], still_fails: None };
         match events {
-            Err(why) => line.still_fails = Some(why),
+            Err(why) => line.still_fails = Some(why.to_string()),
             Ok(events) => {
                 for event in events {
                     match journal.append(event)? {
