@@ -6,6 +6,9 @@
 //!
 //! Steps: `loggvakt samples` → `ingest` → `context import` → `detect` → DuckDB.
 
+// A benchmark program prints its figures.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

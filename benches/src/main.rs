@@ -9,6 +9,9 @@
 //!
 //! Prints one table; `benches/RESULTS.md` keeps the figures with machine and date.
 
+// A benchmark program prints its figures.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -9,6 +9,9 @@
 //!
 //! Usage: cargo run --release -p loggvakt-bench --bin loggvakt-bench-serve -- [--seconds 10]
 
+// A benchmark program prints its figures.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod pg;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -276,7 +276,16 @@ search = "all"
     );
     let daemon = Daemon::start(&ws, &store, &config);
     let tcp = daemon.syslog_tcp.unwrap();
-    assert!(daemon.log_text().contains("syslog_plain_tcp_not_durable"), "the operator is told plain TCP acknowledges nothing");
+    // The operator is told plain TCP acknowledges nothing, in the documented log shape: one
+    // JSON object per line with ts, level, event and the event's fields.
+    let logs = daemon.log_text();
+    let warning = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["event"] == "syslog_plain_tcp_not_durable")
+        .unwrap_or_else(|| panic!("no syslog_plain_tcp_not_durable line in the log:\n{logs}"));
+    assert_eq!(warning["level"], "warn", "{warning}");
+    assert!(warning["address"].is_string() && warning["ts"].is_string(), "the event's own fields and its time: {warning}");
 
     // logger (util-linux) as a real client, both TCP framings, and UDP.
     for (i, extra) in [(10u32, vec!["--tcp", "--octet-count"]), (11, vec!["--tcp"]), (12, vec!["--udp"])] {

@@ -1,5 +1,9 @@
 //! Times the phases of ingest on one NDJSON file, single-threaded: where does the time go?
 //! `cargo run --release -p loggvakt-ingest --example phase_timing FILE.ndjson`
+
+// A developer's tool, run by hand: it prints, and stops at the first error.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 // The same allocator as the loggvakt binary, so the figures compare.
