@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use loggvakt_model::ids::IdSystem;
 
-use crate::map::MapError;
+use crate::json::{parse_with_path, MapError};
 use crate::resources::{ContextShape, Identifier, Reference, Text};
 
 /// The resource types kept as context.
@@ -87,7 +87,7 @@ impl ContextIndex {
 
     /// Adds a kept resource from its JSON alone (its key is its `resourceType/id`).
     pub fn insert_raw(&mut self, raw: &[u8]) -> Result<(), MapError> {
-        let head: crate::resources::Head<'_> = crate::message::parse_with_path(raw, "resource")?;
+        let head: crate::resources::Head<'_> = parse_with_path(raw, "resource")?;
         let (Some(resource_type), Some(id)) = (head.resource_type, head.id) else {
             return Err(MapError::new("resource", "a kept context resource needs resourceType and id"));
         };
@@ -102,7 +102,7 @@ impl ContextIndex {
 }
 
 pub(crate) fn parse_entry(resource_type: &str, raw: &[u8]) -> Result<ContextEntry, MapError> {
-    let shape: ContextShape<'_> = crate::message::parse_with_path(raw, resource_type)?;
+    let shape: ContextShape<'_> = parse_with_path(raw, resource_type)?;
     let mut entry = ContextEntry::default();
     for (i, identifier) in shape.identifier.iter().enumerate() {
         let (Some(system), Some(value)) = (&identifier.system, &identifier.value) else { continue };

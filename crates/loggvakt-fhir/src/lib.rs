@@ -11,13 +11,14 @@
 //! The mapping rules are listed in `docs/fhir-mapping.md`.
 
 mod context;
+mod json;
 mod map;
 mod message;
 mod resources;
 mod time;
 
 pub use context::{ContextIndex, ContextResource};
-pub use map::MapError;
+pub use json::MapError;
 pub use message::{decode_bundle_message, decode_message, Decoded, Rejection, RejectionKind, DEFAULT_MAX_MESSAGE_BYTES};
 
 /// The first 16 bytes of BLAKE3 over the original message bytes, JSON whitespace outside

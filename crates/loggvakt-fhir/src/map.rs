@@ -1,48 +1,16 @@
 //! AuditEvent → AccessEvent. The rules are written out in `docs/fhir-mapping.md`.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use loggvakt_model::codes::{audit_codes, basis, channel, outcome};
 use loggvakt_model::ids::{validate_orgnr, validate_person_id_as, IdSystem};
 use loggvakt_model::{AccessEvent, Timestamp};
 
 use crate::context::{parse_entry, reference_key, ContextEntry, ContextView};
-use crate::message::parse_with_path;
+use crate::json::parse_with_path;
+pub use crate::json::MapError;
 use crate::resources::{Agent, AuditEvent, Concept, Extension, Head, Identifier, Outcome, Reference, Text};
 use crate::time::parse_instant;
-
-/// A field that cannot be mapped: its FHIRPath-like location and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MapError {
-    pub path: String,
-    pub message: String,
-    /// The message refers to a resource not seen yet; it may map once that arrives.
-    pub unresolved_reference: bool,
-}
-
-impl MapError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        MapError { path: path.into(), message: message.into(), unresolved_reference: false }
-    }
-    fn unresolved(path: impl Into<String>, message: impl Into<String>) -> Self {
-        MapError { unresolved_reference: true, ..MapError::new(path, message) }
-    }
-    pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
-        if !prefix.is_empty() {
-            self.path = format!("{prefix}{}", self.path);
-        }
-        self
-    }
-}
-
-impl fmt::Display for MapError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-impl std::error::Error for MapError {}
 
 /// Extension URLs (by their last path segment) that carry what AuditEvent has no element for.
 pub const EXT_SOURCE_SEQUENCE: &str = "loggvakt-source-sequence";

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use loggvakt_model::{AccessEvent, Timestamp};
-use serde::Deserialize;
 
 use crate::context::{parse_entry, ContextIndex, ContextResource, ContextView, CONTEXT_TYPES};
-use crate::map::{map_audit_event, map_parsed, MapError};
+use crate::json::{parse_with_path, MapError};
+use crate::map::{map_audit_event, map_parsed};
 use crate::resources::{AuditEvent, Bundle, Head};
 
 /// Messages over this size are rejected unread: no single AuditEvent or Bundle line needs
@@ -67,31 +67,6 @@ impl Rejection {
         let e = e.prefixed(prefix);
         let (unresolved_reference, expression) = (e.unresolved_reference, Some(e.path.clone()));
         Rejection { unresolved_reference, expression, ..Rejection::content(e.to_string()) }
-    }
-}
-
-/// Parses JSON fast, and on failure parses again to name the failing field's path.
-pub(crate) fn parse_with_path<'a, T: Deserialize<'a>>(raw: &'a [u8], what: &str) -> Result<T, MapError> {
-    match serde_json::from_slice::<T>(raw) {
-        Ok(v) => Ok(v),
-        Err(fast) => {
-            let column = fast.column();
-            if fast.is_eof() {
-                return Err(MapError::new(what, format!("truncated JSON: input ends at column {column} before the resource is complete")));
-            }
-            if fast.is_syntax() {
-                return Err(MapError::new(what, format!("invalid JSON at column {column}: {fast}")));
-            }
-            let mut de = serde_json::Deserializer::from_slice(raw);
-            match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let path = if path == "." { what.to_owned() } else { format!("{what}.{path}") };
-                    Err(MapError::new(path, e.into_inner().to_string()))
-                }
-                Ok(_) => Err(MapError::new(what, fast.to_string())),
-            }
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 use loggvakt_model::Timestamp;
 
-use crate::map::MapError;
+use crate::json::MapError;
 
 /// Parses a FHIR `instant` (or a full `dateTime`): a date, a time and a zone are all required,
 /// because an access time without a zone is ambiguous by up to two hours in Norway.
