@@ -119,7 +119,7 @@ pub struct Queue {
     pub basis: Option<ReviewBasis>,
 }
 
-pub use loggvakt_journal::own::ReviewBasis;
+pub use loggvakt_format::own::ReviewBasis;
 
 fn time_text(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::fsutil::AppendLog;
+use crate::append_log::AppendLog;
 use crate::JournalError;
 
 const CONTEXT_FILE: &str = "context/resources.ndjson";

@@ -1,56 +1,34 @@
 //! # loggvakt-journal
 //!
-//! Owns the store on disk: the write-ahead journal, the hash chain, the Parquet segments,
-//! the epoch manifests, the signed checkpoints and the quarantine. [`Journal`] is the one
-//! writer; the verifier and analysers read the files through the functions here or
-//! directly as Parquet. The layout and hashes are specified in `docs/format.md`.
+//! Owns writing a store: appending and group commit into the write-ahead journal, sealing
+//! epochs into segments, manifests and signed checkpoints, recovery after a crash, the
+//! quarantine and the kept context. [`Journal`] is the one writer. The files themselves
+//! (layout, hashes, encodings: `docs/format.md`) are `loggvakt-format`'s, which readers
+//! use directly.
 //!
 //! Must not: parse input formats, print to the terminal, or let anything but
 //! [`Journal::append`] add a record. It never rewrites a sealed file; recovery only
 //! removes files that a crash left uncommitted.
 
-pub mod chain;
+mod append_log;
 mod context;
-mod fsutil;
 mod idempotency;
-pub mod layout;
-pub mod manifest;
-pub mod note;
-pub mod own;
 pub mod quarantine;
-mod reader;
-pub mod segment;
 mod store;
-#[doc(hidden)]
-pub mod vectors;
-pub mod wal;
 
-use std::path::{Path, PathBuf};
+// The store's files as `docs/format.md` specifies them live in `loggvakt-format`; the writer
+// builds on them, and they are re-exported so that `loggvakt_journal::chain` and the like
+// keep working for the writer's users.
+use loggvakt_format::fsutil;
+#[doc(hidden)]
+pub use loggvakt_format::vectors;
+/// The store's error, shared with the format crate's readers.
+pub use loggvakt_format::StoreError as JournalError;
+pub use loggvakt_format::{chain, layout, manifest, note, own, segment, wal};
 
 pub use context::{read_context, KeptContext};
-pub use note::{Checkpoint, SigningKey, VerifierKey};
+pub use loggvakt_format::note::{Checkpoint, SigningKey, VerifierKey};
+pub use loggvakt_format::reader::{read_sealed_events, read_segment_events, visit_segment_events, SegmentRow};
+pub use loggvakt_format::writer_is_running;
 pub use quarantine::{read_quarantine, read_quarantine_records, read_retries, QuarantineEntry, QuarantineRecord, RetryRecord};
-pub use reader::{read_sealed_events, read_segment_events, visit_segment_events, SegmentRow};
-pub use store::{writer_is_running, Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealJob, SealReport};
-
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {detail}")]
-    Corrupt { path: PathBuf, detail: String },
-    #[error("store {store} is open by another writer (only one process may write a store)")]
-    Locked { store: PathBuf },
-    #[error("key: {0}")]
-    Key(String),
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-    #[error("parquet: {0}")]
-    Parquet(String),
-}
-
-impl JournalError {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
-        JournalError::Io { path: path.to_owned(), source }
-    }
-}
+pub use store::{Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealJob, SealReport};

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::AppendLog;
+use crate::append_log::AppendLog;
 use crate::JournalError;
 
 /// One quarantined message (or Bundle entry).

@@ -145,7 +145,7 @@ fn epoch_buffer(options: &JournalOptions) -> Vec<SealedRecord> {
 }
 
 fn lock_store(dir: &Path) -> Result<File, JournalError> {
-    let path = dir.join(".lock");
+    let path = dir.join(loggvakt_format::LOCK_FILE);
     let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| JournalError::io(&path, e))?;
     // SAFETY: flock on a file descriptor we own; no memory is shared.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -153,16 +153,6 @@ fn lock_store(dir: &Path) -> Result<File, JournalError> {
         return Err(JournalError::Locked { store: dir.to_owned() });
     }
     Ok(file)
-}
-
-/// Does a writer (the daemon, an ingest) hold the store now? Readers use it to tell a seal
-/// in progress from files left behind. Takes and drops a shared lock for an instant; never
-/// blocks.
-pub fn writer_is_running(dir: &Path) -> bool {
-    let Ok(file) = File::open(dir.join(".lock")) else { return false };
-    // SAFETY: flock on a file descriptor we own; no memory is shared.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    rc != 0
 }
 
 impl Journal {
@@ -362,7 +352,7 @@ impl Journal {
     /// committed; durable when this returns.
     pub fn record_retry(&mut self, record: &RetryRecord) -> Result<(), JournalError> {
         let path = self.dir.join("quarantine").join(crate::quarantine::RETRIED_FILE);
-        let mut log = crate::fsutil::AppendLog::new(path.clone());
+        let mut log = crate::append_log::AppendLog::new(path.clone());
         let line = serde_json::to_vec(record).map_err(|e| JournalError::io(&path, std::io::Error::other(e)))?;
         log.append(&[&line, b"\n"])?;
         log.sync()

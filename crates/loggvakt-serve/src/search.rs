@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use loggvakt_journal::layout::read_manifests;
-use loggvakt_journal::{read_segment_events, visit_segment_events, JournalError};
+use loggvakt_format::layout::read_manifests;
+use loggvakt_format::{read_segment_events, visit_segment_events, StoreError};
 use loggvakt_model::{AccessEvent, Timestamp};
 
 pub const MAX_PAGE: usize = 1000;
@@ -176,7 +176,7 @@ impl Matches {
 }
 
 /// Searches the sealed segments, keeping the first `window` matches below `q.before`.
-pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Matches, JournalError> {
+pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Matches, StoreError> {
     let first_date = q.from.map(|t| t.utc_date());
     let last_date = q.to.map(|t| Timestamp(t.0 - 1).utc_date());
     let before = q.before.unwrap_or(u64::MAX);
@@ -229,7 +229,7 @@ pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Mat
 }
 
 /// One sealed event by its sequence number.
-pub fn read_sealed_seq(store: &Path, seq: u64) -> Result<Option<AccessEvent>, JournalError> {
+pub fn read_sealed_seq(store: &Path, seq: u64) -> Result<Option<AccessEvent>, StoreError> {
     for (manifest, _, _) in read_manifests(store)? {
         if seq < manifest.first_seq || seq > manifest.last_seq {
             continue;

@@ -20,11 +20,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use loggvakt_journal::chain::{self, Hash};
-use loggvakt_journal::layout::{list_checkpoints, list_segment_files, list_wal_files, read_manifests, StoreInfo};
-use loggvakt_journal::manifest::Manifest;
-use loggvakt_journal::note::SignatureProblem;
-use loggvakt_journal::{Checkpoint, VerifierKey};
+use loggvakt_format::chain::{self, Hash};
+use loggvakt_format::layout::{list_checkpoints, list_segment_files, list_wal_files, read_manifests, StoreInfo};
+use loggvakt_format::manifest::Manifest;
+use loggvakt_format::note::SignatureProblem;
+use loggvakt_format::{Checkpoint, VerifierKey};
 use rayon::prelude::*;
 
 pub use norsk::Bokmal;
@@ -54,7 +54,7 @@ struct TrustedCheckpoint {
 /// start at all (no store there).
 /// What a store's files are at one moment, to tell whether a check raced a writer.
 fn listing(store: &Path) -> (Vec<String>, Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
-    let manifests = loggvakt_journal::layout::list_files_under(store, "manifests", |_| true).unwrap_or_default();
+    let manifests = loggvakt_format::layout::list_files_under(store, "manifests", |_| true).unwrap_or_default();
     (manifests, list_checkpoints(store).unwrap_or_default(), list_wal_files(store).unwrap_or_default())
 }
 
@@ -69,7 +69,7 @@ fn listing(store: &Path) -> (Vec<String>, Vec<std::path::PathBuf>, Vec<std::path
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("not a loggvakt store: {0}")]
-    NotAStore(#[source] loggvakt_journal::JournalError),
+    NotAStore(#[source] loggvakt_format::StoreError),
 }
 
 pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
@@ -85,7 +85,7 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
 }
 
 fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
-    let live = loggvakt_journal::writer_is_running(store);
+    let live = loggvakt_format::writer_is_running(store);
     let (_, store_id) = StoreInfo::read(store).map_err(VerifyError::NotAStore)?;
     let origin = Checkpoint::origin_for(&store_id);
     let mut report = Report::default();
@@ -102,7 +102,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     let mut checkpoints: BTreeMap<u64, TrustedCheckpoint> = BTreeMap::new();
     for path in list_checkpoints(store).unwrap_or_default() {
         let file = rel(store, &path);
-        match std::fs::read_to_string(&path).map_err(|e| loggvakt_journal::JournalError::io(&path, e)).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
+        match std::fs::read_to_string(&path).map_err(|e| loggvakt_format::StoreError::io(&path, e)).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
             Ok(Ok((cp, signer))) => {
                 if cp.origin != origin {
                     report.problem(Problem::new(ProblemKind::ForgedCheckpoint, format!("origin '{}' is not this store's '{origin}'", cp.origin)).in_file(&file));
@@ -122,7 +122,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     let on_disk: BTreeSet<String> = list_segment_files(store).unwrap_or_default().into_iter().collect();
     let next_epoch = manifests.last().map_or(1, |(m, _, _)| m.epoch + 1);
     // Write-ahead files are named by the first sequence number they hold.
-    let wal_starts: Vec<u64> = list_wal_files(store).unwrap_or_default().iter().filter_map(|p| loggvakt_journal::wal::wal_first_seq(p)).collect();
+    let wal_starts: Vec<u64> = list_wal_files(store).unwrap_or_default().iter().filter_map(|p| loggvakt_format::wal::wal_first_seq(p)).collect();
     // Records not sealed yet are in the write-ahead journal until their checkpoint is
     // written: only then can files of the next epoch be a seal at work (or one a crash cut
     // short). Without such records they are planted.
@@ -272,8 +272,8 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
 fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mut Report) {
     let mut checked: BTreeMap<&str, Option<String>> = BTreeMap::new();
     for claim in reviews.iter().filter(|c| !c.files_blake3.is_empty()) {
-        let dir = loggvakt_journal::layout::context_snapshot_dir(store, &claim.snapshot);
-        let now = checked.entry(claim.snapshot.as_str()).or_insert_with(|| loggvakt_journal::layout::files_digest(&dir).ok());
+        let dir = loggvakt_format::layout::context_snapshot_dir(store, &claim.snapshot);
+        let now = checked.entry(claim.snapshot.as_str()).or_insert_with(|| loggvakt_format::layout::files_digest(&dir).ok());
         let file = format!("context/snapshots/{}", claim.snapshot);
         match now {
             None => report.problem(
@@ -305,7 +305,7 @@ fn rel(store: &Path, path: &Path) -> String {
     path.strip_prefix(store).unwrap_or(path).to_string_lossy().into_owned()
 }
 
-fn open_checkpoint(text: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, loggvakt_journal::JournalError> {
+fn open_checkpoint(text: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, loggvakt_format::StoreError> {
     Checkpoint::open(text, trusted)
 }
 
@@ -341,7 +341,7 @@ fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head:
     let mut next = last_sealed + 1;
     for path in list_wal_files(store).unwrap_or_default() {
         let file = rel(store, &path);
-        match loggvakt_journal::wal::read_wal(&path, store_id) {
+        match loggvakt_format::wal::read_wal(&path, store_id) {
             Ok(contents) => {
                 for (seq, record) in contents.records.iter().filter(|(s, _)| *s > last_sealed) {
                     if *seq < next {

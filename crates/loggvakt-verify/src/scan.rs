@@ -5,9 +5,9 @@ use std::cmp::Ordering;
 use std::path::Path;
 
 use arrow_array::{Array, FixedSizeBinaryArray, Int64Array};
-use loggvakt_journal::chain::{self, Hash, Tag, TAG_LEN};
-use loggvakt_journal::manifest::{Manifest, SegmentEntry};
-use loggvakt_journal::segment::{SegmentFile, META_EPOCH, META_PATH, SEQ_COLUMN, TAG_COLUMN};
+use loggvakt_format::chain::{self, Hash, Tag, TAG_LEN};
+use loggvakt_format::manifest::{Manifest, SegmentEntry};
+use loggvakt_format::segment::{SegmentFile, META_EPOCH, META_PATH, SEQ_COLUMN, TAG_COLUMN};
 use loggvakt_model::{EventColumns, Timestamp};
 use rayon::prelude::*;
 
@@ -47,7 +47,7 @@ pub(crate) struct EpochOutcome {
 }
 
 fn review_claim(seq: u64, event: &loggvakt_model::AccessEvent) -> Option<ReviewClaim> {
-    let (snapshot, files_blake3) = loggvakt_journal::own::context_claim(event)?;
+    let (snapshot, files_blake3) = loggvakt_format::own::context_claim(event)?;
     Some(ReviewClaim { seq, snapshot, files_blake3 })
 }
 
@@ -168,7 +168,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
             tag.copy_from_slice(tags.value(row));
             out.rows.push(RowHash { seq, leaf: chain::leaf(&record), tag, segment: index as u32, row: file_row });
             // The store's own records are few: only they are read whole, for review claims.
-            if columns.source_system(row) == loggvakt_journal::own::OWN_SYSTEM {
+            if columns.source_system(row) == loggvakt_format::own::OWN_SYSTEM {
                 out.reviews.extend(review_claim(seq, &columns.event(row)));
             }
         }

@@ -6,7 +6,8 @@ use loggvakt_model::{AccessEvent, Digest16, Timestamp};
 use crate::chain::{self, to_hex};
 use crate::note::{Checkpoint, SigningKey};
 
-pub(crate) fn vector_event() -> AccessEvent {
+/// The event of the vectors (also the writer's tests' fixed event).
+pub fn vector_event() -> AccessEvent {
     AccessEvent {
         event_id: "7d1f3c2e-5b8a-4f0e-9c61-2a4b8e9d0f11".into(),
         source_system: "EPJ-Midtfjord".into(),

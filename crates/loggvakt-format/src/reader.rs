@@ -6,10 +6,10 @@ use loggvakt_model::{AccessEvent, EventColumns};
 
 use crate::layout::read_manifests;
 use crate::segment::{SegmentFile, SEQ_COLUMN};
-use crate::JournalError;
+use crate::StoreError;
 
 /// Every sealed event with its sequence number, in sequence order.
-pub fn read_sealed_events(store: &Path) -> Result<Vec<(u64, AccessEvent)>, JournalError> {
+pub fn read_sealed_events(store: &Path) -> Result<Vec<(u64, AccessEvent)>, StoreError> {
     let mut out = Vec::new();
     for (manifest, _, _) in read_manifests(store)? {
         for segment in &manifest.segments {
@@ -22,7 +22,7 @@ pub fn read_sealed_events(store: &Path) -> Result<Vec<(u64, AccessEvent)>, Journ
 
 /// The events of one segment file that `keep` accepts, with their sequence numbers, in
 /// file order, appended to `out`.
-pub fn read_segment_events(path: &Path, mut keep: impl FnMut(u64, &AccessEvent) -> bool, out: &mut Vec<(u64, AccessEvent)>) -> Result<(), JournalError> {
+pub fn read_segment_events(path: &Path, mut keep: impl FnMut(u64, &AccessEvent) -> bool, out: &mut Vec<(u64, AccessEvent)>) -> Result<(), StoreError> {
     visit_segment_events(path, |seq, row| {
         let event = row.event();
         if keep(seq, &event) {
@@ -46,8 +46,8 @@ impl SegmentRow<'_> {
 
 /// Hands the rows of one segment file to `visit`, in file order (not sequence order), one
 /// record batch in memory at a time: a caller that keeps only some of them holds only those.
-pub fn visit_segment_events(path: &Path, mut visit: impl FnMut(u64, SegmentRow<'_>)) -> Result<(), JournalError> {
-    let corrupt = |detail: String| JournalError::Corrupt { path: path.to_owned(), detail };
+pub fn visit_segment_events(path: &Path, mut visit: impl FnMut(u64, SegmentRow<'_>)) -> Result<(), StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt { path: path.to_owned(), detail };
     let file = SegmentFile::open(path, 8192)?;
     for batch in file.reader {
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;

@@ -21,7 +21,7 @@ use parquet::file::reader::ChunkReader;
 use parquet::schema::types::ColumnPath;
 
 use crate::chain::{Tag, TAG_LEN};
-use crate::JournalError;
+use crate::StoreError;
 
 pub const SEQ_COLUMN: &str = "seq";
 pub const TAG_COLUMN: &str = "chain_tag";
@@ -60,8 +60,8 @@ pub fn epoch_of_file_name(name: &str) -> Option<u64> {
 }
 
 /// The writer settings of every segment (also used by the benchmark's plain-Parquet baseline).
-pub fn writer_properties(kv: Vec<KeyValue>) -> Result<WriterProperties, JournalError> {
-    let zstd = ZstdLevel::try_new(3).map_err(|e| JournalError::Parquet(e.to_string()))?;
+pub fn writer_properties(kv: Vec<KeyValue>) -> Result<WriterProperties, StoreError> {
+    let zstd = ZstdLevel::try_new(3).map_err(|e| StoreError::Parquet(e.to_string()))?;
     let random = |p: &str| ColumnPath::from(p);
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
@@ -94,13 +94,13 @@ pub fn writer_properties(kv: Vec<KeyValue>) -> Result<WriterProperties, JournalE
 }
 
 /// Builds the record batch of a segment, in the given row order.
-pub fn segment_batch(rows: &[&SealedRecord]) -> Result<RecordBatch, JournalError> {
+pub fn segment_batch(rows: &[&SealedRecord]) -> Result<RecordBatch, StoreError> {
     let events: Vec<&AccessEvent> = rows.iter().map(|r| r.event.as_ref()).collect();
     let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.seq as i64)))];
     columns.extend(AccessEvent::columns(&events));
-    let tags = FixedSizeBinaryArray::try_from_iter(rows.iter().map(|r| r.tag)).map_err(|e| JournalError::Parquet(e.to_string()))?;
+    let tags = FixedSizeBinaryArray::try_from_iter(rows.iter().map(|r| r.tag)).map_err(|e| StoreError::Parquet(e.to_string()))?;
     columns.push(Arc::new(tags));
-    RecordBatch::try_new(segment_schema(), columns).map_err(|e| JournalError::Parquet(e.to_string()))
+    RecordBatch::try_new(segment_schema(), columns).map_err(|e| StoreError::Parquet(e.to_string()))
 }
 
 /// Hashes everything written through it, so the file hash costs no second read, and
@@ -131,13 +131,13 @@ impl Write for HashingWriter {
 }
 
 /// Writes one segment durably (temporary name, fsync, rename) and returns the BLAKE3 of its bytes.
-pub fn write_segment(store: &Path, rel_path: &str, store_id_hex: &str, epoch: u64, rows: &[&SealedRecord]) -> Result<[u8; 32], JournalError> {
+pub fn write_segment(store: &Path, rel_path: &str, store_id_hex: &str, epoch: u64, rows: &[&SealedRecord]) -> Result<[u8; 32], StoreError> {
     let final_path = store.join(rel_path);
     if let Some(parent) = final_path.parent() {
         crate::fsutil::create_dir_durable(parent)?;
     }
     let tmp = final_path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).map_err(|e| JournalError::io(&tmp, e))?;
+    let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
     let kv = vec![
         KeyValue::new(META_FORMAT.to_owned(), FORMAT_VERSION.to_owned()),
         KeyValue::new(META_STORE.to_owned(), store_id_hex.to_owned()),
@@ -145,14 +145,14 @@ pub fn write_segment(store: &Path, rel_path: &str, store_id_hex: &str, epoch: u6
         KeyValue::new(META_PATH.to_owned(), rel_path.to_owned()),
     ];
     let sink = HashingWriter { file, hasher: blake3::Hasher::new(), unsynced: 0 };
-    let mut writer = ArrowWriter::try_new(sink, segment_schema(), Some(writer_properties(kv)?)).map_err(|e| JournalError::Parquet(e.to_string()))?;
+    let mut writer = ArrowWriter::try_new(sink, segment_schema(), Some(writer_properties(kv)?)).map_err(|e| StoreError::Parquet(e.to_string()))?;
     for chunk in rows.chunks(64 * 1024) {
-        writer.write(&segment_batch(chunk)?).map_err(|e| JournalError::Parquet(e.to_string()))?;
+        writer.write(&segment_batch(chunk)?).map_err(|e| StoreError::Parquet(e.to_string()))?;
     }
-    let sink = writer.into_inner().map_err(|e| JournalError::Parquet(e.to_string()))?;
-    sink.file.sync_all().map_err(|e| JournalError::io(&tmp, e))?;
+    let sink = writer.into_inner().map_err(|e| StoreError::Parquet(e.to_string()))?;
+    sink.file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
     let hash = *sink.hasher.finalize().as_bytes();
-    std::fs::rename(&tmp, &final_path).map_err(|e| JournalError::io(&final_path, e))?;
+    std::fs::rename(&tmp, &final_path).map_err(|e| StoreError::io(&final_path, e))?;
     Ok(hash)
 }
 
@@ -165,23 +165,23 @@ pub struct SegmentFile {
 }
 
 impl SegmentFile {
-    pub fn open(path: &Path, batch_size: usize) -> Result<Self, JournalError> {
-        let file = File::open(path).map_err(|e| JournalError::io(path, e))?;
+    pub fn open(path: &Path, batch_size: usize) -> Result<Self, StoreError> {
+        let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
         Self::from_reader(path, file, batch_size)
     }
 
     /// Reads a segment already in memory (the verifier hashes the same bytes).
-    pub fn from_bytes(path: &Path, bytes: bytes::Bytes, batch_size: usize) -> Result<Self, JournalError> {
+    pub fn from_bytes(path: &Path, bytes: bytes::Bytes, batch_size: usize) -> Result<Self, StoreError> {
         Self::from_reader(path, bytes, batch_size)
     }
 
-    fn from_reader<R: ChunkReader + 'static>(path: &Path, file: R, batch_size: usize) -> Result<Self, JournalError> {
+    fn from_reader<R: ChunkReader + 'static>(path: &Path, file: R, batch_size: usize) -> Result<Self, StoreError> {
         let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: format!("not a readable Parquet file: {e}") })?;
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| StoreError::Corrupt { path: path.to_owned(), detail: format!("not a readable Parquet file: {e}") })?;
         let file_meta = builder.metadata().file_metadata();
         let rows = file_meta.num_rows() as u64;
         let metadata = file_meta.key_value_metadata().map(|kv| kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect()).unwrap_or_default();
-        let reader = builder.with_batch_size(batch_size).build().map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
+        let reader = builder.with_batch_size(batch_size).build().map_err(|e| StoreError::Corrupt { path: path.to_owned(), detail: e.to_string() })?;
         Ok(SegmentFile { path: path.to_owned(), rows, metadata, reader })
     }
 

@@ -10,7 +10,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::sync_dir;
-use crate::JournalError;
+use crate::StoreError;
 
 pub const WAL_MAGIC: &[u8; 8] = b"LGVKWAL1";
 const HEADER_LEN: usize = 8 + 16;
@@ -41,10 +41,10 @@ pub struct WalWriter {
 }
 
 impl WalWriter {
-    pub fn create(path: PathBuf, store_id: &[u8; 16]) -> Result<Self, JournalError> {
-        let file = OpenOptions::new().create_new(true).write(true).open(&path).map_err(|e| JournalError::io(&path, e))?;
+    pub fn create(path: PathBuf, store_id: &[u8; 16]) -> Result<Self, StoreError> {
+        let file = OpenOptions::new().create_new(true).write(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(WAL_MAGIC).and_then(|_| out.write_all(store_id)).map_err(|e| JournalError::io(&path, e))?;
+        out.write_all(WAL_MAGIC).and_then(|_| out.write_all(store_id)).map_err(|e| StoreError::io(&path, e))?;
         let mut w = WalWriter { path, out };
         w.sync()?;
         if let Some(parent) = w.path.parent() {
@@ -54,23 +54,23 @@ impl WalWriter {
     }
 
     /// Reopens an existing file (already cut to its last whole frame) for appending.
-    pub fn append_to(path: PathBuf) -> Result<Self, JournalError> {
-        let file = OpenOptions::new().append(true).open(&path).map_err(|e| JournalError::io(&path, e))?;
+    pub fn append_to(path: PathBuf) -> Result<Self, StoreError> {
+        let file = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
         Ok(WalWriter { out: BufWriter::with_capacity(1 << 20, file), path })
     }
 
-    pub fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), JournalError> {
+    pub fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
         let mut header = [0u8; FRAME_HEADER];
         header[..4].copy_from_slice(&(record.len() as u32).to_le_bytes());
         header[4..8].copy_from_slice(&frame_crc(seq, record).to_le_bytes());
         header[8..].copy_from_slice(&seq.to_le_bytes());
-        self.out.write_all(&header).and_then(|_| self.out.write_all(record)).map_err(|e| JournalError::io(&self.path, e))
+        self.out.write_all(&header).and_then(|_| self.out.write_all(record)).map_err(|e| StoreError::io(&self.path, e))
     }
 
     /// Flushes and fdatasyncs: everything appended before is durable when this returns.
-    pub fn sync(&mut self) -> Result<(), JournalError> {
-        self.out.flush().map_err(|e| JournalError::io(&self.path, e))?;
-        self.out.get_ref().sync_data().map_err(|e| JournalError::io(&self.path, e))
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.out.flush().map_err(|e| StoreError::io(&self.path, e))?;
+        self.out.get_ref().sync_data().map_err(|e| StoreError::io(&self.path, e))
     }
 
     pub fn path(&self) -> &Path {
@@ -88,18 +88,18 @@ pub struct WalContents {
     pub torn_bytes: u64,
 }
 
-pub fn read_wal(path: &Path, store_id: &[u8; 16]) -> Result<WalContents, JournalError> {
+pub fn read_wal(path: &Path, store_id: &[u8; 16]) -> Result<WalContents, StoreError> {
     let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| JournalError::io(path, e))?;
+    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| StoreError::io(path, e))?;
     if bytes.len() < HEADER_LEN {
         // Created but the header never reached the disk: nothing was acknowledged from it.
         return Ok(WalContents { records: vec![], valid_len: 0, torn_bytes: bytes.len() as u64 });
     }
     if &bytes[..8] != WAL_MAGIC {
-        return Err(JournalError::Corrupt { path: path.to_owned(), detail: "not a loggvakt write-ahead journal (bad magic)".into() });
+        return Err(StoreError::Corrupt { path: path.to_owned(), detail: "not a loggvakt write-ahead journal (bad magic)".into() });
     }
     if &bytes[8..24] != store_id {
-        return Err(JournalError::Corrupt { path: path.to_owned(), detail: "write-ahead journal belongs to another store".into() });
+        return Err(StoreError::Corrupt { path: path.to_owned(), detail: "write-ahead journal belongs to another store".into() });
     }
     let mut out = WalContents::default();
     let mut at = HEADER_LEN;
@@ -110,7 +110,7 @@ pub fn read_wal(path: &Path, store_id: &[u8; 16]) -> Result<WalContents, Journal
     out.valid_len = at as u64;
     out.torn_bytes = (bytes.len() - at) as u64;
     if out.torn_bytes > 0 && later_frames_are_whole(&bytes, at) {
-        return Err(JournalError::Corrupt {
+        return Err(StoreError::Corrupt {
             path: path.to_owned(),
             detail: format!("frame at byte {at} is damaged but whole frames follow it: acknowledged records were altered on disk"),
         });
@@ -140,7 +140,7 @@ fn later_frames_are_whole(bytes: &[u8], bad_at: usize) -> bool {
 }
 
 /// Cuts a torn tail off so appends continue after the last whole frame.
-pub fn cut_torn_tail(path: &Path, valid_len: u64) -> Result<(), JournalError> {
-    let file = OpenOptions::new().write(true).open(path).map_err(|e| JournalError::io(path, e))?;
-    file.set_len(valid_len).and_then(|_| file.sync_all()).map_err(|e| JournalError::io(path, e))
+pub fn cut_torn_tail(path: &Path, valid_len: u64) -> Result<(), StoreError> {
+    let file = OpenOptions::new().write(true).open(path).map_err(|e| StoreError::io(path, e))?;
+    file.set_len(valid_len).and_then(|_| file.sync_all()).map_err(|e| StoreError::io(path, e))
 }

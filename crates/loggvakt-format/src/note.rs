@@ -8,7 +8,7 @@ use ed25519_dalek::{Signer as _, Verifier as _};
 use sha2::{Digest, Sha256};
 
 use crate::chain::Hash;
-use crate::JournalError;
+use crate::StoreError;
 
 const ALG_ED25519: u8 = 0x01;
 const SIGNATURE_PREFIX: &str = "\u{2014} ";
@@ -50,12 +50,12 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    pub fn generate(name: &str) -> Result<Self, JournalError> {
+    pub fn generate(name: &str) -> Result<Self, StoreError> {
         if !valid_name(name) {
-            return Err(JournalError::Key(format!("key name '{name}' must be printable ASCII without spaces or '+'")));
+            return Err(StoreError::Key(format!("key name '{name}' must be printable ASCII without spaces or '+'")));
         }
         let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed).map_err(|e| JournalError::Key(format!("no randomness from the OS: {e}")))?;
+        getrandom::getrandom(&mut seed).map_err(|e| StoreError::Key(format!("no randomness from the OS: {e}")))?;
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);
         let hash = key_hash(name, key.verifying_key().as_bytes());
         Ok(SigningKey { name: name.to_owned(), hash, key })
@@ -67,8 +67,8 @@ impl SigningKey {
         SigningKey { name: name.to_owned(), hash: key_hash(name, key.verifying_key().as_bytes()), key }
     }
 
-    pub fn parse(text: &str) -> Result<Self, JournalError> {
-        let bad = |why: &str| JournalError::Key(format!("not a loggvakt private key ({why}); expected PRIVATE+KEY+<name>+<hash>+<key>"));
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let bad = |why: &str| StoreError::Key(format!("not a loggvakt private key ({why}); expected PRIVATE+KEY+<name>+<hash>+<key>"));
         let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("missing PRIVATE+KEY+ prefix"))?;
         let (name, hash, seed) = key_fields(rest).map_err(bad)?;
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);
@@ -107,8 +107,8 @@ pub struct VerifierKey {
 }
 
 impl VerifierKey {
-    pub fn parse(text: &str) -> Result<Self, JournalError> {
-        let bad = |why: &str| JournalError::Key(format!("'{text}' is not a verifier key ({why}); expected <name>+<hash>+<key>"));
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let bad = |why: &str| StoreError::Key(format!("'{text}' is not a verifier key ({why}); expected <name>+<hash>+<key>"));
         let (name, hash, public) = key_fields(text).map_err(bad)?;
         let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| bad("not a valid curve point"))?;
         let expected = key_hash(name, &public);
@@ -131,7 +131,7 @@ impl VerifierKey {
 }
 
 /// Reads a trusted-keys file: one verifier key per line; `#` starts a comment.
-pub fn parse_trusted_keys(text: &str) -> Result<Vec<VerifierKey>, JournalError> {
+pub fn parse_trusted_keys(text: &str) -> Result<Vec<VerifierKey>, StoreError> {
     text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(VerifierKey::parse).collect()
 }
 
@@ -182,8 +182,8 @@ impl Checkpoint {
     }
 
     /// Parses a signed checkpoint note without judging its signatures.
-    pub fn parse_note(note: &str) -> Result<(Checkpoint, String, Vec<NoteSignature>), JournalError> {
-        let bad = |why: String| JournalError::Checkpoint(why);
+    pub fn parse_note(note: &str) -> Result<(Checkpoint, String, Vec<NoteSignature>), StoreError> {
+        let bad = |why: String| StoreError::Checkpoint(why);
         let (text, sigs) = note.split_once("\n\n").ok_or_else(|| bad("no blank line between checkpoint and signatures".into()))?;
         let text = format!("{text}\n");
         let mut lines = text.lines();
@@ -217,7 +217,7 @@ impl Checkpoint {
 
     /// Parses a note and checks that a trusted key signed it. Returns the checkpoint and
     /// the id of the key that signed it.
-    pub fn open(note: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, JournalError> {
+    pub fn open(note: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, StoreError> {
         let (cp, text, signatures) = Self::parse_note(note)?;
         for sig in &signatures {
             if let Some(key) = trusted.iter().find(|k| k.name == sig.name && k.hash == sig.hash) {

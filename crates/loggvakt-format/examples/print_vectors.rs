@@ -4,7 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
 
 fn main() {
-    for (name, value) in loggvakt_journal::vectors::vectors() {
+    for (name, value) in loggvakt_format::vectors::vectors() {
         println!("{name}: {value}");
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::JournalError;
+use crate::StoreError;
 
 pub const MANIFEST_FORMAT: &str = "loggvakt-epoch-1";
 
@@ -47,10 +47,10 @@ impl Manifest {
         bytes.push(b'\n');
         bytes
     }
-    pub fn parse(bytes: &[u8], path: &std::path::Path) -> Result<Self, JournalError> {
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt { path: path.to_owned(), detail: format!("manifest is not valid: {e}") })?;
+    pub fn parse(bytes: &[u8], path: &std::path::Path) -> Result<Self, StoreError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { path: path.to_owned(), detail: format!("manifest is not valid: {e}") })?;
         if m.format != MANIFEST_FORMAT {
-            return Err(JournalError::Corrupt { path: path.to_owned(), detail: format!("manifest format '{}' is not {MANIFEST_FORMAT}", m.format) });
+            return Err(StoreError::Corrupt { path: path.to_owned(), detail: format!("manifest format '{}' is not {MANIFEST_FORMAT}", m.format) });
         }
         Ok(m)
     }

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{epoch_of_manifest_name, Manifest};
-use crate::JournalError;
+use crate::StoreError;
 
 pub const STORE_FILE: &str = "store.json";
+/// Held (flock) by the one writer while it runs.
+pub const LOCK_FILE: &str = ".lock";
 pub const STORE_FORMAT: &str = "loggvakt-store-1";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,28 +20,28 @@ pub struct StoreInfo {
 }
 
 impl StoreInfo {
-    pub fn read(dir: &Path) -> Result<(StoreInfo, [u8; 16]), JournalError> {
+    pub fn read(dir: &Path) -> Result<(StoreInfo, [u8; 16]), StoreError> {
         let path = dir.join(STORE_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| JournalError::io(&path, e))?;
-        let info: StoreInfo = serde_json::from_slice(&bytes).map_err(|e| JournalError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        let info: StoreInfo = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
         if info.format != STORE_FORMAT {
-            return Err(JournalError::Corrupt { path, detail: format!("store format '{}' is not {STORE_FORMAT}", info.format) });
+            return Err(StoreError::Corrupt { path, detail: format!("store format '{}' is not {STORE_FORMAT}", info.format) });
         }
-        let id = crate::chain::from_hex::<16>(&info.store_id).ok_or_else(|| JournalError::Corrupt { path, detail: "store_id is not 32 hex digits".into() })?;
+        let id = crate::chain::from_hex::<16>(&info.store_id).ok_or_else(|| StoreError::Corrupt { path, detail: "store_id is not 32 hex digits".into() })?;
         Ok((info, id))
     }
 }
 
 /// Files in `dir` whose name passes `keep`, sorted by name; a missing directory is empty.
-pub fn list_sorted(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, JournalError> {
+pub fn list_sorted(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, StoreError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(JournalError::io(dir, e)),
+        Err(e) => return Err(StoreError::io(dir, e)),
     };
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| JournalError::io(dir, e))?;
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
         if entry.file_name().to_str().is_some_and(&keep) {
             out.push(entry.path());
         }
@@ -49,13 +51,13 @@ pub fn list_sorted(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBu
 }
 
 /// Every `*.parquet` file under `data/`, relative to the store, sorted.
-pub fn list_segment_files(store: &Path) -> Result<Vec<String>, JournalError> {
+pub fn list_segment_files(store: &Path) -> Result<Vec<String>, StoreError> {
     list_files_under(store, "data", |name| name.ends_with(".parquet"))
 }
 
 /// Files below `store/sub` whose name passes `keep`, relative to the store, sorted.
-pub fn list_files_under(store: &Path, sub: &str, keep: impl Fn(&str) -> bool + Copy) -> Result<Vec<String>, JournalError> {
-    fn walk(dir: &Path, store: &Path, keep: impl Fn(&str) -> bool + Copy, out: &mut Vec<String>) -> Result<(), JournalError> {
+pub fn list_files_under(store: &Path, sub: &str, keep: impl Fn(&str) -> bool + Copy) -> Result<Vec<String>, StoreError> {
+    fn walk(dir: &Path, store: &Path, keep: impl Fn(&str) -> bool + Copy, out: &mut Vec<String>) -> Result<(), StoreError> {
         for path in list_sorted(dir, |_| true)? {
             if path.is_dir() {
                 walk(&path, store, keep, out)?;
@@ -74,7 +76,7 @@ pub fn list_files_under(store: &Path, sub: &str, keep: impl Fn(&str) -> bool + C
 }
 
 /// Manifests by epoch, with their raw bytes (whose hash checkpoints sign).
-pub fn read_manifests(store: &Path) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>, JournalError> {
+pub fn read_manifests(store: &Path) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>, StoreError> {
     let mut out = Vec::new();
     for (_, path) in list_manifests(store)? {
         let (manifest, bytes) = read_manifest(&path)?;
@@ -86,7 +88,7 @@ pub fn read_manifests(store: &Path) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>,
 
 /// Manifest files with the epoch their names give, in epoch order, none of them read: the
 /// writer's start-up needs the newest only (a day of 30-second seals is ~2 900 of them).
-pub fn list_manifests(store: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+pub fn list_manifests(store: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     let mut out: Vec<(u64, PathBuf)> = list_sorted(&store.join("manifests"), |n| epoch_of_manifest_name(n).is_some())?
         .into_iter()
         .filter_map(|p| Some((epoch_of_manifest_name(p.file_name()?.to_str()?)?, p)))
@@ -96,16 +98,16 @@ pub fn list_manifests(store: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError>
 }
 
 /// One manifest, with its raw bytes.
-pub fn read_manifest(path: &Path) -> Result<(Manifest, Vec<u8>), JournalError> {
-    let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
+pub fn read_manifest(path: &Path) -> Result<(Manifest, Vec<u8>), StoreError> {
+    let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
     Ok((Manifest::parse(&bytes, path)?, bytes))
 }
 
-pub fn list_checkpoints(store: &Path) -> Result<Vec<PathBuf>, JournalError> {
+pub fn list_checkpoints(store: &Path) -> Result<Vec<PathBuf>, StoreError> {
     list_sorted(&store.join("checkpoints"), |n| n.ends_with(".note"))
 }
 
-pub fn list_wal_files(store: &Path) -> Result<Vec<PathBuf>, JournalError> {
+pub fn list_wal_files(store: &Path) -> Result<Vec<PathBuf>, StoreError> {
     list_sorted(&store.join("wal"), |n| n.ends_with(".wal"))
 }
 
@@ -113,10 +115,10 @@ pub fn list_wal_files(store: &Path) -> Result<Vec<PathBuf>, JournalError> {
 /// (relative to `dir`, `/`-separated, sorted bytewise), a 0 byte, and the BLAKE3 of its
 /// bytes. A review records it for the context snapshot it read (in the journal, so it is
 /// chained and signed), and `verify` recomputes it.
-pub fn files_digest(dir: &Path) -> Result<String, JournalError> {
-    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), JournalError> {
-        for entry in std::fs::read_dir(dir).map_err(|e| JournalError::io(dir, e))? {
-            let path = entry.map_err(|e| JournalError::io(dir, e))?.path();
+pub fn files_digest(dir: &Path) -> Result<String, StoreError> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), StoreError> {
+        for entry in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+            let path = entry.map_err(|e| StoreError::io(dir, e))?.path();
             if path.is_dir() {
                 walk(&path, base, out)?;
             } else if let Ok(rel) = path.strip_prefix(base) {
@@ -130,7 +132,7 @@ pub fn files_digest(dir: &Path) -> Result<String, JournalError> {
     files.sort();
     let mut hasher = blake3::Hasher::new();
     for (rel, path) in files {
-        let bytes = std::fs::read(&path).map_err(|e| JournalError::io(&path, e))?;
+        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
         hasher.update(rel.as_bytes());
         hasher.update(&[0]);
         hasher.update(blake3::hash(&bytes).as_bytes());
