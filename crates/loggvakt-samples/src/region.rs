@@ -155,21 +155,33 @@ impl Confounders {
     }
 
     /// Sets one by name (`unit_missing=0.5`), for the command line.
-    pub fn set(&mut self, assignment: &str) -> Result<(), String> {
-        let (name, value) = assignment.split_once('=').ok_or_else(|| format!("'{assignment}': expected NAME=SHARE"))?;
-        let value: f64 = value.trim().parse().map_err(|_| format!("'{assignment}': the share must be a number from 0 to 1"))?;
-        if !(0.0..=1.0).contains(&value) {
-            return Err(format!("'{assignment}': the share must be from 0 to 1"));
+    pub fn set(&mut self, assignment: &str) -> Result<(), BadConfounder> {
+        let (name, value) = assignment.split_once('=').ok_or_else(|| BadConfounder::NotAnAssignment(assignment.to_owned()))?;
+        let share: f64 = value.trim().parse().map_err(|_| BadConfounder::Share(assignment.to_owned()))?;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(BadConfounder::Share(assignment.to_owned()));
         }
         let name = name.trim();
         let mut fields = self.by_name();
         let known: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
         let Some((_, field)) = fields.iter_mut().find(|(n, _)| *n == name) else {
-            return Err(format!("unknown confounder '{name}'; known: {}", known.join(", ")));
+            return Err(BadConfounder::Unknown { name: name.to_owned(), known: known.join(", ") });
         };
+        let value = share;
         **field = value;
         Ok(())
     }
+}
+
+/// Why a `--confounder NAME=SHARE` was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadConfounder {
+    #[error("'{0}': expected NAME=SHARE")]
+    NotAnAssignment(String),
+    #[error("'{0}': the share must be a number from 0 to 1")]
+    Share(String),
+    #[error("unknown confounder '{name}'; known: {known}")]
+    Unknown { name: String, known: String },
 }
 
 /// Share of care episodes whose first access follows a search by name (a new patient
@@ -1494,9 +1506,9 @@ mod tests {
         let mut c = Confounders::none();
         c.set("unit_missing=0.8").unwrap();
         assert_eq!(c.unit_missing, 0.8);
-        assert!(c.set("unit_missing=1.5").unwrap_err().contains("from 0 to 1"));
-        assert!(c.set("units_missing=0.5").unwrap_err().contains("known: unit_missing"));
-        assert!(c.set("unit_missing").unwrap_err().contains("NAME=SHARE"));
+        assert!(c.set("unit_missing=1.5").unwrap_err().to_string().contains("from 0 to 1"));
+        assert!(c.set("units_missing=0.5").unwrap_err().to_string().contains("known: unit_missing"));
+        assert!(c.set("unit_missing").unwrap_err().to_string().contains("NAME=SHARE"));
     }
 
     #[test]

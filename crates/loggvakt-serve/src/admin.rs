@@ -105,7 +105,7 @@ async fn connection(app: Arc<App>, stream: UnixStream) {
     let answer = match read.map_err(|e| e.to_string()).and_then(|_| serde_json::from_slice::<Request>(&line).map_err(|e| format!("not an admin request: {e}"))) {
         Ok(request) => {
             let op = serde_json::to_value(&request).ok().and_then(|v| v["op"].as_str().map(str::to_owned)).unwrap_or_default();
-            let result = handle(&app, request).await;
+            let result = handle(&app, request).await.map_err(|e| e.to_string());
             log(if result.is_ok() { "info" } else { "warn" }, "admin_request", serde_json::json!({ "op": op, "error": result.as_ref().err() }));
             result
         }
@@ -120,10 +120,23 @@ async fn connection(app: Arc<App>, stream: UnixStream) {
     let _ = write.write_all(&bytes).await;
 }
 
-async fn handle(app: &Arc<App>, request: Request) -> Result<serde_json::Value, String> {
+/// Why a request was not done (the answer's `error`).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Writer(#[from] crate::writer::SubmitError),
+    #[error(transparent)]
+    Retry(#[from] crate::retry::RetryError),
+    #[error("the request's work stopped unfinished: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the answer could not be written: {0}")]
+    Answer(#[from] serde_json::Error),
+}
+
+async fn handle(app: &Arc<App>, request: Request) -> Result<serde_json::Value, Failure> {
     let writer = &app.writer;
     match request {
-        Request::Seal => writer.seal_now().await.map_err(|e| e.to_string()).and_then(|s| serde_json::to_value(s).map_err(|e| e.to_string())),
+        Request::Seal => Ok(serde_json::to_value(writer.seal_now().await?)?),
         Request::RecordReview { run } => {
             let job = Box::new(move |journal: &mut loggvakt_journal::Journal| {
                 let records = loggvakt_journal::own::review_run(&run, crate::writer::now());
@@ -133,25 +146,24 @@ async fn handle(app: &Arc<App>, request: Request) -> Result<serde_json::Value, S
                 }
                 Ok(serde_json::json!({ "records": count }))
             });
-            writer.run_admin(job).await.map_err(|e| e.to_string())
+            Ok(writer.run_admin(job).await?)
         }
         Request::RecordContextSnapshot { snapshot } => {
             let job = Box::new(move |journal: &mut loggvakt_journal::Journal| {
                 journal.append(loggvakt_journal::own::context_snapshot(&snapshot, crate::writer::now()))?;
                 Ok(serde_json::json!({ "records": 1 }))
             });
-            writer.run_admin(job).await.map_err(|e| e.to_string())
+            Ok(writer.run_admin(job).await?)
         }
         Request::RetryQuarantine { ids, all } => {
             // Mapping reads the quarantine and the kept context: off the async threads.
             let (store, app2) = (app.store.clone(), app.clone());
-            let remapped =
-                tokio::task::spawn_blocking(move || crate::retry::remap_chosen(&store, &app2.sources, &ids, all)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            let remapped = tokio::task::spawn_blocking(move || crate::retry::remap_chosen(&store, &app2.sources, &ids, all)).await??;
             let job = Box::new(move |journal: &mut loggvakt_journal::Journal| {
                 let lines = crate::retry::store_remapped(journal, remapped)?;
                 Ok(serde_json::to_value(lines).unwrap_or_default())
             });
-            writer.run_admin(job).await.map_err(|e| e.to_string())
+            Ok(writer.run_admin(job).await?)
         }
     }
 }

@@ -198,7 +198,7 @@ async fn commit(app: &App, source: &Arc<Source>, items: Vec<Item>) -> Result<Vec
     })?;
     match rx.await {
         Ok(Ok(outcomes)) => Ok(outcomes),
-        Ok(Err(why)) => Err(unavailable(why)),
+        Ok(Err(stopped)) => Err(unavailable(stopped.reason)),
         Err(_) => Err(unavailable("the writer stopped".into())),
     }
 }

@@ -69,11 +69,11 @@ fn bare_value(value: &str) -> &str {
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// A FHIR date search value: a day (`2026-11-20`) or an instant with an offset.
-fn date_bounds(value: &str) -> Result<(Timestamp, Timestamp), String> {
+fn date_bounds(value: &str) -> Result<(Timestamp, Timestamp), ParamError> {
     if let Some(day) = Timestamp::date_to_day(value) {
         return Ok((Timestamp(day * MICROS_PER_DAY), Timestamp((day + 1) * MICROS_PER_DAY)));
     }
-    let t = chrono::DateTime::parse_from_rfc3339(value).map_err(|_| format!("'{value}' is neither a date (YYYY-MM-DD) nor a date-time with a UTC offset"))?;
+    let t = chrono::DateTime::parse_from_rfc3339(value).map_err(|_| param_error("date", format!("'{value}' is neither a date (YYYY-MM-DD) nor a date-time with a UTC offset")))?;
     let t = t.timestamp_micros();
     Ok((Timestamp(t), Timestamp(t + 1)))
 }
@@ -95,7 +95,7 @@ pub fn parse_query(query: &str, default_count: usize) -> Result<SearchQuery, Par
                     Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &value[2..]),
                     _ => ("eq", value.as_str()),
                 };
-                let (start, end) = date_bounds(rest).map_err(|m| param_error("date", m))?;
+                let (start, end) = date_bounds(rest)?;
                 let (from, to) = match prefix {
                     "ge" => (Some(start), None),
                     "gt" => (Some(end), None),

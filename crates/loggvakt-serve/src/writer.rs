@@ -58,7 +58,7 @@ pub struct Submission {
     pub transport: Transport,
     pub source: Arc<Source>,
     pub items: Vec<Item>,
-    reply: oneshot::Sender<Result<Vec<ItemOutcome>, String>>,
+    reply: oneshot::Sender<Result<Vec<ItemOutcome>, WriterStopped>>,
     _permit: OwnedSemaphorePermit,
     queued_at: Instant,
 }
@@ -77,8 +77,8 @@ pub struct SealedThrough {
 
 enum Command {
     Submit(Submission),
-    Run(AdminJob, oneshot::Sender<Result<serde_json::Value, String>>),
-    Seal(oneshot::Sender<Result<SealedThrough, String>>),
+    Run(AdminJob, oneshot::Sender<Result<serde_json::Value, WriterStopped>>),
+    Seal(oneshot::Sender<Result<SealedThrough, WriterStopped>>),
     Shutdown,
 }
 
@@ -99,6 +99,20 @@ pub struct WriterHandle {
     permits: Arc<Semaphore>,
     capacity: usize,
     pub shared: Arc<WriterShared>,
+}
+
+/// Why the writer answered a submission with an error: it stopped on a failed write
+/// (after which nothing uncommitted can be trusted), with the store's error as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct WriterStopped {
+    pub reason: String,
+}
+
+impl From<&JournalError> for WriterStopped {
+    fn from(e: &JournalError) -> Self {
+        WriterStopped { reason: e.to_string() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,14 +173,14 @@ impl WriterHandle {
     }
 
     /// Submits without waiting for room: `Busy` when the queue is full.
-    pub fn try_submit(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
+    pub fn try_submit(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, WriterStopped>>, SubmitError> {
         let n = self.check(items.len())?;
         let permit = self.permits.clone().try_acquire_many_owned(n).map_err(|_| SubmitError::Busy(self.depth()))?;
         self.send(transport, source, items, permit)
     }
 
     /// Submits, waiting for room first (the caller stops reading its input meanwhile).
-    pub async fn submit(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
+    pub async fn submit(&self, transport: Transport, source: Arc<Source>, items: Vec<Item>) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, WriterStopped>>, SubmitError> {
         let n = self.check(items.len())?;
         let permit = self.permits.clone().acquire_many_owned(n).await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
         self.send(transport, source, items, permit)
@@ -178,7 +192,7 @@ impl WriterHandle {
         source: Arc<Source>,
         items: Vec<Item>,
         permit: OwnedSemaphorePermit,
-    ) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, String>>, SubmitError> {
+    ) -> Result<oneshot::Receiver<Result<Vec<ItemOutcome>, WriterStopped>>, SubmitError> {
         let (reply, rx) = oneshot::channel();
         let submission = Submission { transport, source, items, reply, _permit: permit, queued_at: Instant::now() };
         self.tx.send(Command::Submit(submission)).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
@@ -204,7 +218,7 @@ impl WriterHandle {
         }
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Run(job, reply)).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
-        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?.map_err(SubmitError::Failed)
+        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?.map_err(|stopped| SubmitError::Failed(stopped.reason))
     }
 
     /// Seals everything committed so far (waiting for a seal in progress first) and answers
@@ -216,7 +230,7 @@ impl WriterHandle {
         }
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Seal(reply)).map_err(|_| SubmitError::Failed("the writer has stopped".into()))?;
-        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?.map_err(SubmitError::Failed)
+        rx.await.map_err(|_| SubmitError::Failed("the writer has stopped".into()))?.map_err(|stopped| SubmitError::Failed(stopped.reason))
     }
 
     /// Asks the writer to commit, seal and stop once what is queued is done.
@@ -230,7 +244,7 @@ pub fn now() -> Timestamp {
 }
 
 struct Pending {
-    reply: oneshot::Sender<Result<Vec<ItemOutcome>, String>>,
+    reply: oneshot::Sender<Result<Vec<ItemOutcome>, WriterStopped>>,
     outcomes: Vec<ItemOutcome>,
     queued_at: Instant,
     _permit: OwnedSemaphorePermit,
@@ -302,7 +316,7 @@ fn run_loop(
     let mut last_save = Instant::now();
     let mut stopping = false;
     // Seal requests, each with the last record committed before it came.
-    let mut seal_waiters: Vec<(u64, oneshot::Sender<Result<SealedThrough, String>>)> = Vec::new();
+    let mut seal_waiters: Vec<(u64, oneshot::Sender<Result<SealedThrough, WriterStopped>>)> = Vec::new();
     while !stopping {
         let mut commands = Vec::new();
         match rx.recv_timeout(TICK) {
@@ -327,7 +341,7 @@ fn run_loop(
                     let outcomes = match apply(journal, &mut s, tracker, at, metrics) {
                         Ok(outcomes) => outcomes,
                         Err(e) => {
-                            let _ = s.reply.send(Err(e.to_string()));
+                            let _ = s.reply.send(Err(WriterStopped::from(&e)));
                             fail_all(pending, &e);
                             return Err(e);
                         }
@@ -341,12 +355,12 @@ fn run_loop(
                         // An admin job's own refusal (nothing written) answers only it; a
                         // failed write stops the writer like any other.
                         Err(e @ (JournalError::Io { .. } | JournalError::Parquet(_))) => {
-                            let _ = reply.send(Err(e.to_string()));
+                            let _ = reply.send(Err(WriterStopped::from(&e)));
                             fail_all(pending, &e);
                             return Err(e);
                         }
                         Err(e) => {
-                            let _ = reply.send(Err(e.to_string()));
+                            let _ = reply.send(Err(WriterStopped::from(&e)));
                         }
                     }
                 }
@@ -430,7 +444,7 @@ fn run_loop(
 }
 
 /// Answers the seal requests whose records the checkpoint of `sealed_through` covers.
-fn answer_seal_waiters(waiters: &mut Vec<(u64, oneshot::Sender<Result<SealedThrough, String>>)>, sealed_through: u64) {
+fn answer_seal_waiters(waiters: &mut Vec<(u64, oneshot::Sender<Result<SealedThrough, WriterStopped>>)>, sealed_through: u64) {
     for (_, reply) in waiters.extract_if(.., |(asked_at, _)| *asked_at <= sealed_through) {
         let _ = reply.send(Ok(SealedThrough { checkpoint_size: sealed_through }));
     }
@@ -438,7 +452,7 @@ fn answer_seal_waiters(waiters: &mut Vec<(u64, oneshot::Sender<Result<SealedThro
 
 fn fail_all(pending: Vec<Pending>, error: &JournalError) {
     for p in pending {
-        let _ = p.reply.send(Err(error.to_string()));
+        let _ = p.reply.send(Err(WriterStopped::from(error)));
     }
 }
 
