@@ -336,6 +336,15 @@ fn an_incremental_check_reads_only_what_came_after_the_held_checkpoint() {
     rewrite_segment(&old_victim, |rows| std::sync::Arc::make_mut(&mut rows[1].event).user_name = Some("Someone Else".into()));
     assert!(incremental(&store).status.success(), "last week's epochs are not read again");
     assert_reports(&ws.verify(&store, Some(&held)), &["[modified record]"]);
+    // Not even their manifests and checkpoints: a year of seals is a million of each. The
+    // first epoch's manifest made unreadable is a problem for a full run only.
+    let first_manifest = store.join("manifests/epoch-00000001.json");
+    let original = std::fs::read(&first_manifest).expect("epoch 1 manifest");
+    std::fs::write(&first_manifest, b"not json").expect("damage");
+    let out = incremental(&store);
+    assert!(out.status.success(), "the epochs before the held checkpoint are not read: {}", text(&out));
+    assert!(!ws.verify(&store, Some(&held)).status.success(), "a full run reads every manifest");
+    std::fs::write(&first_manifest, original).expect("restore");
 
     // A change in this week's data is caught by the weekly check.
     let newest = manifests(&store).pop().expect("a new epoch");

@@ -90,7 +90,19 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     let origin = Checkpoint::origin_for(&store_id);
     let mut report = Report::default();
 
-    let manifests = match read_manifests(store) {
+    // Incremental, from a held checkpoint that ends an epoch of this store: the epochs up to
+    // it are not read at all, not even their manifests and checkpoints (a year of
+    // 30-second seals is a million of each); its signature ties the base epoch's manifest
+    // (by hash) and head, and the newer epochs chain on from there.
+    let base = match (&options.held_checkpoint, options.incremental) {
+        (Some(note), true) => incremental_base(store, note, options, &origin),
+        _ => None,
+    };
+    if options.incremental && options.held_checkpoint.is_some() && base.is_none() {
+        report.notes.push("incremental: your checkpoint does not end an epoch of this store with the same head and manifest, so every epoch was read".into());
+    }
+    let from_epoch = base.as_ref().map_or(1, |b| b.epoch);
+    let manifests = match read_manifests_from(store, from_epoch) {
         Ok(m) => m,
         Err(e) => {
             report.problem(Problem::new(ProblemKind::Unreadable, e.to_string()));
@@ -100,7 +112,8 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
 
     // Checkpoints in the store: each must carry a trusted, valid signature.
     let mut checkpoints: BTreeMap<u64, TrustedCheckpoint> = BTreeMap::new();
-    for path in list_checkpoints(store).unwrap_or_default() {
+    let from_size = base.as_ref().map_or(0, |b| b.size);
+    for path in list_checkpoints(store).unwrap_or_default().into_iter().filter(|p| checkpoint_size_of(p).is_none_or(|size| size >= from_size)) {
         let file = rel(store, &path);
         match std::fs::read_to_string(&path).map_err(|e| loggvakt_format::StoreError::io(&path, e)).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
             Ok(Ok((cp, signer))) => {
@@ -119,7 +132,9 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
 
     // Files on disk that no manifest lists, and manifests that skip epochs.
     let listed: HashMap<&str, u64> = manifests.iter().flat_map(|(m, _, _)| m.segments.iter().map(move |s| (s.path.as_str(), m.epoch))).collect();
-    let on_disk: BTreeSet<String> = list_segment_files(store).unwrap_or_default().into_iter().collect();
+    // Incremental: files named for epochs before the base are the held checkpoint's (a
+    // planted one among them is found by the next full run).
+    let on_disk: BTreeSet<String> = list_segment_files(store).unwrap_or_default().into_iter().filter(|f| segment_epoch(f).is_none_or(|e| e >= from_epoch)).collect();
     let next_epoch = manifests.last().map_or(1, |(m, _, _)| m.epoch + 1);
     // Write-ahead files are named by the first sequence number they hold.
     let wal_starts: Vec<u64> = list_wal_files(store).unwrap_or_default().iter().filter_map(|p| loggvakt_format::wal::wal_first_seq(p)).collect();
@@ -153,12 +168,19 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
             if live { "a seal is in progress" } else { "left by a seal a crash cut short (the writer removes them when it opens the store)" }
         ));
     }
-    let mut expected_first = 1u64;
-    let mut expected_prev = chain::to_hex(&chain::genesis(&store_id));
+    // From genesis, or (incremental) from the base epoch, whose place in the chain its
+    // checkpoint's signature vouches for.
+    let (mut expected_first, mut expected_prev) = match (&base, manifests.first()) {
+        (Some(_), Some((m, _, _))) => (m.first_seq, m.prev_head.clone()),
+        _ => (1u64, chain::to_hex(&chain::genesis(&store_id))),
+    };
     for (i, (m, _, path)) in manifests.iter().enumerate() {
         let file = rel(store, path);
-        if m.epoch != i as u64 + 1 {
-            report.problem(Problem::new(ProblemKind::MissingManifest, format!("epoch {} follows epoch {}: a manifest was deleted or renamed", m.epoch, i)).in_file(&file));
+        if m.epoch != from_epoch + i as u64 {
+            report.problem(
+                Problem::new(ProblemKind::MissingManifest, format!("epoch {} follows epoch {}: a manifest was deleted or renamed", m.epoch, from_epoch + i as u64 - 1))
+                    .in_file(&file),
+            );
         }
         if m.first_seq != expected_first {
             report.problem(
@@ -178,16 +200,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     }
 
     // Incremental: the epochs the held checkpoint covers were checked when it was taken.
-    let skip_through = match (&options.held_checkpoint, options.incremental) {
-        (Some(note), true) => match open_checkpoint(note, &options.trusted_keys) {
-            Ok(Ok((held, _))) if held.origin == origin && manifests.iter().any(|(m, _, _)| m.last_seq == held.size && m.head == chain::to_hex(&held.head)) => held.size,
-            _ => {
-                report.notes.push("incremental: your checkpoint does not end an epoch of this store with the same head, so every epoch was read".into());
-                0
-            }
-        },
-        _ => 0,
-    };
+    let skip_through = from_size;
     report.checked_before = skip_through;
     let to_read = |m: &Manifest| m.last_seq > skip_through;
     // Row level, epochs and their segments in parallel.
@@ -255,7 +268,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     }
     report.last_sealed_seq = last_sealed;
     report.head = chain::to_hex(&sealed_head);
-    report.epochs = manifests.len() as u64;
+    report.epochs = manifests.last().map_or(0, |(m, _, _)| m.epoch);
     report.latest_checkpoint = checkpoints.values().next_back().map(|tc| (tc.checkpoint.size, tc.checkpoint.time.clone(), tc.signer.clone()));
 
     check_unsealed(store, &store_id, last_sealed, sealed_head, &mut report);
@@ -293,6 +306,45 @@ fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mu
         }
     }
     report.reviews_checked = reviews.len() as u64;
+}
+
+/// Where an incremental check starts: the held checkpoint's epoch, when a trusted key
+/// signed it for this store and the store's manifest of that epoch is the one it names
+/// (same BLAKE3 of the file, same last seq and head).
+struct Base {
+    epoch: u64,
+    size: u64,
+}
+
+fn incremental_base(store: &Path, note: &str, options: &VerifyOptions<'_>, origin: &str) -> Option<Base> {
+    let Ok(Ok((held, _))) = open_checkpoint(note, &options.trusted_keys) else { return None };
+    if held.origin != origin || held.epoch == 0 {
+        return None;
+    }
+    let path = store.join(loggvakt_format::manifest::manifest_rel_path(held.epoch));
+    let (manifest, bytes) = loggvakt_format::layout::read_manifest(&path).ok()?;
+    let same_manifest = held.manifest.is_none_or(|hash| *blake3::hash(&bytes).as_bytes() == hash);
+    (same_manifest && manifest.epoch == held.epoch && manifest.last_seq == held.size && manifest.head == chain::to_hex(&held.head))
+        .then_some(Base { epoch: held.epoch, size: held.size })
+}
+
+/// The manifests of epochs `from` on, by their file names; older ones are not read.
+fn read_manifests_from(store: &Path, from: u64) -> Result<Vec<(Manifest, Vec<u8>, std::path::PathBuf)>, loggvakt_format::StoreError> {
+    if from <= 1 {
+        return read_manifests(store);
+    }
+    let mut out = Vec::new();
+    for (_, path) in loggvakt_format::layout::list_manifests(store)?.into_iter().filter(|(epoch, _)| *epoch >= from) {
+        let (manifest, bytes) = loggvakt_format::layout::read_manifest(&path)?;
+        out.push((manifest, bytes, path));
+    }
+    out.sort_by_key(|(m, _, _)| m.epoch);
+    Ok(out)
+}
+
+/// The size in a checkpoint's file name (`checkpoints/<size:020>.note`).
+fn checkpoint_size_of(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.strip_suffix(".note")?.parse().ok()
 }
 
 /// The epoch number in a segment's file name (`seg-<epoch>-<index>.parquet`).
