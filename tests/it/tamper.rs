@@ -127,8 +127,13 @@ fn swapped_segments_are_reported_as_renamed() {
     assert_reports(&ws.verify(&store, None), &["[renamed segment]", &m.segments[0].path, &m.segments[1].path]);
 }
 
-/// Removes the newest epoch: its segments, manifest and checkpoint.
+/// Removes the newest epoch: its segments, manifest, checkpoint and epoch index line (as a
+/// careful attacker would: a left-over index line alone already gives the cut away).
 fn cut_last_epoch(store: &std::path::Path) -> u64 {
+    let index = store.join("index/epochs.ndjson");
+    let lines = std::fs::read_to_string(&index).expect("index");
+    let kept: Vec<&str> = lines.lines().collect();
+    std::fs::write(&index, kept[..kept.len() - 1].join("\n") + "\n").expect("cut index");
     let all = manifests(store);
     let last = all.last().expect("an epoch");
     for s in &last.segments {
@@ -237,6 +242,46 @@ fn a_rewritten_manifest_is_caught_by_its_signed_hash() {
     let out = ws.verify(&store, None);
     assert_reports(&out, &["[manifest mismatch]", "epoch 2"]);
     assert_reports(&out, &["[modified record]", &rel, "row 1"]);
+}
+
+/// Searches and patient views read the epoch index instead of every manifest: an index
+/// that hides a segment (or a whole epoch) from them is reported, and a writer rebuilds a
+/// missing index from the manifests when it opens the store.
+#[test]
+fn an_epoch_index_that_hides_segments_is_reported() {
+    let ws = Workspace::new();
+    let store = ws.store_with_epochs();
+    let index = store.join("index/epochs.ndjson");
+    let original = std::fs::read_to_string(&index).expect("the writer keeps an epoch index");
+    assert_eq!(original.lines().count(), manifests(&store).len(), "one line per epoch");
+    let hidden: Vec<String> = original
+        .lines()
+        .map(|line| {
+            let mut m: loggvakt_journal::manifest::Manifest = serde_json::from_str(line).expect("a manifest per line");
+            if m.epoch == 2 {
+                m.segments.pop();
+            }
+            serde_json::to_string(&m).expect("json")
+        })
+        .collect();
+    std::fs::write(&index, hidden.join("\n") + "\n").expect("rewrite index");
+    assert_reports(&ws.verify(&store, None), &["[modified index]", "epoch 2"]);
+    let without_epoch_2: Vec<&str> = original.lines().filter(|l| !l.contains("\"epoch\":2,")).collect();
+    std::fs::write(&index, without_epoch_2.join("\n") + "\n").expect("rewrite index");
+    assert_reports(&ws.verify(&store, None), &["[modified index]", "epoch 2 is missing"]);
+
+    std::fs::remove_file(&index).expect("remove index");
+    let out = ws.verify(&store, None);
+    assert!(out.status.success() && text(&out).contains("does not exist yet"), "{}", text(&out));
+    let more = ws.samples("more", 12, 10);
+    assert!(ws.ingest(&store, &more[1..], &[]).status.success());
+    assert_eq!(std::fs::read_to_string(&index).expect("rebuilt").lines().count(), manifests(&store).len());
+    verify_clean_store(&ws, &store);
+}
+
+fn verify_clean_store(ws: &Workspace, store: &std::path::Path) {
+    let out = ws.verify(store, None);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 fn blake3_of(path: &std::path::Path) -> [u8; 32] {

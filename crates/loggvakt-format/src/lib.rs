@@ -14,6 +14,7 @@
 pub mod chain;
 #[doc(hidden)]
 pub mod fsutil;
+pub mod index;
 pub mod layout;
 pub mod manifest;
 pub mod note;

@@ -217,6 +217,9 @@ impl Journal {
                 newest_committed = Some(path);
             }
         }
+        // The epoch index lacks what a crash cut short after a checkpoint (or, on a store
+        // written before it existed, everything): appended from those manifests only.
+        loggvakt_format::index::repair(&self.dir, committed_epoch)?;
         // Temporary files are writes a crash interrupted before their rename: never committed.
         for sub in ["data", "manifests", "checkpoints"] {
             for rel in list_files_under(&self.dir, sub, |name| name.ends_with(".tmp"))? {
@@ -540,7 +543,10 @@ impl SealJob {
         create_dir_durable(&self.dir.join("checkpoints"))?;
         let checkpoint_path = self.dir.join(checkpoint_rel_path(last_seq));
         write_atomic(&checkpoint_path, checkpoint.sign(&self.key).as_bytes())?;
-        // The seal is committed; the write-ahead journal it came from is no longer needed.
+        // The seal is committed; readers find it through the epoch index from now on (a
+        // crash before this line is repaired when the store is opened again).
+        loggvakt_format::index::append(&self.dir, std::slice::from_ref(&manifest))?;
+        // The write-ahead journal it came from is no longer needed.
         for path in &self.wal_files {
             std::fs::remove_file(path).map_err(|e| JournalError::io(path, e))?;
         }

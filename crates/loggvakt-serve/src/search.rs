@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use loggvakt_format::layout::read_manifests;
 use loggvakt_format::{read_segment_events, visit_segment_events, StoreError};
 use loggvakt_model::{AccessEvent, Timestamp};
 
@@ -183,7 +182,7 @@ pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Mat
     // Segments hold one tenant's rows each, so the tenant is decided by the partition.
     let unfiltered = q.patient.is_none() && q.agent.is_none() && q.source.is_none() && q.from.is_none() && q.to.is_none();
     let mut out = Matches::default();
-    for (manifest, _, _) in read_manifests(store)? {
+    for manifest in loggvakt_format::index::read_epochs(store)? {
         out.covered_through = out.covered_through.max(manifest.last_seq);
         for segment in &manifest.segments {
             // data/tenant=<orgnr>/date=<YYYY-MM-DD>/<file>
@@ -230,7 +229,7 @@ pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Mat
 
 /// One sealed event by its sequence number.
 pub fn read_sealed_seq(store: &Path, seq: u64) -> Result<Option<AccessEvent>, StoreError> {
-    for (manifest, _, _) in read_manifests(store)? {
+    for manifest in loggvakt_format::index::read_epochs(store)? {
         if seq < manifest.first_seq || seq > manifest.last_seq {
             continue;
         }

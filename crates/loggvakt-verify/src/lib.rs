@@ -252,6 +252,9 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     }
 
     check_review_context(store, &reviews, &mut report);
+    if base.is_none() {
+        check_index(store, &manifests, live, &mut report);
+    }
     let last_sealed = manifests.last().map(|(m, _, _)| m.last_seq).unwrap_or(0);
     let sealed_head = manifests.last().and_then(|(m, _, _)| chain::from_hex::<32>(&m.head)).unwrap_or_else(|| chain::genesis(&store_id));
     for (size, tc) in checkpoints.range(last_sealed + 1..) {
@@ -306,6 +309,54 @@ fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mu
         }
     }
     report.reviews_checked = reviews.len() as u64;
+}
+
+/// The epoch index (derived, `index/epochs.ndjson`) must copy the manifests line for line:
+/// searches and patient views read it instead of the manifests. Checked in full runs.
+fn check_index(store: &Path, manifests: &[(Manifest, Vec<u8>, std::path::PathBuf)], live: bool, report: &mut Report) {
+    const FILE: &str = loggvakt_format::index::INDEX_FILE;
+    let bytes = match std::fs::read(loggvakt_format::index::index_path(store)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !manifests.is_empty() {
+                report.notes.push(format!("{FILE} does not exist yet (a store written before it): the writer builds it when it next opens the store"));
+            }
+            return;
+        }
+        Err(e) => return report.problem(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(FILE)),
+    };
+    let raw_lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut indexed: BTreeMap<u64, Manifest> = BTreeMap::new();
+    for (i, raw) in raw_lines.iter().enumerate() {
+        match serde_json::from_slice::<Manifest>(raw) {
+            Ok(m) => {
+                if indexed.insert(m.epoch, m).is_some() {
+                    report.problem(Problem::new(ProblemKind::ModifiedIndex, format!("line {} repeats an epoch", i + 1)).in_file(FILE));
+                }
+            }
+            // The last line of a live store may be being written.
+            Err(_) if i + 1 == raw_lines.len() && (live || !bytes.ends_with(b"\n")) => {}
+            Err(e) => report.problem(Problem::new(ProblemKind::ModifiedIndex, format!("line {} is not a manifest: {e}", i + 1)).in_file(FILE)),
+        }
+    }
+    let last_indexed = indexed.keys().next_back().copied().unwrap_or(0);
+    for (m, _, _) in manifests {
+        match indexed.remove(&m.epoch) {
+            Some(line) if line == *m => {}
+            Some(_) => report.problem(
+                Problem::new(ProblemKind::ModifiedIndex, format!("the line of epoch {} differs from its manifest: searches would read other segments", m.epoch)).in_file(FILE),
+            ),
+            // Epochs after the last line: sealed since, or a crash came between checkpoint
+            // and index line (the writer appends it when it opens the store).
+            None if m.epoch > last_indexed => {}
+            None => report.problem(Problem::new(ProblemKind::ModifiedIndex, format!("epoch {} is missing from the index: searches would not see it", m.epoch)).in_file(FILE)),
+        }
+    }
+    // A live writer may have sealed and indexed an epoch after the manifests were read.
+    let last_read = manifests.last().map_or(0, |(m, _, _)| m.epoch);
+    for epoch in indexed.keys().filter(|e| !live || **e <= last_read) {
+        report.problem(Problem::new(ProblemKind::ModifiedIndex, format!("the index lists epoch {epoch}, which has no manifest")).in_file(FILE));
+    }
 }
 
 /// Where an incremental check starts: the held checkpoint's epoch, when a trusted key

@@ -31,6 +31,7 @@ impl ProblemKind {
             ProblemKind::Forked => "omskrevet historikk",
             ProblemKind::Unreadable => "uleselig",
             ProblemKind::ModifiedContext => "endret kontekst",
+            ProblemKind::ModifiedIndex => "endret indeks",
         }
     }
 
@@ -59,6 +60,7 @@ impl ProblemKind {
             ProblemKind::Forked => "Historikken i lageret er en annen enn sjekkpunktet du har: rullet tilbake og skrevet om.",
             ProblemKind::Unreadable => "En fil kan ikke leses.",
             ProblemKind::ModifiedContext => "Konteksten (folkeregister, ansatte, pleieforhold) som en gjennomgang brukte, er endret eller fjernet etterpå.",
+            ProblemKind::ModifiedIndex => "Epokeindeksen, som søk og pasientens innsyn leser, stemmer ikke med manifestene: de ville ikke vise det lageret inneholder.",
         }
     }
 }

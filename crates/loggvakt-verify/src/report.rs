@@ -53,6 +53,9 @@ pub enum ProblemKind {
     /// The context snapshot a review run recorded (signed, in the chain) was changed or
     /// removed afterwards: the review's explanations can no longer be reproduced.
     ModifiedContext,
+    /// The epoch index (`index/epochs.ndjson`) disagrees with the manifests: searches and
+    /// patient views, which read it, would not see what the store holds.
+    ModifiedIndex,
 }
 
 impl ProblemKind {
@@ -80,6 +83,7 @@ impl ProblemKind {
             ProblemKind::Forked => "forked history",
             ProblemKind::Unreadable => "unreadable",
             ProblemKind::ModifiedContext => "modified context",
+            ProblemKind::ModifiedIndex => "modified index",
         }
     }
 }
