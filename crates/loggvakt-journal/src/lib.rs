@@ -24,7 +24,7 @@ use loggvakt_format::fsutil;
 pub use loggvakt_format::vectors;
 /// The store's error, shared with the format crate's readers.
 pub use loggvakt_format::StoreError as JournalError;
-pub use loggvakt_format::{chain, layout, manifest, note, own, segment, wal};
+pub use loggvakt_format::{chain, index, layout, manifest, note, own, segment, wal};
 
 pub use context::{read_context, KeptContext};
 pub use loggvakt_format::note::{Checkpoint, SigningKey, VerifierKey};
