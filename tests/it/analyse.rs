@@ -480,6 +480,17 @@ fn context_import_is_idempotent_and_reports_what_it_could_not_resolve() {
     assert!(shown.contains("snapshot v000002"), "{shown}");
     assert!(shown.contains("Encounter/late-1") && shown.contains("Patient/not-exported"), "{shown}");
     assert!(shown.contains("late.ndjson:2") && shown.contains("Patient.id"), "{shown}");
+    // Imported with neither a daemon nor a key: the journal does not vouch for it yet, and
+    // verify says so rather than trusting it.
+    assert!(shown.contains("v000002 is not recorded in the journal yet"), "{shown}");
+    let out = ws.verify(&store, None);
+    assert!(out.status.success() && text(&out).contains("current context snapshot v000002 is not recorded"), "{}", text(&out));
+    // With the key, the next snapshot is recorded when it becomes current.
+    std::fs::write(&extra, "{\"resourceType\":\"Encounter\",\"id\":\"late-2\",\"subject\":{\"reference\":\"Patient/not-exported\"}}\n").expect("write");
+    let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg("--key").arg(&ws.key).arg(&extra));
+    assert!(out.status.success() && text(&out).contains("snapshot v000003 recorded in the journal"), "{}", text(&out));
+    let out = ws.verify(&store, None);
+    assert!(out.status.success() && !text(&out).contains("not recorded"), "{}", text(&out));
 }
 
 #[test]

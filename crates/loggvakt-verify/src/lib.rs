@@ -254,6 +254,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     check_review_context(store, &reviews, &mut report);
     if base.is_none() {
         check_index(store, &manifests, live, &mut report);
+        note_unrecorded_context(store, &reviews, &mut report);
     }
     let last_sealed = manifests.last().map(|(m, _, _)| m.last_seq).unwrap_or(0);
     let sealed_head = manifests.last().and_then(|(m, _, _)| chain::from_hex::<32>(&m.head)).unwrap_or_else(|| chain::genesis(&store_id));
@@ -309,6 +310,19 @@ fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mu
         }
     }
     report.reviews_checked = reviews.len() as u64;
+}
+
+/// The current context snapshot is checked like any other when a record names it; one that
+/// no record names yet (imported with neither a daemon nor a key) is said, not trusted.
+fn note_unrecorded_context(store: &Path, claims: &[scan::ReviewClaim], report: &mut Report) {
+    let current = store.join("context/snapshots/CURRENT");
+    let Ok(name) = std::fs::read_to_string(&current) else { return };
+    let name = name.trim();
+    if !name.is_empty() && !claims.iter().any(|c| c.snapshot == name) {
+        report.notes.push(format!(
+            "the current context snapshot {name} is not recorded in the journal yet (imported with neither a daemon nor a key): nothing vouches for it until a review that reads it records its digest"
+        ));
+    }
 }
 
 /// The epoch index (derived, `index/epochs.ndjson`) must copy the manifests line for line:
