@@ -639,3 +639,30 @@ fn detect_retry_and_context_import_run_beside_a_loaded_daemon() {
     assert_eq!(own("context-snapshot"), 1, "the import beside the daemon is recorded");
     assert_eq!(store_rows(&store, "event_id", "event_id = 'other-system-1'").len(), 1, "the retried event is stored");
 }
+
+/// Detection has a memory budget: under a small `--memory-limit` the joins and
+/// aggregations spill to disk and the queues are the same; a limit no query can work in
+/// stops with an error that names what could not fit, not with the kernel's OOM killer.
+#[test]
+fn a_small_memory_limit_gives_the_same_queues_and_too_small_a_limit_a_clear_error() {
+    let r = reviewed();
+    let store = store_copy(r, "store-memory-limit");
+    let limited = r.ws.path("review-limited");
+    let out = detect(&r.ws, &store, &limited, &["--memory-limit", "96M"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (unlimited, limited) = (queues(&r.review), queues(&limited));
+    assert_eq!(limited.len(), unlimited.len());
+    for (a, b) in unlimited.iter().zip(&limited) {
+        assert_eq!((&a["orgnr"], &a["accesses"], &a["explained"]), (&b["orgnr"], &b["accesses"], &b["explained"]));
+        assert_eq!(a["cases"], b["cases"], "the same queue for {} within 96 MiB", a["orgnr"]);
+    }
+    let out = detect(&r.ws, &store, &r.ws.path("review-tiny"), &["--memory-limit", "64K"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    // The first query that cannot fit is named (here the listing of organisations), with
+    // the limit and the way out.
+    assert!(
+        said.contains("listing organisations needs more memory than the limit of 64 KiB") && said.contains("raise --memory-limit"),
+        "names the query, the limit and the way out: {said}"
+    );
+}

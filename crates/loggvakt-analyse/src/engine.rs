@@ -13,6 +13,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::datatypes::{IntervalMonthDayNano, IntervalUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::detector::{Detector, SqlFile};
@@ -166,6 +168,9 @@ pub struct Job<'a> {
     pub through_seq: Option<u64>,
     /// The context snapshot to read (`v000003`); `None`: the current one.
     pub context_snapshot: Option<&'a str>,
+    /// Bytes the queries may hold at once; joins, sorts and aggregations past it spill to
+    /// disk, and a query that cannot fit fails naming its detector or view. `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 /// Runs the analysis (DataFusion on a runtime of its own; blocking).
@@ -185,6 +190,10 @@ pub fn analyse(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<A
 }
 
 fn df(context: &str, e: datafusion::error::DataFusionError) -> AnalyseError {
+    if matches!(e.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_)) {
+        // The limit is filled in by `analyse_async`, which knows it.
+        return AnalyseError::MemoryLimit { context: context.to_owned(), limit: 0, reason: e.find_root().to_string() };
+    }
     AnalyseError::Query { context: context.to_owned(), reason: e.to_string() }
 }
 
@@ -334,9 +343,26 @@ const UNIT_NAMES: &str = "LEFT JOIN (SELECT resh, MIN(name) AS name FROM organiz
 /// [`analyse`] for a caller that runs on an async runtime already (a web view): no runtime
 /// of its own, and no thread blocked.
 pub async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
+    let limit = job.memory_limit.unwrap_or(0);
+    analyse_in_session(job, progress).await.map_err(|e| match e {
+        AnalyseError::MemoryLimit { context, reason, .. } => AnalyseError::MemoryLimit { context, limit, reason },
+        other => other,
+    })
+}
+
+async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
     check_params(&job.params)?;
     let config = SessionConfig::new().with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = match job.memory_limit {
+        None => SessionContext::new_with_config(config),
+        Some(bytes) => {
+            // Fair shares between the spilling operators of a query, and the five largest
+            // consumers named when a query cannot fit.
+            let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), std::num::NonZeroUsize::MIN.saturating_add(4));
+            let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc().map_err(|e| df("the memory limit", e))?;
+            SessionContext::new_with_config_rt(config, runtime)
+        }
+    };
     progress(Progress::Preparing("registering the journal and the context"));
     let context_version = register_store(&ctx, job.store, job.through_seq, job.context_snapshot).await?;
 

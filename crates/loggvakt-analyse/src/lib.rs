@@ -40,8 +40,19 @@ pub enum AnalyseError {
     NoContext(PathBuf),
     #[error(transparent)]
     Context(#[from] loggvakt_context::ContextError),
+    #[error("{context} needs more memory than the limit of {} allows ({reason}); raise --memory-limit, or review one organisation at a time (--org)", bytes_text(*.limit))]
+    MemoryLimit { context: String, limit: usize, reason: String },
     #[error("parameter {name}={value}: the value must be a number or a plain word (letters, digits, _ . : + -), as it is written into the detectors' SQL")]
     Parameter { name: String, value: String },
+}
+
+/// `64 KiB`, `96 MiB`, `8.0 GiB`: a size as people read it.
+fn bytes_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b => format!("{} KiB", b >> 10),
+    }
 }
 
 impl AnalyseError {

@@ -153,6 +153,11 @@ pub struct DetectArgs {
     /// through its admin channel.
     #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
     pub key: Option<PathBuf>,
+    /// Memory the queries may hold at once (e.g. 8G, 512M); past it, joins, sorts and
+    /// aggregations spill to disk, and a detector that cannot fit stops with an error
+    /// naming it. Default: half of the machine's memory.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
     /// Rerun a review on what it read: the events up to the checkpoint of this size (its
     /// queue.json "basis"), instead of sealing and reading everything committed now.
     #[arg(long, value_name = "SIZE", requires = "context_snapshot")]
@@ -214,6 +219,7 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         settings: &settings,
         through_seq: Some(checkpoint_size),
         context_snapshot: args.context_snapshot.as_deref(),
+        memory_limit: Some(memory_limit(args.memory_limit.as_deref())?),
     };
     let analysis = loggvakt_analyse::analyse(job, &mut |p| match p {
         Progress::Preparing(what) => bar.set_message(what.to_owned()),
@@ -275,6 +281,28 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     }
     println!("\nthis review was logged in the journal as {logged} event(s) (action list_exposure, source 'loggvakt'), {how}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--memory-limit` in bytes: `8G`, `512M`, `64K` or a number of bytes; by default half of
+/// the machine's memory (`/proc/meminfo`), so a review leaves room for the daemon beside it.
+fn memory_limit(given: Option<&str>) -> anyhow::Result<usize> {
+    let Some(text) = given else {
+        let total_kib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<usize>().ok()));
+        return Ok(total_kib.map_or(8 << 30, |kib| kib * 1024 / 2));
+    };
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: usize = digits.parse().with_context(|| format!("--memory-limit {text}: expected a size such as 8G or 512M"))?;
+    let factor: usize = match unit.trim().to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => bail!("--memory-limit {text}: the unit must be K, M or G"),
+    };
+    n.checked_mul(factor).filter(|b| *b > 0).with_context(|| format!("--memory-limit {text}: not a usable size"))
 }
 
 /// What this review reads: the signed checkpoint its events end at, and the context

@@ -146,6 +146,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         operator: "demo-privacy-officer".into(),
         at_checkpoint: None,
         context_snapshot: None,
+        memory_limit: None,
     })?;
 
     step(8, "Evaluate the queues against the injected ground truth");
