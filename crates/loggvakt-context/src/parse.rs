@@ -692,7 +692,7 @@ mod tests {
             resolver.add(r["resourceType"].as_str().unwrap(), key, r);
         }
         let (tables, problems) = resolver.build();
-        let batch = |name: &str| tables.into_iter().find(|t| t.name == name).unwrap().finish().unwrap();
+        let batch = |name: &str| tables.into_iter().find(|t| t.name == name).unwrap().finish().unwrap().remove(0);
         let care = batch("care");
         let text = |b: &arrow_array::RecordBatch, c: &str, i: usize| {
             let a = b.column_by_name(c).unwrap().as_string::<i32>();
@@ -710,7 +710,7 @@ mod tests {
             let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
             resolver.add(r["resourceType"].as_str().unwrap(), key, r);
         }
-        let participants = resolver.build().0.into_iter().find(|t| t.name == "care_participant").unwrap().finish().unwrap();
+        let participants = resolver.build().0.into_iter().find(|t| t.name == "care_participant").unwrap().finish().unwrap().remove(0);
         let people = (0..participants.num_rows()).map(|i| (text(&participants, "care_ref", i).unwrap(), text(&participants, "hpr", i))).collect();
         (rows, people, problems)
     }

@@ -259,9 +259,9 @@ pub fn import(store: &Path, inputs: &[PathBuf], now: &str) -> Result<ImportRepor
     let mut rows = BTreeMap::new();
     for table in std::iter::once(raw).chain(tables) {
         let name = table.name;
-        let batch: RecordBatch = table.finish().map_err(|e| ContextError::Corrupt { path: staging.clone(), reason: e.to_string() })?;
-        rows.insert(name.to_owned(), batch.num_rows());
-        write_parquet(&staging.join(format!("{name}.parquet")), &batch)?;
+        let batches: Vec<RecordBatch> = table.finish().map_err(|e| ContextError::Corrupt { path: staging.clone(), reason: e.to_string() })?;
+        rows.insert(name.to_owned(), batches.iter().map(RecordBatch::num_rows).sum());
+        write_parquet(&staging.join(format!("{name}.parquet")), &batches)?;
     }
     let mut problems_file = Vec::new();
     for p in &problems {

@@ -118,11 +118,24 @@ enum Column {
     Flag(BooleanBuilder),
 }
 
-/// Rows of one table, built column by column.
+/// Rows per record batch, and text bytes per batch: an Arrow string array holds at most
+/// 2 GiB (i32 offsets), and one import of a 3 M-person register put 4.9 GB of resource
+/// JSON in one column ("byte array offset overflow"). Batches also bound what the Parquet
+/// writer buffers per row group.
+const BATCH_ROWS: usize = 64 * 1024;
+const BATCH_TEXT_BYTES: usize = 256 << 20;
+
+/// Rows of one table, built column by column, in record batches of bounded size.
 pub(crate) struct TableBuilder {
     pub name: &'static str,
     columns: Vec<Column>,
     pub rows: usize,
+    /// Rows and text bytes in the batch being built.
+    batch_rows: usize,
+    batch_text: usize,
+    done: Vec<RecordBatch>,
+    /// A batch that could not be built: `finish` returns it, so no row goes missing quietly.
+    failed: Option<arrow_schema::ArrowError>,
 }
 
 impl TableBuilder {
@@ -136,7 +149,7 @@ impl TableBuilder {
                 Kind::Flag => Column::Flag(BooleanBuilder::new()),
             })
             .collect();
-        TableBuilder { name, columns, rows: 0 }
+        TableBuilder { name, columns, rows: 0, batch_rows: 0, batch_text: 0, done: Vec::new(), failed: None }
     }
 
     /// Appends a row; the cells must follow [`TABLES`] for this table (checked in tests).
@@ -144,7 +157,10 @@ impl TableBuilder {
         debug_assert_eq!(row.len(), self.columns.len(), "row width of {}", self.name);
         for (column, cell) in self.columns.iter_mut().zip(row) {
             match (column, cell) {
-                (Column::Text(b), Cell::Text(v)) => b.append_option(*v),
+                (Column::Text(b), Cell::Text(v)) => {
+                    self.batch_text += v.map_or(0, str::len);
+                    b.append_option(*v)
+                }
                 (Column::Int(b), Cell::Int(v)) => b.append_option(*v),
                 (Column::Time(b), Cell::Time(v)) => b.append_option(*v),
                 (Column::Flag(b), Cell::Flag(v)) => b.append_value(*v),
@@ -155,9 +171,30 @@ impl TableBuilder {
             }
         }
         self.rows += 1;
+        self.batch_rows += 1;
+        if self.batch_rows >= BATCH_ROWS || self.batch_text >= BATCH_TEXT_BYTES {
+            match self.take_batch() {
+                Ok(batch) => self.done.push(batch),
+                Err(e) => self.failed = self.failed.take().or(Some(e)),
+            }
+        }
     }
 
-    pub fn finish(mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    /// The table's record batches, in row order (one, possibly empty, at least).
+    pub fn finish(mut self) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if self.batch_rows > 0 || self.done.is_empty() {
+            let last = self.take_batch()?;
+            self.done.push(last);
+        }
+        Ok(self.done)
+    }
+
+    fn take_batch(&mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        self.batch_rows = 0;
+        self.batch_text = 0;
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
@@ -175,7 +212,7 @@ impl TableBuilder {
 }
 
 /// Writes one table as a Parquet file (via a temporary name, then fsync and rename).
-pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), ContextError> {
+pub(crate) fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), ContextError> {
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::WriterProperties;
@@ -183,8 +220,11 @@ pub(crate) fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(), Cont
     let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     let parquet_err = |source| ContextError::Parquet { path: path.to_owned(), source };
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
-    writer.write(batch).map_err(parquet_err)?;
+    let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
+    for batch in batches {
+        writer.write(batch).map_err(parquet_err)?;
+    }
     let file = writer.into_inner().map_err(parquet_err)?;
     file.sync_all().map_err(|e| ContextError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| ContextError::io(path, e))
@@ -197,9 +237,30 @@ mod tests {
     #[test]
     fn every_table_builds_an_empty_batch_with_its_schema() {
         for (name, columns) in TABLES {
-            let batch = TableBuilder::new(name).finish().unwrap();
-            assert_eq!(batch.num_columns(), columns.len(), "{name}");
-            assert_eq!(batch.num_rows(), 0);
+            let batches = TableBuilder::new(name).finish().unwrap();
+            assert_eq!(batches.len(), 1);
+            assert_eq!(batches[0].num_columns(), columns.len(), "{name}");
+            assert_eq!(batches[0].num_rows(), 0);
         }
+    }
+
+    #[test]
+    fn a_table_larger_than_a_batch_is_built_in_bounded_batches() {
+        let mut t = TableBuilder::new("resources");
+        let json = "x".repeat(1000);
+        let rows = BATCH_ROWS + 10;
+        for i in 0..rows {
+            let id = i.to_string();
+            t.push(&[Cell::Text(Some("Patient")), Cell::Text(Some(&id)), Cell::Text(Some("h")), Cell::Text(Some(&json))]);
+        }
+        let batches = t.finish().unwrap();
+        assert!(batches.len() >= 2, "split into batches");
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), rows, "no row lost or repeated");
+        assert!(batches.iter().all(|b| b.num_rows() <= BATCH_ROWS));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resources.parquet");
+        write_parquet(&path, &batches).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap().build().unwrap();
+        assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), rows);
     }
 }
