@@ -666,3 +666,29 @@ fn a_small_memory_limit_gives_the_same_queues_and_too_small_a_limit_a_clear_erro
         "names the query, the limit and the way out: {said}"
     );
 }
+
+/// A register larger than one record batch (64 Ki rows) is imported whole: every resource
+/// in the snapshot, each table readable by DuckDB with all its rows.
+#[test]
+fn a_register_larger_than_one_record_batch_is_imported_whole() {
+    let ws = Workspace::new();
+    let store = ws.path("big-register");
+    std::fs::create_dir_all(&store).expect("store dir");
+    let export = ws.path("Patient.ndjson");
+    let n = 70_000u32;
+    let lines: String = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"resourceType\":\"Patient\",\"id\":\"p{i}\",\"identifier\":[{{\"system\":\"urn:oid:2.16.578.1.12.4.1.4.1\",\"value\":\"{}\"}}],\"name\":[{{\"family\":\"Hansen\",\"given\":[\"Kari\"]}}]}}\n",
+                crate::daemon::patient(i)
+            )
+        })
+        .collect();
+    std::fs::write(&export, lines).expect("write export");
+    let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(&export));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("snapshot v000001 written ({n} resources)")), "{}", text(&out));
+    let resources = store.join("context/snapshots/v000001/resources.parquet");
+    let count = duckdb(&format!("SELECT count(*), count(DISTINCT id) FROM read_parquet('{}')", resources.display()));
+    assert_eq!(count.trim(), format!("{n}|{n}"), "every resource once, across the batches");
+}
