@@ -21,7 +21,7 @@ use crate::chain::{self, Hash};
 use crate::context::ContextFile;
 use crate::fsutil::{create_dir_durable, sync_dir, write_atomic};
 use crate::idempotency::{identity, IdempotencyIndex};
-use crate::layout::{list_checkpoints, list_files_under, list_manifests, list_segment_files, list_wal_files, read_manifest, StoreInfo, STORE_FILE, STORE_FORMAT};
+use crate::layout::{list_checkpoints, list_files_under, list_manifests, list_wal_files, read_manifest, StoreInfo, STORE_FILE, STORE_FORMAT};
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
 use crate::quarantine::{QuarantineEntry, QuarantineWriter, RetryRecord};
@@ -221,19 +221,25 @@ impl Journal {
         // written before it existed, everything): appended from those manifests only.
         loggvakt_format::index::repair(&self.dir, committed_epoch)?;
         // Temporary files are writes a crash interrupted before their rename: never committed.
-        for sub in ["data", "manifests", "checkpoints"] {
+        for sub in ["manifests", "checkpoints"] {
             for rel in list_files_under(&self.dir, sub, |name| name.ends_with(".tmp"))? {
                 let path = self.dir.join(&rel);
                 std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
                 recovery.removed_uncommitted.push(rel);
             }
         }
-        for rel in list_segment_files(&self.dir)? {
-            let name = rel.rsplit('/').next().unwrap_or_default();
-            if epoch_of_file_name(name).is_some_and(|e| e > committed_epoch) {
-                let path = self.dir.join(&rel);
-                std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
-                recovery.removed_uncommitted.push(rel);
+        // Segment files of an uncommitted epoch, and segments not yet renamed, exist only
+        // while the write-ahead files holding their records do (a seal deletes those after
+        // its checkpoint): after a clean close there are none, and the walk of data/ (a
+        // year of epochs is hundreds of thousands of files) is not needed.
+        if !list_wal_files(&self.dir)?.is_empty() || !recovery.removed_uncommitted.is_empty() {
+            for rel in list_files_under(&self.dir, "data", |name| name.ends_with(".tmp") || name.ends_with(".parquet"))? {
+                let name = rel.rsplit('/').next().unwrap_or_default();
+                if name.ends_with(".tmp") || epoch_of_file_name(name).is_some_and(|e| e > committed_epoch) {
+                    let path = self.dir.join(&rel);
+                    std::fs::remove_file(&path).map_err(|e| JournalError::io(&path, e))?;
+                    recovery.removed_uncommitted.push(rel);
+                }
             }
         }
         if let Some(path) = newest_committed {
