@@ -197,9 +197,11 @@ fn df(context: &str, e: datafusion::error::DataFusionError) -> AnalyseError {
     AnalyseError::Query { context: context.to_owned(), reason: e.to_string() }
 }
 
-/// Registers the store's segments as `events` (only records through `through_seq`, when
-/// given), and the context snapshot's tables (the named one, or the current one).
-pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Option<u64>, snapshot: Option<&str>) -> Result<u32, AnalyseError> {
+/// Registers the store's segments as `events`, and the context snapshot's tables (the
+/// named one, or the current one). Pinned to a checkpoint (`through_seq`), `events` is
+/// exactly the files the epoch index lists for the epochs it covers, in the partitions of
+/// `dates` (first, last); otherwise every sealed segment under `data/`.
+pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Option<u64>, dates: (&str, &str), snapshot: Option<&str>) -> Result<u32, AnalyseError> {
     let data = store.join("data");
     if !data.is_dir() {
         return Err(AnalyseError::NoEvents(store.to_owned()));
@@ -209,11 +211,8 @@ pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Opt
     match through_seq {
         None => ctx.register_parquet("events", &url, options).await.map_err(|e| df("registering the journal's segments", e))?,
         Some(last) => {
-            // Segments carry min/max statistics of `seq`, so the row groups of later epochs
-            // are skipped unread, not filtered row by row.
-            ctx.register_parquet("segments", &url, options).await.map_err(|e| df("registering the journal's segments", e))?;
-            let pinned = ctx.sql(&format!("SELECT * FROM segments WHERE seq <= {last}")).await.map_err(|e| df("pinning the events to the checkpoint", e))?;
-            ctx.register_table("events", pinned.into_view()).map_err(|e| df("pinning the events to the checkpoint", e))?;
+            let pinned = crate::pinned::PinnedSegments::open(store, last, dates.0, dates.1)?;
+            ctx.register_table("events", Arc::new(pinned)).map_err(|e| df("pinning the events to the checkpoint", e))?;
         }
     }
     let snapshot = match snapshot {
@@ -364,9 +363,10 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     };
     progress(Progress::Preparing("registering the journal and the context"));
-    let context_version = register_store(&ctx, job.store, job.through_seq, job.context_snapshot).await?;
-
     let mut common = job.period.values(job.settings.lookback_days);
+    let dates = (common.get("history_from_date").cloned().unwrap_or_default(), common.get("to_date").cloned().unwrap_or_default());
+    let context_version = register_store(&ctx, job.store, job.through_seq, (&dates.0, &dates.1), job.context_snapshot).await?;
+
     common.insert(
         "org_filter".into(),
         match job.org {

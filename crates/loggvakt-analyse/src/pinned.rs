@@ -1,0 +1,102 @@
+//! The journal's events as a review reads them: exactly the segment files that the epoch
+//! index lists for the epochs a signed checkpoint covers, handed to DataFusion as an
+//! explicit file list, with `tenant` and `date` taken from each file's partition path. No
+//! directory is listed, so neither a seal in progress nor a planted file can change what a
+//! review reads; rerunning it on the same checkpoint reads the same files.
+//!
+//! Only the date partitions a review can use are listed (its lookback to its last day):
+//! the views read events through those dates and no other.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::AnalyseError;
+
+#[derive(Debug)]
+pub struct PinnedSegments {
+    file_schema: SchemaRef,
+    partition_fields: Vec<FieldRef>,
+    schema: SchemaRef,
+    files: Vec<PartitionedFile>,
+}
+
+impl PinnedSegments {
+    /// The segments of the epochs whose records all have `seq <= through_seq`, with a
+    /// partition date from `first_date` to `last_date` (`YYYY-MM-DD`, both included).
+    pub fn open(store: &Path, through_seq: u64, first_date: &str, last_date: &str) -> Result<PinnedSegments, AnalyseError> {
+        let format_error = |e: loggvakt_format::StoreError| AnalyseError::Query { context: "the journal's epoch index".into(), reason: e.to_string() };
+        let mut files = Vec::new();
+        for manifest in loggvakt_format::index::read_epochs(store).map_err(format_error)?.into_iter().filter(|m| m.last_seq <= through_seq) {
+            for segment in manifest.segments {
+                // data/tenant=<orgnr>/date=<YYYY-MM-DD>/<file>
+                let mut parts = segment.path.split('/');
+                let (Some(tenant), Some(date)) = (parts.nth(1).and_then(|p| p.strip_prefix("tenant=")), parts.next().and_then(|p| p.strip_prefix("date="))) else {
+                    continue;
+                };
+                if date < first_date || date > last_date {
+                    continue;
+                }
+                let path = store.join(&segment.path);
+                let absolute = std::path::absolute(&path).map_err(|e| AnalyseError::io(&path, e))?;
+                let size = std::fs::metadata(&absolute).map_err(|e| AnalyseError::io(&absolute, e))?.len();
+                let location = absolute.to_string_lossy().trim_start_matches('/').to_owned();
+                files.push(PartitionedFile::new(location, size).with_partition_values(vec![ScalarValue::Utf8(Some(tenant.to_owned())), ScalarValue::Utf8(Some(date.to_owned()))]));
+            }
+        }
+        let file_schema = loggvakt_format::segment::segment_schema();
+        let partition_fields: Vec<FieldRef> = vec![Arc::new(Field::new("tenant", DataType::Utf8, false)), Arc::new(Field::new("date", DataType::Utf8, false))];
+        let schema = Arc::new(Schema::new(file_schema.fields().iter().cloned().chain(partition_fields.iter().cloned()).collect::<Vec<_>>()));
+        Ok(PinnedSegments { file_schema, partition_fields, schema, files })
+    }
+}
+
+#[async_trait]
+impl TableProvider for PinnedSegments {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Filters are applied above the scan; DataFusion's physical optimizer pushes them into
+    /// the Parquet source for row-group and page pruning, as for any Parquet table.
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        if self.files.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        let partitions = state.config().target_partitions().max(1);
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(self.files.len())];
+        for (i, file) in self.files.iter().enumerate() {
+            let n = groups.len();
+            groups[i % n].push(file.clone());
+        }
+        let source = ParquetSource::new(TableSchema::builder(self.file_schema.clone()).with_table_partition_cols(self.partition_fields.clone()).build());
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
