@@ -21,7 +21,7 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -75,10 +75,18 @@ impl TableProvider for PinnedSegments {
         TableType::Base
     }
 
-    /// Filters are applied above the scan; DataFusion's physical optimizer pushes them into
-    /// the Parquet source for row-group and page pruning, as for any Parquet table.
-    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
-        if self.files.is_empty() {
+    /// Every filter stays above the scan (Inexact), and DataFusion's physical optimizer
+    /// pushes it into the Parquet source for row-group and page pruning, as for any Parquet
+    /// table. Comparisons of `tenant` or `date` with a literal also prune whole files here,
+    /// from their partition values: the period's views then open only the period's files.
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        let bounds: Vec<PartitionBound> = filters.iter().filter_map(PartitionBound::of).collect();
+        let files: Vec<&PartitionedFile> = self.files.iter().filter(|f| bounds.iter().all(|b| b.admits(f))).collect();
+        if files.is_empty() {
             let projected = match projection {
                 Some(p) => Arc::new(self.schema.project(p)?),
                 None => self.schema.clone(),
@@ -86,8 +94,8 @@ impl TableProvider for PinnedSegments {
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
         let partitions = state.config().target_partitions().max(1);
-        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(self.files.len())];
-        for (i, file) in self.files.iter().enumerate() {
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(files.len())];
+        for (i, file) in files.into_iter().enumerate() {
             let n = groups.len();
             groups[i % n].push(file.clone());
         }
@@ -98,5 +106,49 @@ impl TableProvider for PinnedSegments {
             .with_limit(limit)
             .build();
         Ok(DataSourceExec::from_data_source(config))
+    }
+}
+
+/// A comparison of a partition column with a text literal (`date >= '2026-11-16'`,
+/// `tenant = '983971636'`), which a file's partition value answers without reading it.
+struct PartitionBound {
+    /// 0: tenant, 1: date (the order of the partition values).
+    column: usize,
+    op: Operator,
+    value: String,
+}
+
+impl PartitionBound {
+    fn of(expr: &Expr) -> Option<PartitionBound> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else { return None };
+        let literal = |e: &Expr| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)), _) => Some(v.clone()),
+            _ => None,
+        };
+        let column = |e: &Expr| match e {
+            Expr::Column(c) if c.name == "tenant" => Some(0),
+            Expr::Column(c) if c.name == "date" => Some(1),
+            _ => None,
+        };
+        match (column(left), literal(right), column(right), literal(left)) {
+            (Some(column), Some(value), _, _) => Some(PartitionBound { column, op: *op, value }),
+            (_, _, Some(column), Some(value)) => Some(PartitionBound { column, op: op.swap()?, value }),
+            _ => None,
+        }
+    }
+
+    /// Could a row of this file pass the comparison? (Unknown operators admit.)
+    fn admits(&self, file: &PartitionedFile) -> bool {
+        let Some(ScalarValue::Utf8(Some(v))) = file.partition_values.get(self.column) else { return true };
+        let (v, x) = (v.as_str(), self.value.as_str());
+        match self.op {
+            Operator::Eq => v == x,
+            Operator::NotEq => v != x,
+            Operator::Lt => v < x,
+            Operator::LtEq => v <= x,
+            Operator::Gt => v > x,
+            Operator::GtEq => v >= x,
+            _ => true,
+        }
     }
 }
