@@ -396,6 +396,14 @@ fn a_review_names_its_checkpoint_and_context_and_an_edited_context_is_caught() {
     assert!(snapshot.starts_with('v') && basis["context_files_blake3"].as_str().is_some_and(|d| d.len() == 64), "{basis}");
     let html = std::fs::read_to_string(r.review.join(q["orgnr"].as_str().expect("orgnr")).join("report.html")).expect("report.html");
     assert!(html.contains("Grunnlag:") && html.contains(&snapshot), "the report names its basis too");
+    // And every CSV row, so a file that travels alone still says what it rests on.
+    let org_dir = r.review.join(q["orgnr"].as_str().expect("orgnr"));
+    let size = basis["checkpoint_size"].as_u64().expect("size").to_string();
+    for file in ["queue.csv", "flags.csv"] {
+        let rows = loggvakt_analyse::csv::read(&std::fs::read_to_string(org_dir.join(file)).expect("csv"));
+        assert_eq!(rows[0][rows[0].len() - 2..], ["checkpoint_size", "context_snapshot"], "{file}");
+        assert!(rows.len() > 1 && rows[1..].iter().all(|row| row[row.len() - 2..] == [size.clone(), snapshot.clone()]), "{file}: every row names the basis");
+    }
     let store = store_copy(r, "edited-context");
     let dir = store.join("context/snapshots").join(&snapshot);
     let victim = std::fs::read_dir(&dir).expect("snapshot dir").map(|e| e.expect("entry").path()).find(|p| p.extension().is_some_and(|x| x == "parquet")).expect("a table");

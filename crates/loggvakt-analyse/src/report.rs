@@ -40,7 +40,10 @@ fn csv(queue: &Queue) -> String {
         "detectors",
         "reason_nb",
         "reason_en",
+        "checkpoint_size",
+        "context_snapshot",
     ]);
+    let (checkpoint, snapshot) = basis_cells(queue.basis.as_ref());
     for case in &queue.cases {
         for a in &case.accesses {
             let fields = [
@@ -59,6 +62,8 @@ fn csv(queue: &Queue) -> String {
                 a.detectors.join(" "),
                 a.reasons_nb.join(" "),
                 a.reasons_en.join(" "),
+                checkpoint.clone(),
+                snapshot.clone(),
             ];
             out.push_str(&crate::csv::row(&fields));
         }
@@ -66,16 +71,31 @@ fn csv(queue: &Queue) -> String {
     out
 }
 
-const FLAGS_HEADER: &str = "detector,event_id,seq,strength,explained\r\n";
+/// Every CSV row names what the review read (the last two columns), so a file that
+/// travels alone still says which checkpoint and context snapshot it rests on.
+const FLAGS_HEADER: &str = "detector,event_id,seq,strength,explained,checkpoint_size,context_snapshot\r\n";
+
+fn basis_cells(basis: Option<&crate::ReviewBasis>) -> (String, String) {
+    basis.map_or((String::new(), String::new()), |b| (b.checkpoint_size.to_string(), b.context_snapshot.clone()))
+}
 
 /// Writes every queue and the notices addressed to each organisation under `out`.
 pub fn write_outputs(out: &Path, analysis: &Analysis, queues: &[Queue], notices: &[Notice]) -> Result<Vec<Written>, AnalyseError> {
     // Every flag, queued or not, for statistics and evaluation: one pass, split by tenant.
     let mut flags_csv: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let (checkpoint, snapshot) = basis_cells(queues.iter().find_map(|q| q.basis.as_ref()));
     for f in &analysis.flags {
         if let Some(a) = analysis.accesses.get(&f.seq) {
             let csv = flags_csv.entry(a.tenant.as_str()).or_insert_with(|| FLAGS_HEADER.to_owned());
-            csv.push_str(&crate::csv::row(&[analysis.detectors[f.detector].id.as_str(), &a.event_id, &a.seq.to_string(), &format!("{:.3}", f.strength), &a.explained.to_string()]));
+            csv.push_str(&crate::csv::row(&[
+                analysis.detectors[f.detector].id.as_str(),
+                &a.event_id,
+                &a.seq.to_string(),
+                &format!("{:.3}", f.strength),
+                &a.explained.to_string(),
+                &checkpoint,
+                &snapshot,
+            ]));
         }
     }
     let mut written = Vec::new();
