@@ -695,3 +695,37 @@ fn concurrent_unfiltered_searches_stay_within_a_memory_bound_while_events_are_ac
     assert!(grown < 256 << 20, "four unfiltered searches over 200 000 events grew the daemon by {} MiB", grown >> 20);
     daemon.stop();
 }
+
+/// The admin channel is the daemon's own user's: the socket is owner-only, and it takes
+/// only its documented requests (none of which appends a source's event), answering
+/// anything else with a reason.
+#[test]
+fn the_admin_channel_is_owner_only_and_takes_only_its_requests() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    let store = ws.path("store");
+    let daemon = Daemon::start(&ws, &store, &http_config(""));
+    let socket = store.join("admin.sock");
+    let mode = std::fs::metadata(&socket).expect("the daemon made its admin socket").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "owner-only");
+    let ask = |request: &str| -> Value {
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).expect("answer");
+        serde_json::from_str(&line).expect("a JSON answer")
+    };
+    let answer = ask("hello\n");
+    assert_eq!(answer["ok"], false);
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("not an admin request")), "{answer}");
+    let forged = serde_json::json!({ "op": "append", "records": [audit_event("forged-1", &patient(1), None)] });
+    let answer = ask(&format!("{forged}\n"));
+    assert_eq!(answer["ok"], false, "no request appends arbitrary records: {answer}");
+    let answer = ask("{\"op\":\"seal\"}\n");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["value"]["checkpoint_size"], 0, "an empty store has nothing to seal");
+    daemon.stop();
+    assert!(!socket.exists(), "a clean stop removes the socket");
+    assert!(!stored_events(&ws, &store).iter().any(|(_, e)| e.event_id == "forged-1"));
+}

@@ -29,6 +29,8 @@ pub const SOCKET_NAME: &str = "admin.sock";
 /// A request is a few kilobytes (a review run names the patients it exposed); anything
 /// larger is refused before it is read whole.
 const MAX_REQUEST_BYTES: u64 = 64 << 20;
+/// How long a connection may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn socket_path(store: &Path) -> PathBuf {
     store.join(SOCKET_NAME)
@@ -101,8 +103,10 @@ pub async fn serve(app: Arc<App>, listener: UnixListener, mut shutdown: watch::R
 async fn connection(app: Arc<App>, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
-    let read = tokio::io::BufReader::new(read).take(MAX_REQUEST_BYTES).read_until(b'\n', &mut line).await;
-    let answer = match read.map_err(|e| e.to_string()).and_then(|_| serde_json::from_slice::<Request>(&line).map_err(|e| format!("not an admin request: {e}"))) {
+    // A client that connects and sends nothing is let go, not waited for.
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, tokio::io::BufReader::new(read).take(MAX_REQUEST_BYTES).read_until(b'\n', &mut line)).await;
+    let read = read.map_err(|_| format!("no request within {} s", REQUEST_TIMEOUT.as_secs())).and_then(|r| r.map_err(|e| e.to_string()));
+    let answer = match read.and_then(|_| serde_json::from_slice::<Request>(&line).map_err(|e| format!("not an admin request: {e}"))) {
         Ok(request) => {
             let op = serde_json::to_value(&request).ok().and_then(|v| v["op"].as_str().map(str::to_owned)).unwrap_or_default();
             let result = handle(&app, request).await.map_err(|e| e.to_string());
