@@ -134,8 +134,17 @@ pub(crate) struct TableBuilder {
     batch_rows: usize,
     batch_text: usize,
     done: Vec<RecordBatch>,
-    /// A batch that could not be built: `finish` returns it, so no row goes missing quietly.
-    failed: Option<arrow_schema::ArrowError>,
+    /// A batch that could not be built or written: `finish` and `write_to` return it, so no
+    /// row goes missing quietly.
+    failed: Option<String>,
+    /// Streaming: each full batch goes straight into this file instead of `done`.
+    sink: Option<Sink>,
+}
+
+struct Sink {
+    writer: parquet::arrow::ArrowWriter<std::fs::File>,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
 }
 
 impl TableBuilder {
@@ -149,7 +158,43 @@ impl TableBuilder {
                 Kind::Flag => Column::Flag(BooleanBuilder::new()),
             })
             .collect();
-        TableBuilder { name, columns, rows: 0, batch_rows: 0, batch_text: 0, done: Vec::new(), failed: None }
+        TableBuilder { name, columns, rows: 0, batch_rows: 0, batch_text: 0, done: Vec::new(), failed: None, sink: None }
+    }
+
+    /// A builder that writes each full batch to `path` as it is built (via a temporary
+    /// name), holding one batch at a time: for the resources table, whose JSON is the size
+    /// of the export.
+    pub fn streaming(name: &'static str, path: &Path) -> Result<Self, ContextError> {
+        let tmp = path.with_extension("parquet.tmp");
+        let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
+        let writer =
+            parquet::arrow::ArrowWriter::try_new(file, schema_of(name), Some(writer_properties())).map_err(|source| ContextError::Parquet { path: path.to_owned(), source })?;
+        Ok(TableBuilder { sink: Some(Sink { writer, tmp, path: path.to_owned() }), ..TableBuilder::new(name) })
+    }
+
+    /// Writes the table to `path` (a streaming builder: to its own path) and returns its rows.
+    pub fn write_to(mut self, path: &Path) -> Result<usize, ContextError> {
+        let rows = self.rows;
+        let corrupt = |reason: String| ContextError::Corrupt { path: path.to_owned(), reason };
+        match self.sink.take() {
+            None => {
+                let batches = self.finish().map_err(|e| corrupt(e.to_string()))?;
+                write_parquet(path, &batches)?;
+            }
+            Some(mut sink) => {
+                if self.batch_rows > 0 {
+                    let last = self.take_batch().map_err(|e| corrupt(e.to_string()))?;
+                    sink.writer.write(&last).map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
+                }
+                if let Some(e) = self.failed.take() {
+                    return Err(corrupt(e));
+                }
+                let file = sink.writer.into_inner().map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
+                file.sync_all().map_err(|e| ContextError::io(&sink.tmp, e))?;
+                std::fs::rename(&sink.tmp, &sink.path).map_err(|e| ContextError::io(&sink.path, e))?;
+            }
+        }
+        Ok(rows)
     }
 
     /// Appends a row; the cells must follow [`TABLES`] for this table (checked in tests).
@@ -173,9 +218,15 @@ impl TableBuilder {
         self.rows += 1;
         self.batch_rows += 1;
         if self.batch_rows >= BATCH_ROWS || self.batch_text >= BATCH_TEXT_BYTES {
-            match self.take_batch() {
-                Ok(batch) => self.done.push(batch),
-                Err(e) => self.failed = self.failed.take().or(Some(e)),
+            let result = self.take_batch().map_err(|e| e.to_string()).and_then(|batch| match self.sink.as_mut() {
+                Some(sink) => sink.writer.write(&batch).map_err(|e| e.to_string()),
+                None => {
+                    self.done.push(batch);
+                    Ok(())
+                }
+            });
+            if let Err(e) = result {
+                self.failed = self.failed.take().or(Some(e));
             }
         }
     }
@@ -183,7 +234,7 @@ impl TableBuilder {
     /// The table's record batches, in row order (one, possibly empty, at least).
     pub fn finish(mut self) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
         if let Some(e) = self.failed.take() {
-            return Err(e);
+            return Err(arrow_schema::ArrowError::ComputeError(e));
         }
         if self.batch_rows > 0 || self.done.is_empty() {
             let last = self.take_batch()?;
@@ -211,14 +262,16 @@ impl TableBuilder {
     }
 }
 
+fn writer_properties() -> parquet::file::properties::WriterProperties {
+    parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::default())).build()
+}
+
 /// Writes one table as a Parquet file (via a temporary name, then fsync and rename).
 pub(crate) fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), ContextError> {
     use parquet::arrow::ArrowWriter;
-    use parquet::basic::{Compression, ZstdLevel};
-    use parquet::file::properties::WriterProperties;
     let tmp = path.with_extension("parquet.tmp");
     let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let props = writer_properties();
     let parquet_err = |source| ContextError::Parquet { path: path.to_owned(), source };
     let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
