@@ -18,12 +18,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
+mod duckdb_peer;
 mod pg;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use loggvakt_fhir::{decode_message, ContextIndex, Decoded};
 use loggvakt_ingest::lines::{LineChunker, Piece};
@@ -245,14 +245,7 @@ fn arrow_batch(events: &[&AccessEvent]) -> anyhow::Result<arrow_array::RecordBat
 }
 
 fn duckdb(sql: &str) -> anyhow::Result<f64> {
-    let script = format!(
-        "import duckdb, time\ncon = duckdb.connect()\ncon.execute('SET enable_progress_bar = false')\nt = time.time()\nfor stmt in {sql:?}.split('; '):\n    con.execute(stmt).fetchall()\nprint(time.time() - t)\n"
-    );
-    let out = Command::new(std::env::var("LOGGVAKT_PYTHON").unwrap_or_else(|_| "python3".into())).arg("-c").arg(&script).output().context("running python3 with duckdb")?;
-    if !out.status.success() {
-        bail!("DuckDB failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+    Ok(duckdb_peer::run(&std::env::var("LOGGVAKT_PYTHON").unwrap_or_else(|_| "python3".into()), sql)?.1)
 }
 
 /// Starts a throwaway PostgreSQL cluster on loopback, COPYs the lines in, stops it.

@@ -18,13 +18,14 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use loggvakt_journal::{Journal, JournalOptions, SigningKey};
 use loggvakt_model::{AccessEvent, Timestamp};
+
+mod duckdb_peer;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -88,20 +89,6 @@ fn count_files(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map(|entries| entries.filter_map(Result::ok).map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()).unwrap_or(0)
 }
 
-fn duckdb(python: &str, sql: &str) -> anyhow::Result<(String, f64)> {
-    let script = format!(
-        "import duckdb, time\ncon = duckdb.connect()\ncon.execute('SET enable_progress_bar = false')\nt = time.time()\nrows = None\nfor stmt in {sql:?}.split('; '):\n    rows = con.execute(stmt).fetchall()\nprint(time.time() - t)\nprint(len(rows), rows[0][0] if rows else '')\n"
-    );
-    let out = Command::new(python).arg("-c").arg(&script).output().context("running python3 with duckdb")?;
-    if !out.status.success() {
-        bail!("DuckDB failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines = text.lines();
-    let secs = lines.next().unwrap_or("0").trim().parse()?;
-    Ok((lines.next().unwrap_or("").to_owned(), secs))
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let store = args.work.join("store");
@@ -149,7 +136,7 @@ fn main() -> anyhow::Result<()> {
     }
     let (_, index_secs) = timed(|| Ok(loggvakt_journal::index::read_epochs(&store)?))?;
     let glob = format!("{}/data/**/*.parquet", store.display());
-    let (duck, duck_secs) = duckdb(&args.python, &format!("SELECT count(*) FROM read_parquet('{glob}'); SELECT seq FROM read_parquet('{glob}') ORDER BY seq LIMIT 100"))?;
+    let (duck, duck_secs) = duckdb_peer::run(&args.python, &format!("SELECT count(*) FROM read_parquet('{glob}'); SELECT seq FROM read_parquet('{glob}') ORDER BY seq LIMIT 100"))?;
     println!("\n| search without dates (count + first 100) | time | files read |\n|---|---:|---:|");
     println!("| its list of epochs before: every manifest | {:.0} ms | {epochs} manifests |", before_secs * 1000.0);
     println!("| its list of epochs now: the epoch index | {:.0} ms | 1 index |", index_secs * 1000.0);
@@ -164,7 +151,7 @@ fn main() -> anyhow::Result<()> {
     if !full.problems.is_empty() || !incremental.problems.is_empty() {
         bail!("verify found problems: {:?} {:?}", full.problems.first(), incremental.problems.first());
     }
-    let (_, duck_hash_secs) = duckdb(&args.python, &format!("SELECT count(*), sum(hash(COLUMNS(*))) FROM read_parquet('{glob}', hive_partitioning=true)"))?;
+    let (_, duck_hash_secs) = duckdb_peer::run(&args.python, &format!("SELECT count(*), sum(hash(COLUMNS(*))) FROM read_parquet('{glob}', hive_partitioning=true)"))?;
     println!("\n| verify | time | records read | manifests read |\n|---|---:|---:|---:|");
     println!("| full, with the kept checkpoint | {:.2} s | {} | {epochs} |", full_secs, full.records);
     println!("| incremental from the kept checkpoint (the new day) | {:.2} s | {} | {} |", incremental_secs, incremental.records, args.epochs_per_day + 1);

@@ -43,9 +43,7 @@ impl PinnedSegments {
         let mut files = Vec::new();
         for manifest in loggvakt_format::index::read_epochs(store).map_err(format_error)?.into_iter().filter(|m| m.last_seq <= through_seq) {
             for segment in manifest.segments {
-                // data/tenant=<orgnr>/date=<YYYY-MM-DD>/<file>
-                let mut parts = segment.path.split('/');
-                let (Some(tenant), Some(date)) = (parts.nth(1).and_then(|p| p.strip_prefix("tenant=")), parts.next().and_then(|p| p.strip_prefix("date="))) else {
+                let (Some(tenant), Some(date)) = loggvakt_format::segment::partition_of(&segment.path) else {
                     continue;
                 };
                 if date < first_date || date > last_date {

@@ -14,7 +14,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{create_dir_durable, sync_dir};
-use crate::manifest::{epoch_of_manifest_name, Manifest};
+use crate::manifest::Manifest;
 use crate::StoreError;
 
 /// The index's path, relative to the store.
@@ -133,16 +133,12 @@ pub fn read_epochs(store: &Path) -> Result<Vec<Manifest>, StoreError> {
         Err(e) => return Err(StoreError::io(&path, e)),
     }
     let indexed = out.last().map_or(0, |m| m.epoch);
-    for entry in std::fs::read_dir(store.join("manifests")).into_iter().flatten().filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(epoch) = name.to_str().and_then(epoch_of_manifest_name) else { continue };
-        if epoch > indexed {
-            match crate::layout::read_manifest(&entry.path()) {
-                Ok((m, _)) => out.push(m),
-                // Removed since the listing: a writer dropped a crash's leftover.
-                Err(_) if !entry.path().exists() => {}
-                Err(e) => return Err(e),
-            }
+    for (_, path) in crate::layout::list_manifests(store)?.into_iter().filter(|(epoch, _)| *epoch > indexed) {
+        match crate::layout::read_manifest(&path) {
+            Ok((m, _)) => out.push(m),
+            // Removed since the listing: a writer dropped a crash's leftover.
+            Err(_) if !path.exists() => {}
+            Err(e) => return Err(e),
         }
     }
     out.sort_by_key(|m| m.epoch);

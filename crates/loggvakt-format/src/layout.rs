@@ -77,8 +77,13 @@ pub fn list_files_under(store: &Path, sub: &str, keep: impl Fn(&str) -> bool + C
 
 /// Manifests by epoch, with their raw bytes (whose hash checkpoints sign).
 pub fn read_manifests(store: &Path) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>, StoreError> {
+    read_manifests_from(store, 1)
+}
+
+/// The manifests of epochs `from` on (by their file names; older ones are not read).
+pub fn read_manifests_from(store: &Path, from: u64) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>, StoreError> {
     let mut out = Vec::new();
-    for (_, path) in list_manifests(store)? {
+    for (_, path) in list_manifests(store)?.into_iter().filter(|(epoch, _)| *epoch >= from) {
         let (manifest, bytes) = read_manifest(&path)?;
         out.push((manifest, bytes, path));
     }

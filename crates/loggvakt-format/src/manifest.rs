@@ -59,3 +59,8 @@ impl Manifest {
 pub fn checkpoint_rel_path(size: u64) -> String {
     format!("checkpoints/{size:020}.note")
 }
+
+/// The size a checkpoint's file name gives (`<size:020>.note`).
+pub fn size_of_checkpoint_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".note")?.parse().ok()
+}

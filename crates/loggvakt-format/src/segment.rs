@@ -54,6 +54,21 @@ pub fn segment_rel_path(tenant: &str, date: &str, epoch: u64, index: usize) -> S
     format!("data/tenant={tenant}/date={date}/seg-{epoch:08}-{index:04}.parquet")
 }
 
+/// The tenant and date a segment's path names (`data/tenant=<orgnr>/date=<YYYY-MM-DD>/…`),
+/// each `None` when the path lacks it.
+pub fn partition_of(rel: &str) -> (Option<&str>, Option<&str>) {
+    let mut tenant = None;
+    let mut date = None;
+    for part in rel.split('/') {
+        if let Some(v) = part.strip_prefix("tenant=") {
+            tenant = Some(v);
+        } else if let Some(v) = part.strip_prefix("date=") {
+            date = Some(v);
+        }
+    }
+    (tenant, date)
+}
+
 /// Parses `seg-<epoch>-<index>.parquet` to its epoch.
 pub fn epoch_of_file_name(name: &str) -> Option<u64> {
     name.strip_prefix("seg-")?.strip_suffix(".parquet")?.split('-').next()?.parse().ok()

@@ -185,10 +185,7 @@ pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Mat
     for manifest in loggvakt_format::index::read_epochs(store)? {
         out.covered_through = out.covered_through.max(manifest.last_seq);
         for segment in &manifest.segments {
-            // data/tenant=<orgnr>/date=<YYYY-MM-DD>/<file>
-            let mut parts = segment.path.split('/');
-            let tenant = parts.nth(1).and_then(|p| p.strip_prefix("tenant="));
-            let date = parts.next().and_then(|p| p.strip_prefix("date="));
+            let (tenant, date) = loggvakt_format::segment::partition_of(&segment.path);
             if q.tenant.as_deref().is_some_and(|t| tenant.is_some_and(|x| x != t)) || segment.first_seq >= before {
                 continue;
             }

@@ -102,7 +102,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
         report.notes.push("incremental: your checkpoint does not end an epoch of this store with the same head and manifest, so every epoch was read".into());
     }
     let from_epoch = base.as_ref().map_or(1, |b| b.epoch);
-    let manifests = match read_manifests_from(store, from_epoch) {
+    let manifests = match loggvakt_format::layout::read_manifests_from(store, from_epoch) {
         Ok(m) => m,
         Err(e) => {
             report.problem(Problem::new(ProblemKind::Unreadable, e.to_string()));
@@ -113,7 +113,11 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     // Checkpoints in the store: each must carry a trusted, valid signature.
     let mut checkpoints: BTreeMap<u64, TrustedCheckpoint> = BTreeMap::new();
     let from_size = base.as_ref().map_or(0, |b| b.size);
-    for path in list_checkpoints(store).unwrap_or_default().into_iter().filter(|p| checkpoint_size_of(p).is_none_or(|size| size >= from_size)) {
+    for path in list_checkpoints(store)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).and_then(loggvakt_format::manifest::size_of_checkpoint_name).is_none_or(|size| size >= from_size))
+    {
         let file = rel(store, &path);
         match std::fs::read_to_string(&path).map_err(|e| loggvakt_format::StoreError::io(&path, e)).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
             Ok(Ok((cp, signer))) => {
@@ -391,25 +395,6 @@ fn incremental_base(store: &Path, note: &str, options: &VerifyOptions<'_>, origi
     let same_manifest = held.manifest.is_none_or(|hash| *blake3::hash(&bytes).as_bytes() == hash);
     (same_manifest && manifest.epoch == held.epoch && manifest.last_seq == held.size && manifest.head == chain::to_hex(&held.head))
         .then_some(Base { epoch: held.epoch, size: held.size })
-}
-
-/// The manifests of epochs `from` on, by their file names; older ones are not read.
-fn read_manifests_from(store: &Path, from: u64) -> Result<Vec<(Manifest, Vec<u8>, std::path::PathBuf)>, loggvakt_format::StoreError> {
-    if from <= 1 {
-        return read_manifests(store);
-    }
-    let mut out = Vec::new();
-    for (_, path) in loggvakt_format::layout::list_manifests(store)?.into_iter().filter(|(epoch, _)| *epoch >= from) {
-        let (manifest, bytes) = loggvakt_format::layout::read_manifest(&path)?;
-        out.push((manifest, bytes, path));
-    }
-    out.sort_by_key(|(m, _, _)| m.epoch);
-    Ok(out)
-}
-
-/// The size in a checkpoint's file name (`checkpoints/<size:020>.note`).
-fn checkpoint_size_of(path: &Path) -> Option<u64> {
-    path.file_name()?.to_str()?.strip_suffix(".note")?.parse().ok()
 }
 
 /// The epoch number in a segment's file name (`seg-<epoch>-<index>.parquet`).

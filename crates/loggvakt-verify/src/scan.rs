@@ -56,19 +56,6 @@ pub(crate) fn claimed_path(path: &Path) -> Option<String> {
     SegmentFile::open(path, 1).ok()?.meta(META_PATH).map(str::to_owned)
 }
 
-fn partition_of(rel: &str) -> (Option<&str>, Option<&str>) {
-    let mut tenant = None;
-    let mut date = None;
-    for part in rel.split('/') {
-        if let Some(v) = part.strip_prefix("tenant=") {
-            tenant = Some(v);
-        } else if let Some(v) = part.strip_prefix("date=") {
-            date = Some(v);
-        }
-    }
-    (tenant, date)
-}
-
 fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, tick: &(dyn Fn(u64) + Sync)) -> SegmentScan {
     let mut out = SegmentScan { rows: Vec::with_capacity(entry.rows as usize), problems: vec![], reviews: vec![] };
     let file = entry.path.as_str();
@@ -109,7 +96,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
                 .in_file(file),
         );
     }
-    let (tenant, date) = partition_of(file);
+    let (tenant, date) = loggvakt_format::segment::partition_of(file);
     // Rows are checked by day number, so no date is formatted per row.
     let day = date.and_then(Timestamp::date_to_day);
     let mut record = Vec::with_capacity(1024);
