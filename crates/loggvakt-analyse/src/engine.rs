@@ -221,6 +221,9 @@ pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Opt
     };
     for (table, _) in loggvakt_context::TABLES {
         let path = snapshot.dir.join(format!("{table}.parquet"));
+        if !path.is_file() {
+            return Err(AnalyseError::OldContext { dir: snapshot.dir.clone(), table });
+        }
         ctx.register_parquet(*table, &path.display().to_string(), ParquetReadOptions::default()).await.map_err(|e| df(&format!("registering context table {table}"), e))?;
     }
     Ok(snapshot.version)

@@ -39,6 +39,8 @@ pub enum AnalyseError {
     NoEvents(PathBuf),
     #[error("{} has no context; import population, staff and care evidence first with 'loggvakt context import --store {} FILES'", .0.display(), .0.display())]
     NoContext(PathBuf),
+    #[error("context snapshot {} has no table {table}: it was imported by an older loggvakt; run 'loggvakt context import' again with the same files (it rebuilds the tables)", .dir.display())]
+    OldContext { dir: PathBuf, table: &'static str },
     #[error(transparent)]
     Context(#[from] loggvakt_context::ContextError),
     #[error("{context} needs more memory than the limit of {} allows ({reason}); raise --memory-limit, or review one organisation at a time (--org)", bytes_text(*.limit))]

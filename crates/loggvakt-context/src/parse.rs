@@ -26,6 +26,10 @@ pub const SUPPORTED: &[&str] = &[
     "DiagnosticReport",
     "ImagingStudy",
     "CareTeam",
+    "Schedule",
+    "Slot",
+    "Location",
+    "HealthcareService",
 ];
 
 /// Orders, results and care teams: evidence that explains the accesses of laboratory,
@@ -157,12 +161,79 @@ struct Address {
 /// One resource, reduced. References are kept as `Type/id` keys until resolution.
 #[derive(Debug, Clone)]
 enum Parsed {
-    Organization { key: String, ids: Ids, name: Option<String>, part_of: Option<String> },
-    Patient { key: String, ids: Ids, family: Option<String>, given: Option<String>, protected: bool, deceased: bool, addresses: Vec<Address> },
-    RelatedPerson { key: String, patient: Option<String>, related: Ids, codes: Vec<String>, from: Option<i64>, to: Option<i64> },
-    Practitioner { key: String, ids: Ids, family: Option<String>, given: Option<String>, addresses: Vec<Address> },
-    PractitionerRole { key: String, practitioner: Option<String>, ids: Ids, organization: Option<String>, role: Option<String>, from: Option<i64>, to: Option<i64> },
-    Care { key: String, kind: &'static str, patient: Option<String>, patient_ids: Ids, organization: Option<String>, participants: Vec<String>, from: Option<i64>, to: Option<i64> },
+    Organization {
+        key: String,
+        ids: Ids,
+        name: Option<String>,
+        part_of: Option<String>,
+    },
+    Patient {
+        key: String,
+        ids: Ids,
+        family: Option<String>,
+        given: Option<String>,
+        protected: bool,
+        deceased: bool,
+        addresses: Vec<Address>,
+    },
+    RelatedPerson {
+        key: String,
+        patient: Option<String>,
+        related: Ids,
+        codes: Vec<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+    },
+    Practitioner {
+        key: String,
+        ids: Ids,
+        family: Option<String>,
+        given: Option<String>,
+        addresses: Vec<Address>,
+    },
+    PractitionerRole {
+        key: String,
+        practitioner: Option<String>,
+        ids: Ids,
+        organization: Option<String>,
+        role: Option<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+    },
+    Care {
+        key: String,
+        kind: &'static str,
+        patient: Option<String>,
+        patient_ids: Ids,
+        organization: Option<String>,
+        participants: Vec<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+    },
+    /// A Location (`managingOrganization`) or HealthcareService (`providedBy`): where a
+    /// roster's duty is done, known by the organisation or unit it belongs to.
+    Place {
+        key: String,
+        organization: Option<String>,
+    },
+    /// A roster: whose (Practitioner, PractitionerRole) and where (Location,
+    /// HealthcareService, else the role's unit), over its `planningHorizon`.
+    Schedule {
+        key: String,
+        actors: Vec<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+        active: bool,
+    },
+    /// One shift of a roster. `on_duty` is false for `busy-unavailable` (leave) and
+    /// `entered-in-error`.
+    Slot {
+        key: String,
+        schedule: Option<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+        on_duty: bool,
+    },
 }
 
 /// A problem with one resource: where, and why.
@@ -349,8 +420,15 @@ fn parse(resource_type: &str, key: String, v: &Value, problems: &mut Vec<Resourc
             };
             let (mut from, mut to) = period(v.get("period"));
             if resource_type == "Appointment" {
-                from = v.get("start").and_then(Value::as_str).and_then(instant);
-                to = v.get("end").and_then(Value::as_str).and_then(instant);
+                // Booking opens the record: an appointment is evidence from when it was
+                // made (`created`) until it ends, not only during the visit.
+                let start = v.get("start").and_then(Value::as_str).and_then(instant);
+                let created = v.get("created").and_then(Value::as_str).and_then(instant);
+                from = match (created, start) {
+                    (Some(c), Some(s)) => Some(c.min(s)),
+                    (c, s) => s.or(c),
+                };
+                to = v.get("end").and_then(Value::as_str).and_then(instant).or(start);
             }
             let mut patient = reference(v.get(patient_field));
             let patient_ids = v.get(patient_field).and_then(|p| p.get("identifier")).map(|_| identifiers(&v[patient_field], resource_type, &key, problems)).unwrap_or_default();
@@ -368,6 +446,23 @@ fn parse(resource_type: &str, key: String, v: &Value, problems: &mut Vec<Resourc
                 participants.extend(reference(Some(team)));
             }
             Parsed::Care { kind, patient, patient_ids, organization: reference(v.get(org_field)), participants, from, to, key }
+        }
+        "Location" => Parsed::Place { organization: reference(v.get("managingOrganization")), key },
+        "HealthcareService" => Parsed::Place { organization: reference(v.get("providedBy")), key },
+        "Schedule" => {
+            let (from, to) = period(v.get("planningHorizon"));
+            let actors = values_at(v, "actor").into_iter().filter_map(|r| reference(Some(r))).collect();
+            Parsed::Schedule { actors, from, to, active: v.get("active").and_then(Value::as_bool).unwrap_or(true), key }
+        }
+        "Slot" => {
+            let status = v.get("status").and_then(Value::as_str).unwrap_or("");
+            Parsed::Slot {
+                schedule: reference(v.get("schedule")),
+                from: v.get("start").and_then(Value::as_str).and_then(instant),
+                to: v.get("end").and_then(Value::as_str).and_then(instant),
+                on_duty: !matches!(status, "busy-unavailable" | "entered-in-error"),
+                key,
+            }
         }
         other => {
             let shape = EVIDENCE_SHAPES.iter().find(|s| s.resource_type == other)?;
@@ -484,11 +579,66 @@ impl Resolver {
                 roles.insert(key.clone(), (person, org));
             }
         }
-        let mut tables: HashMap<&'static str, TableBuilder> = ["organization", "person", "person_address", "relation", "practitioner", "employment", "care", "care_participant"]
-            .into_iter()
-            .map(|t| (t, TableBuilder::new(t)))
-            .collect();
         let mut missing = Vec::new();
+        // Where each Location or HealthcareService belongs, for rosters.
+        let mut places: HashMap<String, OrgEntry> = HashMap::new();
+        for p in &self.parsed {
+            if let Parsed::Place { key, organization } = p {
+                if let Some(target) = organization.as_ref().filter(|t| !orgs.contains_key(*t)) {
+                    missing.push((key.clone(), "organization", target.clone()));
+                }
+                places.insert(key.clone(), organization.as_deref().and_then(resolve_org).unwrap_or_default());
+            }
+        }
+        // Each roster: the people it is for, and the unit where the duty is done (a place
+        // it names, else the unit of the role it names).
+        let mut rosters: HashMap<String, Roster> = HashMap::new();
+        let mut slotted: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for p in &self.parsed {
+            match p {
+                Parsed::Schedule { key, actors, active, .. } => {
+                    let mut roster = Roster { active: *active, ..Roster::default() };
+                    let mut role_unit = None;
+                    for actor in actors {
+                        let kind = actor.split('/').next().unwrap_or("");
+                        let found = match kind {
+                            "Practitioner" => practitioners.get(actor).map(|ids| roster.people.push(ids.clone())),
+                            "PractitionerRole" => roles.get(actor).map(|(ids, org)| {
+                                roster.people.push(ids.clone());
+                                role_unit = role_unit.take().or_else(|| Some(org.clone()));
+                            }),
+                            "Location" | "HealthcareService" => places.get(actor).map(|org| roster.unit = roster.unit.take().or_else(|| Some(org.clone()))),
+                            // Not an R4 Schedule actor, but unambiguous where a source sends it.
+                            "Organization" => resolve_org(actor).map(|org| roster.unit = roster.unit.take().or(Some(org))),
+                            _ => Some(()),
+                        };
+                        if found.is_none() {
+                            missing.push((key.clone(), "Schedule.actor", actor.clone()));
+                        }
+                    }
+                    roster.unit = roster.unit.or(role_unit);
+                    if roster.people.is_empty() {
+                        self.problems.push(ResourceProblem {
+                            resource: key.clone(),
+                            path: "Schedule.actor".into(),
+                            reason: "names no Practitioner or PractitionerRole: whose duty it is cannot be told".into(),
+                        });
+                    } else if roster.unit.as_ref().is_none_or(|u| u.orgnr.is_none()) {
+                        self.problems.push(ResourceProblem {
+                            resource: key.clone(),
+                            path: "Schedule.actor".into(),
+                            reason: "names no Location, HealthcareService or PractitionerRole of a known organisation: where the duty is done cannot be told".into(),
+                        });
+                    }
+                    rosters.insert(key.clone(), roster);
+                }
+                Parsed::Slot { schedule: Some(schedule), .. } => {
+                    slotted.insert(schedule.clone());
+                }
+                _ => {}
+            }
+        }
+        let mut tables: HashMap<&'static str, TableBuilder> = TABLE_ORDER.into_iter().map(|t| (t, TableBuilder::new(t))).collect();
         let parsed = std::mem::take(&mut self.parsed);
         for p in &parsed {
             match p {
@@ -589,6 +739,42 @@ impl Resolver {
                         ]);
                     }
                 }
+                Parsed::Place { .. } => {}
+                Parsed::Schedule { key, from, to, active, .. } => {
+                    // A roster with shifts (Slot) is on duty in its shifts; one without, over
+                    // its whole planning horizon.
+                    if !*active || slotted.contains(key) {
+                        continue;
+                    }
+                    let (Some(from), Some(to)) = (from, to) else {
+                        self.problems.push(ResourceProblem {
+                            resource: key.clone(),
+                            path: "Schedule.planningHorizon".into(),
+                            reason: "no Slot and no complete planning horizon: when the duty is cannot be told".into(),
+                        });
+                        continue;
+                    };
+                    if let Some(roster) = rosters.get(key) {
+                        push_duty(&mut tables, key, roster, *from, *to);
+                    }
+                }
+                Parsed::Slot { key, schedule, from, to, on_duty } => {
+                    let Some(schedule) = schedule else {
+                        self.problems.push(ResourceProblem { resource: key.clone(), path: "Slot.schedule".into(), reason: "missing".into() });
+                        continue;
+                    };
+                    let Some(roster) = rosters.get(schedule) else {
+                        missing.push((key.clone(), "Slot.schedule", schedule.clone()));
+                        continue;
+                    };
+                    let (Some(from), Some(to)) = (from, to) else {
+                        self.problems.push(ResourceProblem { resource: key.clone(), path: "Slot.start".into(), reason: "a shift needs both start and end".into() });
+                        continue;
+                    };
+                    if *on_duty && roster.active {
+                        push_duty(&mut tables, key, roster, *from, *to);
+                    }
+                }
                 Parsed::Care { key, kind, patient, patient_ids, organization, participants, from, to } => {
                     let patient_id = patient_ids.person.clone().or_else(|| patient.as_ref().and_then(|r| patients.get(r).cloned()));
                     let Some(patient_id) = patient_id else {
@@ -642,9 +828,35 @@ impl Resolver {
         for (resource, path, target) in missing {
             self.missing(&resource, path, &target);
         }
-        let order = ["organization", "person", "person_address", "relation", "practitioner", "employment", "care", "care_participant"];
-        let built = order.iter().filter_map(|t| tables.remove(t)).collect();
+        let built = TABLE_ORDER.iter().filter_map(|t| tables.remove(t)).collect();
         (built, self.problems)
+    }
+}
+
+/// The tables [`Resolver::build`] fills, in the order it returns them.
+const TABLE_ORDER: [&str; 9] = ["organization", "person", "person_address", "relation", "practitioner", "employment", "care", "care_participant", "duty"];
+
+/// A roster (Schedule) resolved: whose duty, and where.
+#[derive(Default)]
+struct Roster {
+    people: Vec<Ids>,
+    unit: Option<OrgEntry>,
+    active: bool,
+}
+
+/// One `duty` row per person of the roster, for a shift or a whole planning horizon.
+fn push_duty(tables: &mut HashMap<&'static str, TableBuilder>, duty_ref: &str, roster: &Roster, from: i64, to: i64) {
+    let (Some(unit), Some(t)) = (roster.unit.as_ref().filter(|u| u.orgnr.is_some()), tables.get_mut("duty")) else { return };
+    for person in &roster.people {
+        t.push(&[
+            Cell::Text(Some(duty_ref)),
+            Cell::Text(person.person.as_deref()),
+            Cell::Text(person.hpr.as_deref()),
+            Cell::Text(unit.orgnr.as_deref()),
+            Cell::Text(unit.unit.as_deref()),
+            Cell::Time(Some(from)),
+            Cell::Time(Some(to)),
+        ]);
     }
 }
 
@@ -764,6 +976,83 @@ mod tests {
         let (rows, _, problems) = care_rows(&resources);
         assert!(rows.is_empty());
         assert!(problems.iter().any(|p| p.resource == "ServiceRequest/sr9" && p.reason.contains("Patient/nobody")), "{problems:?}");
+    }
+
+    /// The rows of one table built from `resources` (text as is, times as microseconds),
+    /// and the problems found.
+    fn table_rows(resources: &[Value], table: &str) -> (Vec<Vec<Option<String>>>, Vec<ResourceProblem>) {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::TimestampMicrosecondType;
+        use arrow_array::Array;
+        let mut resolver = Resolver::default();
+        for r in resources {
+            let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
+            resolver.add(r["resourceType"].as_str().unwrap(), key, r);
+        }
+        let (tables, problems) = resolver.build();
+        let batch = tables.into_iter().find(|t| t.name == table).unwrap().finish().unwrap().remove(0);
+        let rows = (0..batch.num_rows())
+            .map(|i| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| match c.data_type() {
+                        arrow_schema::DataType::Utf8 => (!c.is_null(i)).then(|| c.as_string::<i32>().value(i).to_owned()),
+                        _ => (!c.is_null(i)).then(|| c.as_primitive::<TimestampMicrosecondType>().value(i).to_string()),
+                    })
+                    .collect()
+            })
+            .collect();
+        (rows, problems)
+    }
+
+    #[test]
+    fn rosters_give_a_duty_row_per_shift_where_the_duty_is_done() {
+        let mut resources = staff_and_patient();
+        resources.extend(serde_json::from_str::<Vec<Value>>(
+            r#"[
+            {"resourceType":"Organization","id":"ward","identifier":[{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"4002"}],"partOf":{"reference":"Organization/hf"}},
+            {"resourceType":"HealthcareService","id":"ward-oncall","providedBy":{"reference":"Organization/ward"}},
+            {"resourceType":"Schedule","id":"own","actor":[{"reference":"PractitionerRole/bio-lab"}]},
+            {"resourceType":"Schedule","id":"cover","actor":[{"reference":"Practitioner/bio"},{"reference":"HealthcareService/ward-oncall"}]},
+            {"resourceType":"Schedule","id":"month","actor":[{"reference":"PractitionerRole/bio-lab"}],"planningHorizon":{"start":"2026-11-01","end":"2026-12-01"}},
+            {"resourceType":"Schedule","id":"retired","active":false,"actor":[{"reference":"PractitionerRole/bio-lab"}],"planningHorizon":{"start":"2026-11-01","end":"2026-12-01"}},
+            {"resourceType":"Schedule","id":"nobody","actor":[{"reference":"HealthcareService/ward-oncall"}],"planningHorizon":{"start":"2026-11-01","end":"2026-12-01"}},
+            {"resourceType":"Slot","id":"s1","schedule":{"reference":"Schedule/own"},"status":"busy","start":"2026-11-16T06:00:00Z","end":"2026-11-16T14:00:00Z"},
+            {"resourceType":"Slot","id":"s2","schedule":{"reference":"Schedule/own"},"status":"busy-unavailable","start":"2026-11-17T06:00:00Z","end":"2026-11-17T14:00:00Z"},
+            {"resourceType":"Slot","id":"s3","schedule":{"reference":"Schedule/cover"},"status":"free","start":"2026-11-16T21:00:00Z","end":"2026-11-17T05:00:00Z"},
+            {"resourceType":"Slot","id":"s4","schedule":{"reference":"Schedule/gone"},"status":"busy","start":"2026-11-16T21:00:00Z","end":"2026-11-17T05:00:00Z"},
+            {"resourceType":"Slot","id":"s5","schedule":{"reference":"Schedule/own"},"status":"busy","start":"2026-11-18T06:00:00Z"}
+        ]"#,
+        ).unwrap());
+        let (rows, problems) = table_rows(&resources, "duty");
+        let t = |text: &str| instant(text).map(|v| v.to_string());
+        let row = |duty: &str, unit: &str, from: &str, to: &str| {
+            vec![Some(duty.to_owned()), None, Some("9144889".to_owned()), Some("974749025".to_owned()), Some(unit.to_owned()), t(from), t(to)]
+        };
+        assert_eq!(
+            rows,
+            vec![
+                row("Schedule/month", "4001", "2026-11-01", "2026-12-01"),
+                row("Slot/s1", "4001", "2026-11-16T06:00:00Z", "2026-11-16T14:00:00Z"),
+                row("Slot/s3", "4002", "2026-11-16T21:00:00Z", "2026-11-17T05:00:00Z"),
+            ],
+            "a shift of one's own unit, cover of another through its service, a whole horizon; no leave, nothing inactive"
+        );
+        let problem = |resource: &str, needle: &str| problems.iter().any(|p| p.resource == resource && p.reason.contains(needle));
+        assert!(problem("Schedule/nobody", "names no Practitioner"), "{problems:?}");
+        assert!(problem("Slot/s4", "Schedule/gone"), "{problems:?}");
+        assert!(problem("Slot/s5", "start and end"), "{problems:?}");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn an_appointment_is_evidence_from_when_it_was_booked() {
+        let mut resources = staff_and_patient();
+        resources.push(serde_json::from_str(r#"{"resourceType":"Appointment","id":"a1","status":"booked","created":"2026-11-02T10:00:00Z","start":"2026-11-20T08:00:00Z","participant":[{"actor":{"reference":"Patient/p1"}},{"actor":{"reference":"PractitionerRole/bio-lab"}}]}"#).unwrap());
+        let (rows, _, problems) = care_rows(&resources);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((rows[0].3, rows[0].4), (instant("2026-11-02T10:00:00Z"), instant("2026-11-20T08:00:00Z")), "{rows:?}");
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn load_resources(snapshot: &SnapshotInfo) -> Result<Resources, ContextError> {
 /// The version of the rules that derive the tables from the resources (keys, columns,
 /// resource types read). It is part of the digest, so re-importing an unchanged export
 /// after these rules changed rebuilds the tables instead of keeping stale ones.
-const DERIVATION_VERSION: &str = "tables-2";
+const DERIVATION_VERSION: &str = "tables-3";
 
 fn digest(resources: &Resources) -> String {
     let mut hasher = blake3::Hasher::new();

@@ -79,6 +79,18 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("care_participant", &[("care_ref", Kind::Text), ("person_id", Kind::Text), ("hpr", Kind::Text)]),
+    (
+        "duty",
+        &[
+            ("duty_ref", Kind::Text),
+            ("person_id", Kind::Text),
+            ("hpr", Kind::Text),
+            ("orgnr", Kind::Text),
+            ("unit_id", Kind::Text),
+            ("valid_from", Kind::Time),
+            ("valid_to", Kind::Time),
+        ],
+    ),
 ];
 
 pub(crate) fn columns_of(table: &str) -> &'static [(&'static str, Kind)] {
