@@ -1,13 +1,17 @@
 -- view: access_explained
 -- materialize: true
 -- param: arrival_hours = 12 | an access this many hours or less before the patient's stay in the organisation is registered is an emergency arrival (mass-casualty days: staff from other units help before anything is registered)
+-- param: duty_grace_minutes = 60 | a shift in a roster covers this long before its start and after its end (handovers, staying on)
 -- param: service_share = 0.1 | a unit whose accesses go at least this share to patients in care elsewhere in the organisation works as a service (laboratory, radiology, pharmacy, float pool, home care across a municipality)
 -- Each access, and what explains it. Care evidence (encounters, episodes of care,
 -- appointments, orders, results, care teams) of the same patient, within the
 -- organisation's window before its start and after its end:
 --   participant  the accessor took part (by person id or by HPR number),
 --   unit         it belongs to the accessor's unit,
---   team         a colleague from the accessor's unit took part.
+--   team         a colleague from the accessor's unit took part,
+--   duty         the accessor was on duty for the care's unit at the time, by a roster
+--                (Schedule/Slot in `duty`): on-call doctors covering other units at
+--                night, staff lent to another ward for a shift.
 -- And, learnt from the period's own accesses (peer behaviour, after explanation-based
 -- auditing, Fabbri & LeFevre 2011):
 --   service      the patient is in care elsewhere in the accessor's organisation, and the
@@ -23,7 +27,8 @@
 --                arrival_hours after the access: an emergency arrival, when staff from
 --                other units help before anything is registered (a mass-casualty day).
 -- explained_by names the closest link; explained_kind the kind of evidence behind it;
--- in_organisation_care whether the patient is in care anywhere in the organisation.
+-- in_organisation_care whether the patient is in care anywhere in the organisation;
+-- on_duty whether a roster had the accessor on duty (for any unit) at the time.
 -- Links are matched by equality joins (patient and person; patient and HPR number;
 -- patient and unit; patient and organisation) rather than one join with OR, which no
 -- engine can hash.
@@ -49,6 +54,18 @@ WITH links AS (
     FROM care c JOIN care_participant cp ON cp.care_ref = c.care_ref JOIN employment e ON e.hpr = cp.hpr
     WHERE cp.person_id IS NULL AND e.unit_id IS NOT NULL AND (c.unit_id IS NULL OR e.unit_id <> c.unit_id)
 ),
+-- The units each access's accessor was on duty for at the time (by person id, and by HPR
+-- number for staff known by it alone).
+on_duty AS (
+    SELECT a.seq, d.unit_id
+    FROM access a JOIN duty d ON d.person_id = a.accessor_id AND d.orgnr = a.tenant
+    WHERE a.occurred_at >= d.valid_from - INTERVAL '${duty_grace_minutes} minutes' AND a.occurred_at <= d.valid_to + INTERVAL '${duty_grace_minutes} minutes'
+    UNION ALL
+    SELECT a.seq, d.unit_id
+    FROM access a JOIN duty d ON d.hpr = a.accessor_hpr AND d.orgnr = a.tenant
+    WHERE d.person_id IS NULL
+      AND a.occurred_at >= d.valid_from - INTERVAL '${duty_grace_minutes} minutes' AND a.occurred_at <= d.valid_to + INTERVAL '${duty_grace_minutes} minutes'
+),
 matched AS (
     SELECT a.seq, a.tenant, a.occurred_at, l.closeness, l.kind, l.valid_from, l.valid_to
     FROM access a JOIN links l ON l.patient_id = a.patient_id AND l.who = a.accessor_id
@@ -58,6 +75,10 @@ matched AS (
     UNION ALL
     SELECT a.seq, a.tenant, a.occurred_at, l.closeness, l.kind, l.valid_from, l.valid_to
     FROM access a JOIN links l ON l.patient_id = a.patient_id AND l.unit_id = a.unit_id
+    UNION ALL
+    SELECT a.seq, a.tenant, a.occurred_at, 4, c.kind, c.valid_from, c.valid_to
+    FROM access a JOIN on_duty d ON d.seq = a.seq
+    JOIN care c ON c.patient_id = a.patient_id AND c.unit_id = d.unit_id
 ),
 explained AS (
     -- The closest link, and among equally close ones the first kind by name.
@@ -79,10 +100,11 @@ in_organisation AS (
     GROUP BY a.seq
 ),
 with_links AS (
-    SELECT a.*, x.best, o.kind AS organisation_kind, o.arrival_kind
+    SELECT a.*, x.best, o.kind AS organisation_kind, o.arrival_kind, d.seq IS NOT NULL AS on_duty
     FROM access a
     LEFT JOIN explained x ON x.seq = a.seq
     LEFT JOIN in_organisation o ON o.seq = a.seq
+    LEFT JOIN (SELECT DISTINCT seq FROM on_duty) d ON d.seq = a.seq
 ),
 -- Each unit's pattern, over the same rows (window aggregates, so the links are computed
 -- once): how many of its accesses go to patients in care elsewhere in the organisation
@@ -108,9 +130,11 @@ SELECT
     -- an unexplained access to such a patient is most often a consultation or on-call
     -- cover, one to a patient the organisation does not treat at all is not.
     w.organisation_kind IS NOT NULL AS in_organisation_care,
+    -- The accessor was on duty by a roster (any unit) at the time.
+    w.on_duty,
     (w.best IS NOT NULL OR (w.service_unit AND w.organisation_kind IS NOT NULL) OR w.arrival_kind IS NOT NULL) AS explained,
     CASE
-        WHEN w.best IS NOT NULL THEN CASE substr(w.best, 1, 1) WHEN '1' THEN 'participant' WHEN '2' THEN 'unit' ELSE 'team' END
+        WHEN w.best IS NOT NULL THEN CASE substr(w.best, 1, 1) WHEN '1' THEN 'participant' WHEN '2' THEN 'unit' WHEN '3' THEN 'team' ELSE 'duty' END
         WHEN w.service_unit AND w.organisation_kind IS NOT NULL THEN 'service'
         WHEN w.arrival_kind IS NOT NULL THEN 'arrival'
     END AS explained_by,

@@ -208,6 +208,7 @@ fn explained_by_words(by: Option<&str>) -> (&'static str, &'static str) {
         Some("participant") => ("deltok selv i behandlingen", "took part in the care"),
         Some("unit") => ("pasienten er i behandling i enheten", "the patient is in the unit's care"),
         Some("team") => ("en kollega fra enheten deltok i behandlingen", "a colleague from the unit took part in the care"),
+        Some("duty") => ("var på vakt for pasientens enhet etter vaktplanen", "was on duty for the patient's unit by the roster"),
         Some("arrival") => ("akutt ankomst: oppholdet ble registrert like etter", "emergency arrival: the stay was registered shortly after"),
         Some("service") => {
             ("enheten arbeider rutinemessig med pasienter i behandling andre steder i virksomheten", "the unit routinely works on patients in care elsewhere in the organisation")
