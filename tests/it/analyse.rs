@@ -200,7 +200,8 @@ fn staff_known_only_by_hpr_number_are_resolved_and_their_work_explained() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|p| {
             let ids = p["identifier"].as_array()?.clone();
-            let has_person = ids.iter().any(|i| i["system"] == "urn:oid:2.16.578.1.12.4.1.4.1");
+            // A fødselsnummer or a D-number.
+            let has_person = ids.iter().any(|i| i["system"] == "urn:oid:2.16.578.1.12.4.1.4.1" || i["system"] == "urn:oid:2.16.578.1.12.4.1.4.2");
             (!has_person).then(|| ids.iter().find(|i| i["system"] == "urn:oid:2.16.578.1.12.4.1.4.4")?["value"].as_str().map(str::to_owned))?
         })
         .collect();
@@ -236,6 +237,33 @@ fn orders_results_and_peers_explain_work_that_leaves_no_encounter() {
     assert!(explained_by("service", &[]) > 0, "peers explain what has no record: {}", e["explanations"]);
     let share: f64 = e["explanations"].as_array().expect("explanations").iter().map(|x| x["share"].as_f64().unwrap_or(0.0)).sum();
     assert!((share - e["explained_share"].as_f64().expect("share")).abs() < 1e-9, "the kinds add up to the explained share");
+}
+
+/// The messy region's rosters explain on-call cover of other units (`duty`), its
+/// patients known by D-number are looked up like any other, and the events its sources
+/// sent twice are stored once.
+#[test]
+fn rosters_d_numbers_and_resent_events_are_handled_in_the_messy_region() {
+    let r = reviewed();
+    let e = evaluation(r);
+    let duty: u64 = e["explanations"].as_array().expect("explanations").iter().filter(|x| x["by"] == "duty").map(|x| x["accesses"].as_u64().unwrap_or(0)).sum();
+    assert!(duty > 0, "rosters explain on-call cover: {}", e["explanations"]);
+    let period = format!("date >= '{FROM}' AND date <= '{TO}'");
+    let mut unexplained = std::collections::HashSet::new();
+    for q in queues(&r.review) {
+        unexplained.extend(csv_column(&r.review.join(q["orgnr"].as_str().expect("orgnr")).join("unexplained.csv"), 0));
+    }
+    let dnr = store_rows(&r.store, "event_id", &format!("{period} AND patient_id_kind = 'dnr'"));
+    assert!(dnr.len() >= 50, "the sample has accesses to patients known by D-number: {}", dnr.len());
+    let explained = dnr.iter().filter(|row| !unexplained.contains(&row[0])).count();
+    assert!(explained * 10 >= dnr.len() * 9, "{explained} of {} accesses to D-number patients explained", dnr.len());
+    let sent = std::fs::read_to_string(r.context.parent().expect("region dir").join("AuditEvent.ndjson")).expect("AuditEvent.ndjson");
+    let ids: Vec<String> = sent.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter_map(|v| v["id"].as_str().map(str::to_owned)).collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert!(ids.len() > distinct.len(), "some events were sent twice");
+    let stored = store_rows(&r.store, "count(*), count(DISTINCT event_id)", "TRUE");
+    assert_eq!(stored[0][0], stored[0][1], "each event stored once");
+    assert_eq!(stored[0][1], distinct.len().to_string(), "every event sent is stored");
 }
 
 /// One register writes the employee's home without its house letter ("Storgata 12,
@@ -458,6 +486,14 @@ fn broken_detectors_and_missing_context_are_explained() {
     let out = detect(&r.ws, &store, &r.ws.path("review-broken"), &["--detectors", dir.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("bad.sql") && text(&out).contains("no_such_table"), "{}", text(&out));
+
+    // A snapshot imported before a table existed (rosters) says how to rebuild it.
+    let old = store_copy(r, "store-old-context");
+    let current = std::fs::read_to_string(old.join("context/snapshots/CURRENT")).expect("CURRENT");
+    std::fs::remove_file(old.join("context/snapshots").join(current.trim()).join("duty.parquet")).expect("remove duty.parquet");
+    let out = detect(&r.ws, &old, &r.ws.path("review-old-context"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no table duty") && text(&out).contains("context import' again"), "{}", text(&out));
 
     let ws = Workspace::new();
     let store = ws.path("store");

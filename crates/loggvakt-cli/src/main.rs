@@ -151,8 +151,9 @@ pub(crate) struct SamplesArgs {
     pub(crate) clean: bool,
     /// Set one confounder's share, e.g. `--confounder unit_missing=0.8` (repeatable; see
     /// docs/quality.md): unit_missing, hpr_only_staff, address_variants, service_work,
-    /// orders_recorded, float_pool, on_call, municipal_other_unit, mass_casualty. All are
-    /// on by default.
+    /// orders_recorded, float_pool, on_call, municipal_other_unit, mass_casualty,
+    /// d_numbers, students, booking, quality_review, resends, rosters. All are on by
+    /// default.
     #[arg(long, value_name = "NAME=SHARE", conflicts_with = "flat")]
     pub(crate) confounder: Vec<String>,
     /// Weeks of accesses before --week: ongoing care followed week after week, and snooping

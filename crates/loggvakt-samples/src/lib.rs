@@ -242,6 +242,23 @@ pub struct World {
     pub patients: Vec<Person>,
 }
 
+/// The FHIR identifier system of a person id: a D-number (first digit raised by 4, given
+/// to people without a fødselsnummer) has its own.
+pub fn person_id_system(id: &str) -> &'static str {
+    if id.as_bytes().first().is_some_and(|d| (b'4'..=b'7').contains(d)) {
+        "urn:oid:2.16.578.1.12.4.1.4.2"
+    } else {
+        "urn:oid:2.16.578.1.12.4.1.4.1"
+    }
+}
+
+/// The D-number of the same birth date and individual number (first digit raised by 4,
+/// check digits made anew); `None` where no valid check digit exists for it.
+pub fn d_number(fnr: &str) -> Option<String> {
+    let first = fnr.as_bytes().first().filter(|d| (b'0'..=b'3').contains(d))?;
+    complete_person_id(&format!("{}{}", char::from(first + 4), fnr.get(1..9)?))
+}
+
 fn person_id(rng: &mut Rng) -> String {
     loop {
         let day = 1 + rng.below(28);
@@ -329,8 +346,12 @@ impl World {
         for e in &self.employees {
             writeln!(
                 out,
-                r#"{{"resourceType":"Practitioner","id":"pr-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{0}"}},{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{1}"}}],"name":[{{"family":"{2}","given":["{3}"]}}]}}"#,
-                e.hpr, e.person.fnr, e.person.family, e.person.given
+                r#"{{"resourceType":"Practitioner","id":"pr-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{0}"}},{{"system":"{4}","value":"{1}"}}],"name":[{{"family":"{2}","given":["{3}"]}}]}}"#,
+                e.hpr,
+                e.person.fnr,
+                e.person.family,
+                e.person.given,
+                person_id_system(&e.person.fnr)
             )?;
             writeln!(
                 out,
@@ -609,12 +630,14 @@ pub(crate) fn write_audit_event(
         if r5 {
             let _ = write!(
                 buf,
-                r#","patient":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{patient_fnr}"}}}},"entity":[{{"what":{{"reference":"DocumentReference/{doc}"}},"role":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}]}}}}]"#
+                r#","patient":{{"identifier":{{"system":"{}","value":"{patient_fnr}"}}}},"entity":[{{"what":{{"reference":"DocumentReference/{doc}"}},"role":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}]}}}}]"#,
+                person_id_system(patient_fnr)
             );
         } else {
             let _ = write!(
                 buf,
-                r#","entity":[{{"what":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{patient_fnr}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}},{{"what":{{"reference":"DocumentReference/{doc}"}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}}}]"#
+                r#","entity":[{{"what":{{"identifier":{{"system":"{}","value":"{patient_fnr}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}},{{"what":{{"reference":"DocumentReference/{doc}"}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"3"}}}}]"#,
+                person_id_system(patient_fnr)
             );
         }
     }

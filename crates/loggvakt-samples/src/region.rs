@@ -67,6 +67,7 @@ pub const SNOOPING_CLASSES: &[&str] = &[
     "after_employment",
     "unusual_volume",
     "celebrity",
+    "off_duty",
 ];
 
 /// What makes a real region's log hard to review, as published audit studies and an
@@ -104,6 +105,26 @@ pub struct Confounders {
     /// emergency department at once, opened by staff from across the hospital hours
     /// before their admissions are registered, with only the emergency team on them.
     pub mass_casualty: f64,
+    /// Share of persons known by a D-number (foreign workers, short stays), in the
+    /// registers and in the events alike.
+    pub d_numbers: f64,
+    /// Share of the hospital's staff who are students: on care teams under supervision,
+    /// never recorded as participants.
+    pub students: f64,
+    /// Share of hospital stays booked by the central booking office (Pasientkontoret)
+    /// 1–20 days ahead: a secretary opens the record when the Appointment is made
+    /// (`created`), long before the stay.
+    pub booking: f64,
+    /// Share of finished hospital stays whose record a quality-improvement reviewer
+    /// (Kvalitet og pasientsikkerhet) reads 1–10 days after discharge.
+    pub quality_review: f64,
+    /// Share of AuditEvents a source sends again later (a retry after a lost
+    /// acknowledgement): the same event, stored once.
+    pub resends: f64,
+    /// Share of the hospital's units whose duty rosters are in the context (Schedule with
+    /// a Slot per shift, on-call cover of another unit included): the shifts each of
+    /// their staff worked, and the nights a doctor from elsewhere covered them.
+    pub rosters: f64,
 }
 
 impl Default for Confounders {
@@ -118,6 +139,12 @@ impl Default for Confounders {
             on_call: 0.05,
             municipal_other_unit: 0.3,
             mass_casualty: 1.0,
+            d_numbers: 0.03,
+            students: 0.05,
+            booking: 0.15,
+            quality_review: 0.05,
+            resends: 0.01,
+            rosters: 0.5,
         }
     }
 }
@@ -135,12 +162,18 @@ impl Confounders {
             on_call: 0.0,
             municipal_other_unit: 0.0,
             mass_casualty: 0.0,
+            d_numbers: 0.0,
+            students: 0.0,
+            booking: 0.0,
+            quality_review: 0.0,
+            resends: 0.0,
+            rosters: 0.0,
         }
     }
 
     /// Every confounder by its command-line name: the one list `set` looks names up in and
     /// names in its errors.
-    fn by_name(&mut self) -> [(&'static str, &mut f64); 9] {
+    fn by_name(&mut self) -> [(&'static str, &mut f64); 15] {
         [
             ("unit_missing", &mut self.unit_missing),
             ("hpr_only_staff", &mut self.hpr_only_staff),
@@ -151,6 +184,12 @@ impl Confounders {
             ("on_call", &mut self.on_call),
             ("municipal_other_unit", &mut self.municipal_other_unit),
             ("mass_casualty", &mut self.mass_casualty),
+            ("d_numbers", &mut self.d_numbers),
+            ("students", &mut self.students),
+            ("booking", &mut self.booking),
+            ("quality_review", &mut self.quality_review),
+            ("resends", &mut self.resends),
+            ("rosters", &mut self.rosters),
         ]
     }
 
@@ -184,6 +223,9 @@ pub enum BadConfounder {
     Unknown { name: String, known: String },
 }
 
+/// The role of students under supervision: on care teams, never recorded as taking part.
+const STUDENT_ROLE: &str = "STUDENT";
+
 /// Share of care episodes whose first access follows a search by name (a new patient
 /// not yet on a work list): the legitimate side of the search-then-read pattern.
 const NAME_SEARCH_SHARE: f64 = 0.1;
@@ -192,6 +234,10 @@ const NAME_SEARCH_SHARE: f64 = 0.1;
 /// staff open the records of other units' patients, and the float pool.
 const SERVICE_UNITS: &[&str] = &["Laboratoriemedisin", "Radiologi", "Sykehusapotek"];
 const FLOAT_POOL_UNIT: &str = "Bemanningssenteret";
+/// The central booking office and the quality-improvement unit: like the service units,
+/// no stays of their own; their staff open other units' patients.
+const BOOKING_UNIT: &str = "Pasientkontoret";
+const QUALITY_UNIT: &str = "Kvalitet og pasientsikkerhet";
 
 /// An order or result that explains service work, in the hospital's context.
 #[derive(Debug, Clone)]
@@ -283,6 +329,8 @@ pub struct Care {
     /// Seconds since 1970.
     pub start: i64,
     pub end: Option<i64>,
+    /// When an appointment was booked (Appointment.created), where that is known.
+    pub created: Option<i64>,
 }
 
 /// One generated access, before it is written as an AuditEvent.
@@ -316,12 +364,17 @@ pub struct Region {
     pub orders: Vec<Order>,
     /// Staff whose Practitioner carries no person id.
     pub hpr_only: Vec<bool>,
+    /// Nights a doctor covered another unit of the hospital on call: (employee, unit
+    /// covered, start of the night in seconds), eight hours each.
+    pub on_call_nights: Vec<(usize, usize, i64)>,
     pub confounders: Confounders,
     /// Weeks of accesses generated before the week.
     pub history_weeks: u32,
     /// The hospital's service units (laboratory, radiology, pharmacy) and float pool.
     service_units: Vec<usize>,
     float_pool_unit: Option<usize>,
+    booking_unit: Option<usize>,
+    quality_unit: Option<usize>,
     pub week_start: i64,
     accesses: Vec<Planned>,
     /// Active staff by (organisation, unit) and by organisation, once staffing is settled.
@@ -371,6 +424,16 @@ impl Region {
             float_pool_unit = Some(orgs[0].units.len());
             orgs[0].units.push((format!("{}", 4_000_000 + rng.below(999_999)), FLOAT_POOL_UNIT.to_owned()));
         }
+        // Their RESH ids are drawn from a number alone, so adding them leaves the seeded
+        // stream (and the rest of the region) as it was.
+        let mut office = |share: f64, name: &str, n: u64| {
+            (share > 0.0).then(|| {
+                orgs[0].units.push((format!("{}", 4_000_000 + (share_draw(n) * 999_999.0) as u64), name.to_owned()));
+                orgs[0].units.len() - 1
+            })
+        };
+        let booking_unit = office(confounders.booking, BOOKING_UNIT, 0xB00C);
+        let quality_unit = office(confounders.quality_review, QUALITY_UNIT, 0x0C1A);
         let mut region = Region {
             orgs,
             persons: Vec::with_capacity(persons),
@@ -385,10 +448,13 @@ impl Region {
             care: Vec::new(),
             orders: Vec::new(),
             hpr_only: Vec::new(),
+            on_call_nights: Vec::new(),
             confounders,
             history_weeks,
             service_units,
             float_pool_unit,
+            booking_unit,
+            quality_unit,
             week_start,
             accesses: Vec::new(),
             staff_by_unit: HashMap::new(),
@@ -397,6 +463,13 @@ impl Region {
             kin: HashSet::new(),
         };
         region.populate(&mut rng, persons);
+        for (i, p) in region.persons.iter_mut().enumerate() {
+            if share_draw(0xD0_0000 ^ i as u64) < region.confounders.d_numbers {
+                if let Some(dnr) = crate::d_number(&p.fnr) {
+                    p.fnr = dnr;
+                }
+            }
+        }
         // Current family links, settled now: nobody's legitimate work is on their own family.
         region.kin = region.relations.iter().filter(|r| r.to.is_none()).map(|r| (r.person, r.related)).collect();
         region.hire(&mut rng, staff);
@@ -404,6 +477,7 @@ impl Region {
         region.index_staff();
         region.historical_care(&mut rng);
         region.legitimate_work(&mut rng, accesses);
+        region.work_in_shifts();
         if region.confounders.mass_casualty > 0.0 && rng.chance(region.confounders.mass_casualty) {
             region.mass_casualty_day(&mut rng);
         }
@@ -432,7 +506,7 @@ impl Region {
     }
 
     fn is_service_unit(&self, org: usize, unit: usize) -> bool {
-        org == 0 && (self.service_units.contains(&unit) || self.float_pool_unit == Some(unit))
+        org == 0 && (self.service_units.contains(&unit) || [self.float_pool_unit, self.booking_unit, self.quality_unit].contains(&Some(unit)))
     }
 
     fn today(&self) -> i64 {
@@ -581,6 +655,9 @@ impl Region {
                 role: crate::ROLES[rng.below(crate::ROLES.len() as u64) as usize],
                 role_id: format!("role-{i}"),
             });
+            if org == 0 && share_draw(0x57_0000 ^ i as u64) < self.confounders.students {
+                self.employees[i].role = STUDENT_ROLE;
+            }
             self.employee_person.push(p);
             self.employment.push((today - 100 - rng.below(15 * 365) as i64, None));
         }
@@ -637,7 +714,7 @@ impl Region {
                 let participants = self.team(rng, 0, unit, 3);
                 let start = self.week_start - (60 + rng.below(600) as i64) * DAY;
                 let end = start + (1 + rng.below(10) as i64) * DAY;
-                self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit, given_by: unit, participants, start, end: Some(end) });
+                self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit, given_by: unit, participants, start, end: Some(end), created: None });
             }
         }
     }
@@ -686,7 +763,8 @@ impl Region {
                 }
             };
             // Not every member of a team is recorded as a participant; their unit still is.
-            let mut participants: Vec<usize> = team.iter().copied().filter(|_| !rng.chance(0.15)).collect();
+            // Students work under supervision and are never recorded.
+            let mut participants: Vec<usize> = team.iter().copied().filter(|_| !rng.chance(0.15)).filter(|&e| self.employees[e].role != STUDENT_ROLE).collect();
             if kind == CareKind::Appointment && participants.is_empty() {
                 // An appointment is booked with someone (Appointment.participant is 1..*);
                 // it names its organisation only through that role.
@@ -700,7 +778,7 @@ impl Region {
                 registered = (unit + 1 + rng.below(units as u64 - 1) as usize) % units;
                 participants.clear();
             }
-            self.care.push(Care { kind, patient, org, unit: registered, given_by: unit, participants, start, end });
+            self.care.push(Care { kind, patient, org, unit: registered, given_by: unit, participants, start, end, created: None });
             // Accesses spread over the whole episode (an hour before it to a day after);
             // those outside the week are not in this week's log.
             // Ongoing municipal care is looked at throughout the week.
@@ -737,6 +815,7 @@ impl Region {
             }
             if org == 0 {
                 planned += self.work_without_encounter(rng, patient, unit, start, end.unwrap_or(week_end));
+                planned += self.booking_and_review(rng, patient, unit, team[0], start, end);
             }
             if rng.chance(0.05) {
                 let e = team[0];
@@ -775,7 +854,7 @@ impl Region {
                     planned.push((e, arrival + rng.below(6 * HOUR as u64) as i64));
                 }
             }
-            self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit: ed, given_by: ed, participants: team, start, end: Some(end) });
+            self.care.push(Care { kind: CareKind::Encounter, patient, org: 0, unit: ed, given_by: ed, participants: team, start, end: Some(end), created: None });
             self.add_work(patient, planned);
         }
     }
@@ -864,11 +943,38 @@ impl Region {
                 if their_unit != unit && role == "LEGE" && !self.is_service_unit(0, their_unit) {
                     // 22:00–06:00 local (UTC+1) on a night of the stay.
                     let night = (from + rng.below(span) as i64).div_euclid(DAY) * DAY + 21 * HOUR;
+                    self.on_call_nights.push((e, unit, night));
                     for _ in 0..1 + rng.below(2) {
                         planned.push((e, night + rng.below(8 * HOUR as u64) as i64));
                     }
                     break;
                 }
+            }
+        }
+        self.add_work(patient, planned)
+    }
+
+    /// The administrative side of a hospital stay: the booking office opening the record
+    /// when it books the stay 1–20 days ahead (the Appointment, created then, is in the
+    /// context), and a quality reviewer reading it 1–10 days after discharge.
+    fn booking_and_review(&mut self, rng: &mut Rng, patient: usize, unit: usize, clinician: usize, start: i64, end: Option<i64>) -> usize {
+        let c = self.confounders;
+        let mut planned = Vec::new();
+        if let Some(office) = self.booking_unit.filter(|_| rng.chance(c.booking)) {
+            let staff = self.active_staff(0, Some(office));
+            if !staff.is_empty() {
+                let e = staff[rng.below(staff.len() as u64) as usize];
+                let booked = start - (1 + rng.below(20) as i64) * DAY + rng.below(8 * HOUR as u64) as i64;
+                planned.push((e, booked));
+                let participants = if self.employees[clinician].role == STUDENT_ROLE { Vec::new() } else { vec![clinician] };
+                self.care.push(Care { kind: CareKind::Appointment, patient, org: 0, unit, given_by: unit, participants, start, end: Some(start + 30 * 60), created: Some(booked) });
+            }
+        }
+        if let (Some(quality), Some(end)) = (self.quality_unit, end) {
+            let staff = self.active_staff(0, Some(quality));
+            if !staff.is_empty() && rng.chance(c.quality_review) {
+                let e = staff[rng.below(staff.len() as u64) as usize];
+                planned.push((e, end + (1 + rng.below(10) as i64) * DAY + rng.below(8 * HOUR as u64) as i64));
             }
         }
         self.add_work(patient, planned)
@@ -918,6 +1024,11 @@ impl Region {
         let mut case_no = 0usize;
         let by_building = self.buildings();
         let protected: Vec<usize> = (0..self.persons.len()).filter(|&p| self.protected[p]).collect();
+        // When each employee did their legitimate work (their shifts, where rosters are kept).
+        let mut worked: HashMap<usize, Vec<i64>> = HashMap::new();
+        for a in self.accesses.iter().filter(|a| a.label.is_none()) {
+            worked.entry(a.employee).or_default().push(a.second);
+        }
         for &class in SNOOPING_CLASSES {
             let mut made = 0;
             let mut attempts = 0;
@@ -1033,6 +1144,13 @@ impl Region {
                             self.accesses.push(Planned { second, employee: e, patient: Some(p), kind: AccessKind::BreakGlass, label: Some((class, case_no)) });
                         }
                     }
+                    "off_duty" => {
+                        // A patient on one's own ward, opened from home on an evening off:
+                        // explained by the unit's care, but the roster had them off duty and
+                        // they never took part in the patient's care.
+                        let Some((p, t)) = self.off_duty_look(rng, e, worked.get(&e).map_or(&[][..], Vec::as_slice)) else { continue };
+                        self.accesses.push(Planned { second: t, employee: e, patient: Some(p), kind: AccessKind::Normal, label: Some((class, case_no)) });
+                    }
                     "no_care" => {
                         let p = self.unrelated_patient(rng, e);
                         let times = 3 + rng.below(3) as usize;
@@ -1086,6 +1204,102 @@ impl Region {
         }
     }
 
+    /// Whether the hospital's roster of this unit is in the context (a draw from the unit
+    /// alone, so it does not move the seeded stream).
+    fn rostered_unit(&self, org: usize, unit: usize) -> bool {
+        org == 0 && share_draw(0x0005_7E12 ^ unit as u64) < self.confounders.rosters
+    }
+
+    /// The on-call nights in a roster (of the unit covered), by doctor.
+    fn rostered_nights(&self) -> HashMap<usize, Vec<i64>> {
+        let mut nights: HashMap<usize, Vec<i64>> = HashMap::new();
+        for &(e, unit, night) in &self.on_call_nights {
+            if self.rostered_unit(0, unit) {
+                nights.entry(e).or_default().push(night);
+            }
+        }
+        nights
+    }
+
+    /// Staff of rostered units work shifts: each keeps to one shift of the day (07–15,
+    /// 15–23 or 23–07 local, by a draw from the employee) on five days of seven, and their
+    /// legitimate work is moved into the nearest of their shifts in the same week, at the
+    /// same point of the shift (so a search and the read after it stay together). Work in an
+    /// on-call night covering another rostered unit keeps its time.
+    fn work_in_shifts(&mut self) {
+        let nights = self.rostered_nights();
+        let week = |t: i64| (t - self.week_start).div_euclid(7 * DAY);
+        for i in 0..self.accesses.len() {
+            let (employee, t) = (self.accesses[i].employee, self.accesses[i].second);
+            let e = &self.employees[employee];
+            if !self.rostered_unit(e.org, e.unit) || nights.get(&employee).is_some_and(|n| n.iter().any(|&night| (night..night + 8 * HOUR).contains(&t))) {
+                continue;
+            }
+            let offset = (t - shift_start(t)).rem_euclid(8 * HOUR);
+            let nearest = (-3..=3)
+                .map(|k| own_shift_start(employee, t.div_euclid(DAY) + k))
+                .filter(|&start| works_on(employee, start.div_euclid(DAY)) && week(start) == week(t))
+                .min_by_key(|&start| (start + offset - t).abs());
+            if let Some(start) = nearest {
+                self.accesses[i].second = start + offset;
+            }
+        }
+    }
+
+    /// For an off-duty look by `employee`: a patient in care on their own rostered ward in
+    /// the week, whose care they took no part in, and a time in that stay at least ten
+    /// hours from any of their legitimate work (so outside every shift the roster gives
+    /// them, grace included).
+    fn off_duty_look(&self, rng: &mut Rng, employee: usize, worked: &[i64]) -> Option<(usize, i64)> {
+        let e = &self.employees[employee];
+        let week = (self.week_start, self.week_start + 7 * DAY);
+        if !self.rostered_unit(e.org, e.unit) || !worked.iter().any(|&t| t >= week.0) {
+            return None;
+        }
+        let stays: Vec<&Care> = self
+            .care
+            .iter()
+            .filter(|c| c.org == e.org && c.unit == e.unit && c.kind == CareKind::Encounter && c.start < week.1 && c.end.is_none_or(|end| end > week.0))
+            .filter(|c| !self.own_or_family(employee, c.patient))
+            .filter(|c| !self.care_by_patient.get(&c.patient).into_iter().flatten().any(|&i| self.care[i].participants.contains(&employee)))
+            .collect();
+        if stays.is_empty() {
+            return None;
+        }
+        let stay = stays[rng.below(stays.len() as u64) as usize];
+        let (from, to) = (stay.start.max(week.0), stay.end.unwrap_or(week.1).min(week.1));
+        for _ in 0..50 {
+            let t = from + rng.below((to - from).max(1) as u64) as i64;
+            if worked.iter().all(|&w| (w - t).abs() >= 10 * HOUR) {
+                return Some((stay.patient, t));
+            }
+        }
+        None
+    }
+
+    /// The shifts in the rosters the context carries: for each rostered unit, the shifts
+    /// (07–15, 15–23, 23–07 local) in which its staff did legitimate work, and the nights a
+    /// doctor from another unit covered it on call. (employee, unit, start, end) in seconds.
+    pub fn duties(&self) -> Vec<(usize, usize, i64, i64)> {
+        let mut shifts = std::collections::BTreeSet::new();
+        let nights = self.rostered_nights();
+        let covering = |employee: usize, t: i64| nights.get(&employee).is_some_and(|n| n.iter().any(|&night| (night..night + 8 * HOUR).contains(&t)));
+        for a in self.accesses.iter().filter(|a| a.label.is_none()) {
+            let e = &self.employees[a.employee];
+            if !self.rostered_unit(e.org, e.unit) || covering(a.employee, a.second) {
+                continue;
+            }
+            let start = shift_start(a.second);
+            shifts.insert((a.employee, e.unit, start, start + 8 * HOUR));
+        }
+        for &(e, unit, night) in &self.on_call_nights {
+            if self.rostered_unit(0, unit) {
+                shifts.insert((e, unit, night, night + 8 * HOUR));
+            }
+        }
+        shifts.into_iter().collect()
+    }
+
     /// Persons by building (street, number and letter), for neighbours.
     fn buildings(&self) -> HashMap<String, Vec<usize>> {
         let mut map: HashMap<String, Vec<usize>> = HashMap::new();
@@ -1112,17 +1326,32 @@ impl Region {
         let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
         let mut buf = String::with_capacity(4096);
         let mut injected = 0;
-        for a in &self.accesses {
+        // Events a source sends again later, with the line number they are due at: drawn
+        // from a stream of their own, so the events themselves stay as they were.
+        let mut resend_rng = Rng::new(seed ^ 0x2E5E_4D00);
+        let mut resends: std::collections::VecDeque<(usize, String)> = std::collections::VecDeque::new();
+        for (n, a) in self.accesses.iter().enumerate() {
+            while resends.front().is_some_and(|(due, _)| *due <= n) {
+                if let Some((_, line)) = resends.pop_front() {
+                    ev.write_all(line.as_bytes())?;
+                }
+            }
             buf.clear();
             let e = &self.employees[a.employee];
             let patient = a.patient.map(|p| self.persons[p].fnr.as_str());
             let id = write_audit_event(&self.orgs[e.org], e, patient, a.second, rng.below(10_000_000), a.kind, &style, &mut rng, &mut buf);
             buf.push('\n');
             ev.write_all(buf.as_bytes())?;
+            if self.confounders.resends > 0.0 && resend_rng.chance(self.confounders.resends) {
+                resends.push_back((n + 20 + resend_rng.below(500) as usize, buf.clone()));
+            }
             if let Some((class, case)) = a.label {
                 writeln!(lab, "{id},{class},case-{case:04},{},{}", e.hpr, patient.unwrap_or(""))?;
                 injected += 1;
             }
+        }
+        for (_, line) in resends {
+            ev.write_all(line.as_bytes())?;
         }
         ev.flush()?;
         lab.flush()?;
@@ -1170,8 +1399,14 @@ impl Region {
                 if self.protected[i] {
                     b.push_str(r#","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}"#);
                 }
-                let _ =
-                    write!(b, r#","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}],"name":[{{"family":"{}","given":["{}"]}}]"#, p.fnr, p.family, p.given);
+                let _ = write!(
+                    b,
+                    r#","identifier":[{{"system":"{}","value":"{}"}}],"name":[{{"family":"{}","given":["{}"]}}]"#,
+                    crate::person_id_system(&p.fnr),
+                    p.fnr,
+                    p.family,
+                    p.given
+                );
                 self.write_addresses(i, b);
                 if self.deceased[i] {
                     let _ = write!(b, r#","deceasedDateTime":"{}""#, date(self.today() - 20));
@@ -1186,8 +1421,11 @@ impl Region {
                 b.clear();
                 let _ = write!(
                     b,
-                    r#"{{"resourceType":"RelatedPerson","id":"rel-{i}","patient":{{"reference":"Patient/p-{}"}},"identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}],"relationship":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"{}"}}]}}]"#,
-                    r.person, self.persons[r.related].fnr, r.code
+                    r#"{{"resourceType":"RelatedPerson","id":"rel-{i}","patient":{{"reference":"Patient/p-{}"}},"identifier":[{{"system":"{}","value":"{}"}}],"relationship":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"{}"}}]}}]"#,
+                    r.person,
+                    crate::person_id_system(&self.persons[r.related].fnr),
+                    self.persons[r.related].fnr,
+                    r.code
                 );
                 write_date_period(b, r.from, r.to);
                 b.push('}');
@@ -1200,7 +1438,7 @@ impl Region {
                 b.clear();
                 let _ = write!(b, r#"{{"resourceType":"Practitioner","id":"pr-{0}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{0}"}}"#, e.hpr);
                 if !self.hpr_only.get(i).copied().unwrap_or(false) {
-                    let _ = write!(b, r#",{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{}"}}"#, e.person.fnr);
+                    let _ = write!(b, r#",{{"system":"{}","value":"{}"}}"#, crate::person_id_system(&e.person.fnr), e.person.fnr);
                 }
                 let _ = write!(b, r#"],"name":[{{"family":"{}","given":["{}"]}}]"#, e.person.family, e.person.given);
                 // The staff register spells some homes otherwise than the population register.
@@ -1238,6 +1476,52 @@ impl Region {
                 Ok(())
             })?;
         }
+        // Rosters: a Schedule per person and unit (the role, and for cover of another unit
+        // that unit's on-call service), a Slot per shift.
+        let duties = self.duties();
+        let mut rosters: Vec<(usize, usize)> = duties.iter().map(|&(e, unit, _, _)| (e, unit)).collect();
+        rosters.dedup();
+        let covered: std::collections::BTreeSet<usize> = rosters.iter().filter(|&&(e, unit)| self.employees[e].unit != unit).map(|&(_, unit)| unit).collect();
+        file("HealthcareService", &mut |b, emit| {
+            for &unit in &covered {
+                let (resh, name) = &self.orgs[0].units[unit];
+                b.clear();
+                let _ = write!(
+                    b,
+                    r#"{{"resourceType":"HealthcareService","id":"hs-{resh}","active":true,"providedBy":{{"reference":"Organization/unit-{resh}"}},"name":"Vakt {name}"}}"#
+                );
+                emit(b)?;
+            }
+            Ok(())
+        })?;
+        file("Schedule", &mut |b, emit| {
+            for &(e, unit) in &rosters {
+                let role = &self.employees[e].role_id;
+                b.clear();
+                let _ = write!(b, r#"{{"resourceType":"Schedule","id":"sch-{e}-{unit}","active":true,"actor":[{{"reference":"PractitionerRole/{role}"}}"#);
+                if self.employees[e].unit != unit {
+                    let _ = write!(b, r#",{{"reference":"HealthcareService/hs-{}"}}],"serviceType":[{{"text":"Tilstedevakt"}}]"#, self.orgs[0].units[unit].0);
+                } else {
+                    b.push(']');
+                }
+                b.push('}');
+                emit(b)?;
+            }
+            Ok(())
+        })?;
+        file("Slot", &mut |b, emit| {
+            for (i, &(e, unit, start, end)) in duties.iter().enumerate() {
+                b.clear();
+                let _ = write!(
+                    b,
+                    r#"{{"resourceType":"Slot","id":"slot-{i}","schedule":{{"reference":"Schedule/sch-{e}-{unit}"}},"status":"busy","start":"{}","end":"{}"}}"#,
+                    instant(start),
+                    instant(end)
+                );
+                emit(b)?;
+            }
+            Ok(())
+        })?;
         for (kind, name) in [(CareKind::Encounter, "Encounter"), (CareKind::EpisodeOfCare, "EpisodeOfCare"), (CareKind::Appointment, "Appointment")] {
             file(name, &mut |b, emit| {
                 for (i, c) in self.care.iter().enumerate().filter(|(_, c)| c.kind == kind) {
@@ -1279,7 +1563,7 @@ impl Region {
                 unit_id: (!unit_missing).then(|| unit_id.clone()),
                 unit_name: (!unit_missing).then(|| unit_name.clone()),
                 role_code: Some(e.role.to_owned()),
-                patient_id_kind: patient.as_ref().map(|_| "fnr".to_owned()),
+                patient_id_kind: patient.as_ref().map(|p| if crate::person_id_system(p).ends_with(".2") { "dnr" } else { "fnr" }.to_owned()),
                 record_part: patient.as_ref().map(|_| "DocumentReference".to_owned()),
                 document_id: patient.as_ref().map(|_| format!("DocumentReference/{}", rng.below(10_000_000))),
                 patient_id: patient,
@@ -1393,6 +1677,9 @@ impl Region {
             }
             CareKind::Appointment => {
                 let _ = write!(b, r#"{{"resourceType":"Appointment","id":"app-{i}","status":"fulfilled","start":"{}""#, instant(c.start));
+                if let Some(created) = c.created {
+                    let _ = write!(b, r#","created":"{}""#, instant(created));
+                }
                 if let Some(end) = c.end {
                     let _ = write!(b, r#","end":"{}""#, instant(end));
                 }
@@ -1435,6 +1722,37 @@ fn pick_weighted(rng: &mut Rng, weights: impl Iterator<Item = f64> + Clone) -> u
 
 fn building_key(d: &Dwelling) -> String {
     format!("{}|{}|{}{}", d.municipality, d.street, d.number, d.letter.map(String::from).unwrap_or_default())
+}
+
+/// The start of the shift `t` falls in: shifts begin at 06, 14 and 22 UTC (07, 15 and 23
+/// local in winter).
+fn shift_start(t: i64) -> i64 {
+    let day = t.div_euclid(DAY) * DAY;
+    match t - day {
+        h if h < 6 * HOUR => day - 2 * HOUR,
+        h if h < 14 * HOUR => day + 6 * HOUR,
+        h if h < 22 * HOUR => day + 14 * HOUR,
+        _ => day + 22 * HOUR,
+    }
+}
+
+/// The start of `employee`'s shift on `day` (days since 1970): day shifts for most, evening
+/// or night for some, by a draw from the employee alone.
+fn own_shift_start(employee: usize, day: i64) -> i64 {
+    let kind = share_draw(0x5411_F700 ^ employee as u64);
+    day * DAY
+        + if kind < 0.6 {
+            6 * HOUR
+        } else if kind < 0.85 {
+            14 * HOUR
+        } else {
+            22 * HOUR
+        }
+}
+
+/// Whether `employee` works on `day`: five days of seven.
+fn works_on(employee: usize, day: i64) -> bool {
+    share_draw((employee as u64) << 20 ^ day as u64) >= 2.0 / 7.0
 }
 
 /// A number in [0, 1) drawn from `n` alone, for choices that must not move the seeded
