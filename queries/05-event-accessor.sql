@@ -23,6 +23,11 @@ SELECT
     COALESCE(e.patient_id_kind = 'other', FALSE) AS patient_unidentified,
     e.action,
     e.basis,
+    -- The category of a self-authorisation's stated reason: an emergency (ETREAT,
+    -- BLAALYS, NODRETT, EMER) or none given (BTG, SELVAUTORISERING, anything else).
+    CASE WHEN e.basis = 'self_authorisation' THEN
+        CASE WHEN upper(e.purpose_code) IN ('ETREAT', 'BLAALYS', 'NODRETT', 'EMER') THEN 'emergency' ELSE 'unstated' END
+    END AS btg_reason,
     e.sensitivity
 FROM events e
 LEFT JOIN (

@@ -12,7 +12,7 @@
 -- show besides is in access_details.
 WITH base AS (
     SELECT e.seq, e.occurred_at, e.tenant, e.accessor_id, e.accessor_key, e.accessor_hpr, e.unit_id, e.role_code,
-           e.patient_id, e.patient_unidentified, e.action, e.basis, e.sensitivity
+           e.patient_id, e.patient_unidentified, e.action, e.basis, e.btg_reason, e.sensitivity
     FROM event_accessor e
     WHERE e.date >= '${from_date}' AND e.date <= '${to_date}'
       AND e.occurred_at >= TIMESTAMP '${from}' AND e.occurred_at < TIMESTAMP '${to}'
@@ -57,6 +57,7 @@ SELECT
     b.patient_unidentified,
     b.action,
     b.basis,
+    b.btg_reason,
     b.sensitivity
 FROM base b
 LEFT JOIN role_at r ON r.seq = b.seq

@@ -125,7 +125,7 @@ judged AS (
 )
 SELECT
     w.seq, w.occurred_at, w.tenant, w.accessor_id, w.accessor_key, w.accessor_hpr, w.unit_id, w.unit_from, w.role_code,
-    w.patient_id, w.action, w.basis, w.sensitivity,
+    w.patient_id, w.action, w.basis, w.btg_reason, w.sensitivity,
     -- The patient is in care somewhere in the accessor's organisation (in the window):
     -- an unexplained access to such a patient is most often a consultation or on-call
     -- cover, one to a patient the organisation does not treat at all is not.

@@ -239,6 +239,76 @@ fn orders_results_and_peers_explain_work_that_leaves_no_encounter() {
     assert!((share - e["explained_share"].as_f64().expect("share")).abs() < 1e-9, "the kinds add up to the explained share");
 }
 
+/// In an emergency unit everyone breaks the glass for emergencies: a doctor who does it far
+/// more often than the others, with the unit's usual reason, is flagged at half the
+/// strength of one who does it as often without stating one.
+#[test]
+fn frequent_break_the_glass_is_weighed_against_the_reasons_the_unit_gives() {
+    let ws = Workspace::new();
+    let (orgnr, resh) = ("979552033", "4992551");
+    let doctors: Vec<String> = (1..=6).map(|i| format!("90001{i:02}")).collect();
+    let mut context = vec![
+        format!(r#"{{"resourceType":"Organization","id":"org","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{orgnr}"}}],"name":"Sykehuset"}}"#),
+        format!(
+            r#"{{"resourceType":"Organization","id":"ed","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{resh}"}}],"name":"Akuttmottak","partOf":{{"reference":"Organization/org"}}}}"#
+        ),
+    ];
+    for hpr in &doctors {
+        context.push(format!(r#"{{"resourceType":"Practitioner","id":"pr-{hpr}","identifier":[{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{hpr}"}}]}}"#));
+        context.push(format!(
+            r#"{{"resourceType":"PractitionerRole","id":"role-{hpr}","practitioner":{{"reference":"Practitioner/pr-{hpr}"}},"organization":{{"reference":"Organization/ed"}},"code":[{{"coding":[{{"system":"urn:oid:2.16.578.1.12.4.1.1.9060","code":"LEGE"}}]}}],"period":{{"start":"2015-01-01"}}}}"#
+        ));
+    }
+    let dir = ws.path("registers");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("context.ndjson"), context.join("\n") + "\n").expect("write context");
+    let event = |id: &str, hpr: &str, patient: &str, code: &str, minute: usize| {
+        format!(
+            r#"{{"resourceType":"AuditEvent","id":"{id}","type":{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110110"}},"action":"R","period":{{"start":"2026-11-17T{:02}:{:02}:00Z","end":"2026-11-17T{:02}:{:02}:00Z"}},"recorded":"2026-11-17T20:00:00Z","outcome":"0","purposeOfEvent":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"{code}"}}]}}],"agent":[{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/extra-security-role-type","code":"humanuser"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.4","value":"{hpr}"}}}},"requestor":true,"location":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.102","value":"{resh}"}}}}}},{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"custodian"}}]}},"who":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.101","value":"{orgnr}"}}}},"requestor":false}}],"source":{{"observer":{{"display":"EPJ-Sykehuset"}}}},"entity":[{{"what":{{"identifier":{{"system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"{patient}"}}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1"}}}}]}}"#,
+            6 + minute / 60,
+            minute % 60,
+            6 + minute / 60,
+            minute % 60
+        )
+    };
+    let mut patients = (100..999).filter_map(|n| loggvakt_model::ids::complete_person_id(&format!("010180{n:03}")));
+    let mut events = Vec::new();
+    // Four colleagues break the glass twice each, for emergencies; doctor 5 twelve times for
+    // emergencies; doctor 6 twelve times without a reason.
+    for (d, hpr) in doctors.iter().enumerate() {
+        let (times, code) = match d {
+            4 => (12, "ETREAT"),
+            5 => (12, "BTG"),
+            _ => (2, "BLAALYS"),
+        };
+        for k in 0..times {
+            let patient = patients.next().expect("a person id");
+            events.push(event(&format!("ev-{hpr}-{k}"), hpr, &patient, code, events.len() * 5));
+        }
+    }
+    std::fs::write(dir.join("events.ndjson"), events.join("\n") + "\n").expect("write events");
+    let store = ws.path("store");
+    let out = ws.ingest(&store, &[dir.join("events.ndjson")], &[]);
+    assert!(out.status.success(), "ingest: {}", text(&out));
+    let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(dir.join("context.ndjson")));
+    assert!(out.status.success(), "context import: {}", text(&out));
+    let review = ws.path("review");
+    let out = detect(&ws, &store, &review, &[]);
+    assert!(out.status.success(), "detect: {}", text(&out));
+    let flags = std::fs::read_to_string(review.join(orgnr).join("flags.csv")).expect("flags.csv");
+    let strength = |hpr: &str| -> Vec<f64> {
+        flags
+            .lines()
+            .filter_map(|l| l.strip_prefix("btg_frequency,"))
+            .filter(|rest| rest.starts_with(&format!("ev-{hpr}-")))
+            .filter_map(|rest| rest.split(',').nth(2)?.parse().ok())
+            .collect()
+    };
+    assert_eq!(strength(&doctors[5]), vec![1.0; 12], "no reason given, which the unit seldom does: {flags}");
+    assert_eq!(strength(&doctors[4]), vec![0.5; 12], "the unit's usual reason: {flags}");
+    assert!(strength(&doctors[0]).is_empty(), "as often as the others: {flags}");
+}
+
 /// The messy region's rosters explain on-call cover of other units (`duty`), its
 /// patients known by D-number are looked up like any other, and the events its sources
 /// sent twice are stored once.
