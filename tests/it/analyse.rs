@@ -781,6 +781,51 @@ fn a_small_memory_limit_gives_the_same_queues_and_too_small_a_limit_a_clear_erro
     );
 }
 
+/// Under a small memory limit the export is sorted in many runs on disk and merged: the
+/// snapshot is the same, file for file, as with the default, and importing it again the
+/// same way is a no-op. A later export replaces what it changes, in the merge with the
+/// snapshot before it.
+#[test]
+fn context_import_under_a_small_memory_limit_makes_the_same_snapshot() {
+    let ws = Workspace::new();
+    let (store, context, _) = prepare(&ws, 12);
+    let small = ws.path("small-limit-store");
+    let out = run(loggvakt().args(["context", "import", "--memory-limit", "256K", "--store"]).arg(&small).arg(&context));
+    assert!(out.status.success(), "{}", text(&out));
+    let runs_seen = std::fs::read_dir(small.join("context/snapshots")).expect("snapshots").flatten().any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+    assert!(!runs_seen, "the runs and the staging directory are gone");
+    let snapshot = |store: &Path| store.join("context/snapshots/v000001");
+    let info = |store: &Path| -> Value { serde_json::from_slice(&std::fs::read(snapshot(store).join("snapshot.json")).expect("snapshot.json")).expect("JSON") };
+    let (a, b) = (info(&store), info(&small));
+    assert_eq!(a["digest"], b["digest"]);
+    assert_eq!(a["rows"], b["rows"]);
+    assert!(a["rows"]["duty"].as_u64() > Some(0) && a["rows"]["care"].as_u64() > Some(1000), "{}", a["rows"]);
+    for (table, _) in loggvakt_context::TABLES {
+        let file = format!("{table}.parquet");
+        let (x, y) = (std::fs::read(snapshot(&store).join(&file)).expect("table"), std::fs::read(snapshot(&small).join(&file)).expect("table"));
+        assert!(x == y, "{file} differs between the two imports");
+    }
+    let again = run(loggvakt().args(["context", "import", "--memory-limit", "256K", "--store"]).arg(&small).arg(&context));
+    assert!(text(&again).contains("nothing changed: snapshot v000001"), "{}", text(&again));
+
+    // One patient moves, one is new: a second snapshot with both, the rest kept.
+    let patients = std::fs::read_to_string(context.join("Patient.ndjson")).expect("Patient.ndjson");
+    let first: Value = serde_json::from_str(patients.lines().next().expect("a patient")).expect("JSON");
+    let mut moved = first.clone();
+    moved["address"] = serde_json::json!([{"use": "home", "line": ["Kirkegata 99"], "postalCode": "7010", "city": "Midtfjord", "period": {"start": "2026-01-01"}}]);
+    let mut new = moved.clone();
+    new["id"] = Value::from("new-patient");
+    let change = ws.path("change.ndjson");
+    std::fs::write(&change, format!("{moved}\n{new}\n")).expect("write");
+    let out = run(loggvakt().args(["context", "import", "--memory-limit", "256K", "--store"]).arg(&small).arg(&change));
+    assert!(out.status.success(), "{}", text(&out));
+    let c = serde_json::from_slice::<Value>(&std::fs::read(small.join("context/snapshots/v000002/snapshot.json")).expect("v2")).expect("JSON");
+    assert_eq!(c["resources"].as_u64(), a["resources"].as_u64().map(|n| n + 1), "one added, one replaced");
+    let resources = small.join("context/snapshots/v000002/resources.parquet");
+    let kept = duckdb(&format!("SELECT count(*) FROM read_parquet('{}') WHERE json LIKE '%Kirkegata 99%'", resources.display()));
+    assert_eq!(kept.trim(), "2", "the moved patient and the new one carry the new address");
+}
+
 /// A register larger than one record batch (64 Ki rows) is imported whole: every resource
 /// in the snapshot, each table readable by DuckDB with all its rows.
 #[test]

@@ -44,13 +44,23 @@ pub struct ImportArgs {
     /// Who runs the import, as recorded in the journal.
     #[arg(long, env = "USER", default_value = "loggvakt-operator")]
     pub operator: String,
+    /// Memory for the export's text at once (e.g. 1G, 64M): the import sorts the export in
+    /// runs of a quarter of this on disk, beside the new snapshot, and merges them, so a
+    /// register of any size imports in about this plus the population's identities.
+    /// Default: 1G. A smaller limit gives the same snapshot, a little slower.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
 }
 
 pub fn context(command: &ContextCommand) -> anyhow::Result<ExitCode> {
     let ContextCommand::Import(args) = command;
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let started = Instant::now();
-    let report = loggvakt_context::import(&args.store, &args.inputs, &now).with_context(|| format!("importing context into {}", args.store.display()))?;
+    let run_bytes = match &args.memory_limit {
+        Some(limit) => memory_limit(Some(limit))? / 4,
+        None => loggvakt_context::RUN_BYTES,
+    };
+    let report = loggvakt_context::import_with(&args.store, &args.inputs, &now, run_bytes).with_context(|| format!("importing context into {}", args.store.display()))?;
     let changed: usize = report.changed.values().sum();
     println!(
         "read {} resource line(s) from {} file(s) in {:.1}s: {changed} new or changed, {} unchanged",

@@ -111,6 +111,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         all_problems: false,
         key: Some(key.clone()),
         operator: "demo-operator".into(),
+        memory_limit: None,
     }))?;
 
     step(5, "Export the newest signed checkpoint, as a regulator would keep it");

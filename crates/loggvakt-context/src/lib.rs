@@ -4,9 +4,14 @@
 //! `RelatedPerson`, `Practitioner`, `PractitionerRole`, `Organization`, `Encounter`,
 //! `EpisodeOfCare`, `Appointment`, and the orders, results and teams that are care
 //! evidence too: `ServiceRequest`, `MedicationRequest`, `MedicationDispense`,
-//! `DiagnosticReport`, `ImagingStudy`, `CareTeam`) turned into flat tables with validity
-//! periods, kept as versioned Parquet snapshots beside the journal in
-//! `STORE/context/snapshots/`.
+//! `DiagnosticReport`, `ImagingStudy`, `CareTeam`; and rosters: `Schedule`, `Slot`,
+//! `Location`, `HealthcareService`) turned into flat tables with validity periods, kept as
+//! versioned Parquet snapshots beside the journal in `STORE/context/snapshots/`.
+//!
+//! An import's memory does not grow with the export: the input is sorted in bounded runs
+//! on disk and merged with the previous snapshot in key order (`runs`), and the tables are
+//! written batch by batch while references are resolved against an index of identities
+//! (`parse::Resolver`), never a map of every resource.
 //!
 //! Each import merges the new resources into the newest snapshot by `Type/id` (a later
 //! line replaces an earlier one) and writes a new snapshot only when something changed, so
@@ -20,11 +25,13 @@
 
 mod normalise;
 mod parse;
+mod runs;
 mod snapshot;
 mod tables;
 
 pub use normalise::{address_keys, name_key, AddressKeys};
-pub use snapshot::{current_snapshot, import, named_snapshot, ImportReport, Problem, SnapshotInfo};
+pub use runs::RUN_BYTES;
+pub use snapshot::{current_snapshot, import, import_with, named_snapshot, ImportReport, Problem, SnapshotInfo};
 pub use tables::TABLES;
 
 use std::path::{Path, PathBuf};

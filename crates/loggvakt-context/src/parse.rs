@@ -500,10 +500,58 @@ fn relation_kind(code: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// Everything the tables are built from, with reference indexes.
+/// Reference indexes: what other resources are resolved against. Learnt in a first pass
+/// over the resources (organisations, patients, practitioners, roles, places, rosters), so
+/// the second pass can write each resource's rows as it comes, holding the population's
+/// identities but never every resource.
 #[derive(Default)]
+struct Index {
+    orgs: HashMap<String, (Ids, Option<String>)>,
+    /// Patient `Type/id` → person id.
+    patients: HashMap<String, String>,
+    practitioners: HashMap<String, Ids>,
+    /// PractitionerRole `Type/id` → the person and the organisation; raw until settled.
+    roles: HashMap<String, (Ids, OrgEntry)>,
+    raw_roles: Vec<(String, Option<String>, Ids, Option<String>)>,
+    places: HashMap<String, OrgEntry>,
+    raw_places: Vec<(String, Option<String>)>,
+    rosters: HashMap<String, Roster>,
+    raw_schedules: Vec<(String, Vec<String>, bool)>,
+    /// Schedules that have at least one Slot.
+    slotted: std::collections::HashSet<String>,
+}
+
+impl Index {
+    /// An organisation's legal entity (orgnr) is found by following partOf; its unit is
+    /// the nearest RESH id on the way.
+    fn resolve_org(&self, key: &str) -> Option<OrgEntry> {
+        let mut entry = OrgEntry::default();
+        let mut at = key.to_owned();
+        for _ in 0..8 {
+            let (ids, part_of) = self.orgs.get(&at)?;
+            if entry.unit.is_none() {
+                entry.unit = ids.resh.clone();
+            }
+            if ids.orgnr.is_some() {
+                entry.orgnr = ids.orgnr.clone();
+                return Some(entry);
+            }
+            at = part_of.clone()?;
+        }
+        Some(entry)
+    }
+}
+
+/// Resolves references between context resources and writes the tables (all but
+/// `resources`), in two passes over the same resources: [`Resolver::learn`] each, then
+/// [`Resolver::settle`], then [`Resolver::emit`] each. Memory is the index (the
+/// population's and staff's identities, organisations, rosters) and one record batch per
+/// table; rows are written as they are made when the tables stream to files.
 pub(crate) struct Resolver {
-    parsed: Vec<Parsed>,
+    index: Index,
+    tables: HashMap<&'static str, TableBuilder>,
+    /// Unresolved references: (resource, path, target).
+    missing: Vec<(String, &'static str, String)>,
     pub problems: Vec<ResourceProblem>,
 }
 
@@ -513,323 +561,335 @@ struct OrgEntry {
     unit: Option<String>,
 }
 
+/// Resource types the first pass learns from; the rest are read in the second only.
+const INDEXED: &[&str] = &["Organization", "Patient", "Practitioner", "PractitionerRole", "Location", "HealthcareService", "Schedule", "Slot"];
+
+/// Whether [`Resolver::learn`] reads resources of this type (the rest need not be parsed
+/// for the first pass).
+pub(crate) fn is_indexed(resource_type: &str) -> bool {
+    INDEXED.contains(&resource_type)
+}
+
 impl Resolver {
-    pub fn add(&mut self, resource_type: &str, key: String, v: &Value) {
-        if let Some(p) = parse(resource_type, key, v, &mut self.problems) {
-            self.parsed.push(p);
+    /// Tables held in memory (for tests and small imports).
+    #[cfg(test)]
+    pub fn in_memory() -> Self {
+        Resolver { index: Index::default(), tables: TABLE_ORDER.into_iter().map(|t| (t, TableBuilder::new(t))).collect(), missing: Vec::new(), problems: Vec::new() }
+    }
+
+    /// Tables streamed batch by batch into `dir/<table>.parquet`.
+    pub fn streaming_into(dir: &std::path::Path) -> Result<Self, crate::ContextError> {
+        let mut tables = HashMap::new();
+        for t in TABLE_ORDER {
+            tables.insert(t, TableBuilder::streaming(t, &dir.join(format!("{t}.parquet")))?);
+        }
+        Ok(Resolver { index: Index::default(), tables, missing: Vec::new(), problems: Vec::new() })
+    }
+
+    /// First pass: learns what others refer to. Problems are reported by the second pass.
+    pub fn learn(&mut self, resource_type: &str, key: String, v: &Value) {
+        if !is_indexed(resource_type) {
+            return;
+        }
+        let mut ignored = Vec::new();
+        let Some(parsed) = parse(resource_type, key, v, &mut ignored) else { return };
+        let index = &mut self.index;
+        match parsed {
+            Parsed::Organization { key, ids, part_of, .. } => {
+                index.orgs.insert(key, (ids, part_of));
+            }
+            Parsed::Patient { key, ids, .. } => {
+                if let Some(id) = ids.person {
+                    index.patients.insert(key, id);
+                }
+            }
+            Parsed::Practitioner { key, ids, .. } => {
+                index.practitioners.insert(key, ids);
+            }
+            Parsed::PractitionerRole { key, practitioner, ids, organization, .. } => index.raw_roles.push((key, practitioner, ids, organization)),
+            Parsed::Place { key, organization } => index.raw_places.push((key, organization)),
+            Parsed::Schedule { key, actors, active, .. } => index.raw_schedules.push((key, actors, active)),
+            Parsed::Slot { schedule: Some(schedule), .. } => {
+                index.slotted.insert(schedule);
+            }
+            _ => {}
         }
     }
 
-    fn missing(&mut self, resource: &str, path: &str, target: &str) {
-        self.problems.push(ResourceProblem {
-            resource: resource.to_owned(),
-            path: path.to_owned(),
-            reason: format!("refers to {target}, which is in neither this import nor an earlier one"),
-        });
-    }
-
-    /// Resolves references and fills the tables (all but `resources`).
-    pub fn build(mut self) -> (Vec<TableBuilder>, Vec<ResourceProblem>) {
-        let mut orgs: HashMap<String, (Ids, Option<String>)> = HashMap::new();
-        let mut patients: HashMap<String, String> = HashMap::new();
-        let mut practitioners: HashMap<String, Ids> = HashMap::new();
-        for p in &self.parsed {
-            match p {
-                Parsed::Organization { key, ids, part_of, .. } => {
-                    orgs.insert(key.clone(), (ids.clone(), part_of.clone()));
-                }
-                Parsed::Patient { key, ids, .. } => {
-                    if let Some(id) = &ids.person {
-                        patients.insert(key.clone(), id.clone());
-                    }
-                }
-                Parsed::Practitioner { key, ids, .. } => {
-                    practitioners.insert(key.clone(), ids.clone());
-                }
-                _ => {}
+    /// Between the passes: resolves roles, places and rosters against what was learnt.
+    pub fn settle(&mut self) {
+        let index = &mut self.index;
+        for (key, practitioner, ids, organization) in std::mem::take(&mut index.raw_roles) {
+            let mut person = ids;
+            if let Some(found) = practitioner.as_ref().and_then(|r| index.practitioners.get(r)) {
+                person.person = person.person.or_else(|| found.person.clone());
+                person.hpr = person.hpr.or_else(|| found.hpr.clone());
             }
+            let org = organization.as_deref().and_then(|k| index.resolve_org(k)).unwrap_or_default();
+            index.roles.insert(key, (person, org));
         }
-        // An organisation's legal entity (orgnr) is found by following partOf; its unit is
-        // the nearest RESH id on the way.
-        let resolve_org = |key: &str| -> Option<OrgEntry> {
-            let mut entry = OrgEntry::default();
-            let mut at = key.to_owned();
-            for _ in 0..8 {
-                let (ids, part_of) = orgs.get(&at)?;
-                if entry.unit.is_none() {
-                    entry.unit = ids.resh.clone();
-                }
-                if ids.orgnr.is_some() {
-                    entry.orgnr = ids.orgnr.clone();
-                    return Some(entry);
-                }
-                at = part_of.clone()?;
-            }
-            Some(entry)
-        };
-        let mut roles: HashMap<String, (Ids, OrgEntry)> = HashMap::new();
-        for p in &self.parsed {
-            if let Parsed::PractitionerRole { key, practitioner, ids, organization, .. } = p {
-                let mut person = ids.clone();
-                if let Some(found) = practitioner.as_ref().and_then(|r| practitioners.get(r)) {
-                    person.person = person.person.or_else(|| found.person.clone());
-                    person.hpr = person.hpr.or_else(|| found.hpr.clone());
-                }
-                let org = organization.as_deref().and_then(resolve_org).unwrap_or_default();
-                roles.insert(key.clone(), (person, org));
-            }
-        }
-        let mut missing = Vec::new();
         // Where each Location or HealthcareService belongs, for rosters.
-        let mut places: HashMap<String, OrgEntry> = HashMap::new();
-        for p in &self.parsed {
-            if let Parsed::Place { key, organization } = p {
-                if let Some(target) = organization.as_ref().filter(|t| !orgs.contains_key(*t)) {
-                    missing.push((key.clone(), "organization", target.clone()));
-                }
-                places.insert(key.clone(), organization.as_deref().and_then(resolve_org).unwrap_or_default());
+        for (key, organization) in std::mem::take(&mut index.raw_places) {
+            if let Some(target) = organization.as_ref().filter(|t| !index.orgs.contains_key(*t)) {
+                self.missing.push((key.clone(), "organization", target.clone()));
             }
+            let org = organization.as_deref().and_then(|k| index.resolve_org(k)).unwrap_or_default();
+            index.places.insert(key, org);
         }
         // Each roster: the people it is for, and the unit where the duty is done (a place
         // it names, else the unit of the role it names).
-        let mut rosters: HashMap<String, Roster> = HashMap::new();
-        let mut slotted: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for p in &self.parsed {
-            match p {
-                Parsed::Schedule { key, actors, active, .. } => {
-                    let mut roster = Roster { active: *active, ..Roster::default() };
-                    let mut role_unit = None;
-                    for actor in actors {
-                        let kind = actor.split('/').next().unwrap_or("");
-                        let found = match kind {
-                            "Practitioner" => practitioners.get(actor).map(|ids| roster.people.push(ids.clone())),
-                            "PractitionerRole" => roles.get(actor).map(|(ids, org)| {
-                                roster.people.push(ids.clone());
-                                role_unit = role_unit.take().or_else(|| Some(org.clone()));
-                            }),
-                            "Location" | "HealthcareService" => places.get(actor).map(|org| roster.unit = roster.unit.take().or_else(|| Some(org.clone()))),
-                            // Not an R4 Schedule actor, but unambiguous where a source sends it.
-                            "Organization" => resolve_org(actor).map(|org| roster.unit = roster.unit.take().or(Some(org))),
-                            _ => Some(()),
-                        };
-                        if found.is_none() {
-                            missing.push((key.clone(), "Schedule.actor", actor.clone()));
-                        }
-                    }
-                    roster.unit = roster.unit.or(role_unit);
-                    if roster.people.is_empty() {
-                        self.problems.push(ResourceProblem {
-                            resource: key.clone(),
-                            path: "Schedule.actor".into(),
-                            reason: "names no Practitioner or PractitionerRole: whose duty it is cannot be told".into(),
-                        });
-                    } else if roster.unit.as_ref().is_none_or(|u| u.orgnr.is_none()) {
-                        self.problems.push(ResourceProblem {
-                            resource: key.clone(),
-                            path: "Schedule.actor".into(),
-                            reason: "names no Location, HealthcareService or PractitionerRole of a known organisation: where the duty is done cannot be told".into(),
-                        });
-                    }
-                    rosters.insert(key.clone(), roster);
+        for (key, actors, active) in std::mem::take(&mut index.raw_schedules) {
+            let mut roster = Roster { active, ..Roster::default() };
+            let mut role_unit = None;
+            for actor in &actors {
+                let kind = actor.split('/').next().unwrap_or("");
+                let found = match kind {
+                    "Practitioner" => index.practitioners.get(actor).map(|ids| roster.people.push(ids.clone())),
+                    "PractitionerRole" => index.roles.get(actor).map(|(ids, org)| {
+                        roster.people.push(ids.clone());
+                        role_unit = role_unit.take().or_else(|| Some(org.clone()));
+                    }),
+                    "Location" | "HealthcareService" => index.places.get(actor).map(|org| roster.unit = roster.unit.take().or_else(|| Some(org.clone()))),
+                    // Not an R4 Schedule actor, but unambiguous where a source sends it.
+                    "Organization" => index.resolve_org(actor).map(|org| roster.unit = roster.unit.take().or(Some(org))),
+                    _ => Some(()),
+                };
+                if found.is_none() {
+                    self.missing.push((key.clone(), "Schedule.actor", actor.clone()));
                 }
-                Parsed::Slot { schedule: Some(schedule), .. } => {
-                    slotted.insert(schedule.clone());
-                }
-                _ => {}
             }
+            roster.unit = roster.unit.or(role_unit);
+            if roster.people.is_empty() {
+                self.problems.push(ResourceProblem {
+                    resource: key.clone(),
+                    path: "Schedule.actor".into(),
+                    reason: "names no Practitioner or PractitionerRole: whose duty it is cannot be told".into(),
+                });
+            } else if roster.unit.as_ref().is_none_or(|u| u.orgnr.is_none()) {
+                self.problems.push(ResourceProblem {
+                    resource: key.clone(),
+                    path: "Schedule.actor".into(),
+                    reason: "names no Location, HealthcareService or PractitionerRole of a known organisation: where the duty is done cannot be told".into(),
+                });
+            }
+            index.rosters.insert(key, roster);
         }
-        let mut tables: HashMap<&'static str, TableBuilder> = TABLE_ORDER.into_iter().map(|t| (t, TableBuilder::new(t))).collect();
-        let parsed = std::mem::take(&mut self.parsed);
-        for p in &parsed {
-            match p {
-                Parsed::Organization { key, ids, name, part_of } => {
-                    let resolved = resolve_org(key).unwrap_or_default();
-                    if let Some(target) = part_of.as_ref().filter(|t| !orgs.contains_key(*t)) {
-                        missing.push((key.clone(), "Organization.partOf", target.clone()));
-                    }
-                    if let Some(t) = tables.get_mut("organization") {
-                        t.push(&[
-                            Cell::Text(Some(key)),
-                            Cell::Text(resolved.orgnr.as_deref()),
-                            Cell::Text(ids.resh.as_deref()),
-                            Cell::Text(name.as_deref()),
-                            Cell::Text(part_of.as_deref()),
-                        ]);
-                    }
+    }
+
+    /// Second pass: writes the resource's rows, resolving its references.
+    pub fn emit(&mut self, resource_type: &str, key: String, v: &Value) {
+        if let Some(p) = parse(resource_type, key, v, &mut self.problems) {
+            self.emit_parsed(&p);
+        }
+    }
+
+    fn emit_parsed(&mut self, p: &Parsed) {
+        match p {
+            Parsed::Organization { key, ids, name, part_of } => {
+                let resolved = self.index.resolve_org(key).unwrap_or_default();
+                if let Some(target) = part_of.as_ref().filter(|t| !self.index.orgs.contains_key(*t)) {
+                    self.missing.push((key.clone(), "Organization.partOf", target.clone()));
                 }
-                Parsed::Patient { key, ids, family, given, protected, deceased, addresses } => {
-                    let Some(person) = &ids.person else {
-                        self.problems.push(ResourceProblem {
-                            resource: key.clone(),
-                            path: "Patient.identifier".into(),
-                            reason: "no fødselsnummer, D-nummer or H-nummer; the patient cannot be matched to accesses".into(),
-                        });
-                        continue;
-                    };
-                    let family_key = family.as_deref().map(name_key);
-                    if let Some(t) = tables.get_mut("person") {
-                        t.push(&[
-                            Cell::Text(Some(person)),
-                            Cell::Text(Some(key)),
-                            Cell::Text(family.as_deref()),
-                            Cell::Text(given.as_deref()),
-                            Cell::Text(family_key.as_deref()),
-                            Cell::Flag(*protected),
-                            Cell::Flag(*deceased),
-                        ]);
-                    }
-                    push_addresses(&mut tables, person, "Patient", addresses);
+                if let Some(t) = self.tables.get_mut("organization") {
+                    t.push(&[
+                        Cell::Text(Some(key)),
+                        Cell::Text(resolved.orgnr.as_deref()),
+                        Cell::Text(ids.resh.as_deref()),
+                        Cell::Text(name.as_deref()),
+                        Cell::Text(part_of.as_deref()),
+                    ]);
                 }
-                Parsed::Practitioner { key, ids, family, given, addresses } => {
-                    if let Some(t) = tables.get_mut("practitioner") {
-                        t.push(&[
-                            Cell::Text(Some(key)),
-                            Cell::Text(ids.person.as_deref()),
-                            Cell::Text(ids.hpr.as_deref()),
-                            Cell::Text(family.as_deref()),
-                            Cell::Text(given.as_deref()),
-                        ]);
-                    }
-                    if let Some(person) = &ids.person {
-                        push_addresses(&mut tables, person, "Practitioner", addresses);
-                    }
+            }
+            Parsed::Patient { key, ids, family, given, protected, deceased, addresses } => {
+                let Some(person) = &ids.person else {
+                    self.problems.push(ResourceProblem {
+                        resource: key.clone(),
+                        path: "Patient.identifier".into(),
+                        reason: "no fødselsnummer, D-nummer or H-nummer; the patient cannot be matched to accesses".into(),
+                    });
+                    return;
+                };
+                let family_key = family.as_deref().map(name_key);
+                if let Some(t) = self.tables.get_mut("person") {
+                    t.push(&[
+                        Cell::Text(Some(person)),
+                        Cell::Text(Some(key)),
+                        Cell::Text(family.as_deref()),
+                        Cell::Text(given.as_deref()),
+                        Cell::Text(family_key.as_deref()),
+                        Cell::Flag(*protected),
+                        Cell::Flag(*deceased),
+                    ]);
                 }
-                Parsed::RelatedPerson { key, patient, related, codes, from, to } => {
-                    let Some(patient_ref) = patient else {
-                        self.problems.push(ResourceProblem { resource: key.clone(), path: "RelatedPerson.patient".into(), reason: "missing".into() });
-                        continue;
-                    };
-                    let Some(person) = patients.get(patient_ref) else {
-                        missing.push((key.clone(), "RelatedPerson.patient", patient_ref.clone()));
-                        continue;
-                    };
-                    let Some(related_id) = &related.person else {
-                        self.problems.push(ResourceProblem {
-                            resource: key.clone(),
-                            path: "RelatedPerson.identifier".into(),
-                            reason: "no person identifier for the related person".into(),
-                        });
-                        continue;
-                    };
-                    let code = codes.first().map(String::as_str).unwrap_or("");
-                    let (kind, reverse) = relation_kind(code);
-                    if let Some(t) = tables.get_mut("relation") {
-                        t.push(&[Cell::Text(Some(person)), Cell::Text(Some(related_id)), Cell::Text(Some(code)), Cell::Text(Some(kind)), Cell::Time(*from), Cell::Time(*to)]);
-                        t.push(&[Cell::Text(Some(related_id)), Cell::Text(Some(person)), Cell::Text(Some(code)), Cell::Text(Some(reverse)), Cell::Time(*from), Cell::Time(*to)]);
-                    }
+                push_addresses(&mut self.tables, person, "Patient", addresses);
+            }
+            Parsed::Practitioner { key, ids, family, given, addresses } => {
+                if let Some(t) = self.tables.get_mut("practitioner") {
+                    t.push(&[
+                        Cell::Text(Some(key)),
+                        Cell::Text(ids.person.as_deref()),
+                        Cell::Text(ids.hpr.as_deref()),
+                        Cell::Text(family.as_deref()),
+                        Cell::Text(given.as_deref()),
+                    ]);
                 }
-                Parsed::PractitionerRole { key, practitioner, organization, role, from, to, .. } => {
-                    let (person, org) = roles.get(key).cloned().unwrap_or_default();
-                    if let Some(target) = practitioner.as_ref().filter(|t| !practitioners.contains_key(*t)) {
-                        missing.push((key.clone(), "PractitionerRole.practitioner", target.clone()));
-                    }
-                    if let Some(target) = organization.as_ref().filter(|t| !orgs.contains_key(*t)) {
-                        missing.push((key.clone(), "PractitionerRole.organization", target.clone()));
-                    }
-                    if let Some(t) = tables.get_mut("employment") {
-                        t.push(&[
-                            Cell::Text(Some(key)),
-                            Cell::Text(person.person.as_deref()),
-                            Cell::Text(person.hpr.as_deref()),
-                            Cell::Text(org.orgnr.as_deref()),
-                            Cell::Text(org.unit.as_deref()),
-                            Cell::Text(role.as_deref()),
-                            Cell::Time(*from),
-                            Cell::Time(*to),
-                        ]);
-                    }
+                if let Some(person) = &ids.person {
+                    push_addresses(&mut self.tables, person, "Practitioner", addresses);
                 }
-                Parsed::Place { .. } => {}
-                Parsed::Schedule { key, from, to, active, .. } => {
-                    // A roster with shifts (Slot) is on duty in its shifts; one without, over
-                    // its whole planning horizon.
-                    if !*active || slotted.contains(key) {
-                        continue;
-                    }
-                    let (Some(from), Some(to)) = (from, to) else {
-                        self.problems.push(ResourceProblem {
-                            resource: key.clone(),
-                            path: "Schedule.planningHorizon".into(),
-                            reason: "no Slot and no complete planning horizon: when the duty is cannot be told".into(),
-                        });
-                        continue;
-                    };
-                    if let Some(roster) = rosters.get(key) {
-                        push_duty(&mut tables, key, roster, *from, *to);
-                    }
+            }
+            Parsed::RelatedPerson { key, patient, related, codes, from, to } => {
+                let Some(patient_ref) = patient else {
+                    self.problems.push(ResourceProblem { resource: key.clone(), path: "RelatedPerson.patient".into(), reason: "missing".into() });
+                    return;
+                };
+                let Some(person) = self.index.patients.get(patient_ref) else {
+                    self.missing.push((key.clone(), "RelatedPerson.patient", patient_ref.clone()));
+                    return;
+                };
+                let Some(related_id) = &related.person else {
+                    self.problems.push(ResourceProblem {
+                        resource: key.clone(),
+                        path: "RelatedPerson.identifier".into(),
+                        reason: "no person identifier for the related person".into(),
+                    });
+                    return;
+                };
+                let code = codes.first().map(String::as_str).unwrap_or("");
+                let (kind, reverse) = relation_kind(code);
+                if let Some(t) = self.tables.get_mut("relation") {
+                    t.push(&[Cell::Text(Some(person)), Cell::Text(Some(related_id)), Cell::Text(Some(code)), Cell::Text(Some(kind)), Cell::Time(*from), Cell::Time(*to)]);
+                    t.push(&[Cell::Text(Some(related_id)), Cell::Text(Some(person)), Cell::Text(Some(code)), Cell::Text(Some(reverse)), Cell::Time(*from), Cell::Time(*to)]);
                 }
-                Parsed::Slot { key, schedule, from, to, on_duty } => {
-                    let Some(schedule) = schedule else {
-                        self.problems.push(ResourceProblem { resource: key.clone(), path: "Slot.schedule".into(), reason: "missing".into() });
-                        continue;
-                    };
-                    let Some(roster) = rosters.get(schedule) else {
-                        missing.push((key.clone(), "Slot.schedule", schedule.clone()));
-                        continue;
-                    };
-                    let (Some(from), Some(to)) = (from, to) else {
-                        self.problems.push(ResourceProblem { resource: key.clone(), path: "Slot.start".into(), reason: "a shift needs both start and end".into() });
-                        continue;
-                    };
-                    if *on_duty && roster.active {
-                        push_duty(&mut tables, key, roster, *from, *to);
-                    }
+            }
+            Parsed::PractitionerRole { key, practitioner, organization, role, from, to, .. } => {
+                let (person, org) = self.index.roles.get(key).cloned().unwrap_or_default();
+                if let Some(target) = practitioner.as_ref().filter(|t| !self.index.practitioners.contains_key(*t)) {
+                    self.missing.push((key.clone(), "PractitionerRole.practitioner", target.clone()));
                 }
-                Parsed::Care { key, kind, patient, patient_ids, organization, participants, from, to } => {
-                    let patient_id = patient_ids.person.clone().or_else(|| patient.as_ref().and_then(|r| patients.get(r).cloned()));
-                    let Some(patient_id) = patient_id else {
-                        match patient {
-                            Some(r) => missing.push((key.clone(), "subject", r.clone())),
-                            None => self.problems.push(ResourceProblem { resource: key.clone(), path: "patient".into(), reason: "names no patient".into() }),
-                        }
-                        continue;
-                    };
-                    let mut org = organization.as_deref().and_then(resolve_org);
-                    if let Some(target) = organization.as_ref().filter(|t| !orgs.contains_key(*t)) {
-                        missing.push((key.clone(), "organization", target.clone()));
+                if let Some(target) = organization.as_ref().filter(|t| !self.index.orgs.contains_key(*t)) {
+                    self.missing.push((key.clone(), "PractitionerRole.organization", target.clone()));
+                }
+                if let Some(t) = self.tables.get_mut("employment") {
+                    t.push(&[
+                        Cell::Text(Some(key)),
+                        Cell::Text(person.person.as_deref()),
+                        Cell::Text(person.hpr.as_deref()),
+                        Cell::Text(org.orgnr.as_deref()),
+                        Cell::Text(org.unit.as_deref()),
+                        Cell::Text(role.as_deref()),
+                        Cell::Time(*from),
+                        Cell::Time(*to),
+                    ]);
+                }
+            }
+            Parsed::Place { .. } => {}
+            Parsed::Schedule { key, from, to, active, .. } => {
+                // A roster with shifts (Slot) is on duty in its shifts; one without, over
+                // its whole planning horizon.
+                if !*active || self.index.slotted.contains(key) {
+                    return;
+                }
+                let (Some(from), Some(to)) = (from, to) else {
+                    self.problems.push(ResourceProblem {
+                        resource: key.clone(),
+                        path: "Schedule.planningHorizon".into(),
+                        reason: "no Slot and no complete planning horizon: when the duty is cannot be told".into(),
+                    });
+                    return;
+                };
+                if let Some(roster) = self.index.rosters.get(key) {
+                    push_duty(&mut self.tables, key, roster, *from, *to);
+                }
+            }
+            Parsed::Slot { key, schedule, from, to, on_duty } => {
+                let Some(schedule) = schedule else {
+                    self.problems.push(ResourceProblem { resource: key.clone(), path: "Slot.schedule".into(), reason: "missing".into() });
+                    return;
+                };
+                let Some(roster) = self.index.rosters.get(schedule) else {
+                    self.missing.push((key.clone(), "Slot.schedule", schedule.clone()));
+                    return;
+                };
+                let (Some(from), Some(to)) = (from, to) else {
+                    self.problems.push(ResourceProblem { resource: key.clone(), path: "Slot.start".into(), reason: "a shift needs both start and end".into() });
+                    return;
+                };
+                if *on_duty && roster.active {
+                    push_duty(&mut self.tables, key, roster, *from, *to);
+                }
+            }
+            Parsed::Care { key, kind, patient, patient_ids, organization, participants, from, to } => {
+                let patient_id = patient_ids.person.clone().or_else(|| patient.as_ref().and_then(|r| self.index.patients.get(r).cloned()));
+                let Some(patient_id) = patient_id else {
+                    match patient {
+                        Some(r) => self.missing.push((key.clone(), "subject", r.clone())),
+                        None => self.problems.push(ResourceProblem { resource: key.clone(), path: "patient".into(), reason: "names no patient".into() }),
                     }
-                    for participant in participants {
-                        let ids = if participant.starts_with("PractitionerRole/") {
-                            roles.get(participant).map(|(ids, role_org)| {
-                                // An appointment knows its organisation through the booked role.
-                                if org.is_none() {
-                                    org = Some(role_org.clone());
-                                }
-                                ids.clone()
-                            })
-                        } else {
-                            practitioners.get(participant).cloned()
-                        };
-                        match ids {
-                            Some(ids) => {
-                                if let Some(t) = tables.get_mut("care_participant") {
-                                    t.push(&[Cell::Text(Some(key)), Cell::Text(ids.person.as_deref()), Cell::Text(ids.hpr.as_deref())]);
-                                }
+                    return;
+                };
+                let mut org = organization.as_deref().and_then(|k| self.index.resolve_org(k));
+                if let Some(target) = organization.as_ref().filter(|t| !self.index.orgs.contains_key(*t)) {
+                    self.missing.push((key.clone(), "organization", target.clone()));
+                }
+                for participant in participants {
+                    let ids = if participant.starts_with("PractitionerRole/") {
+                        self.index.roles.get(participant).map(|(ids, role_org)| {
+                            // An appointment knows its organisation through the booked role.
+                            if org.is_none() {
+                                org = Some(role_org.clone());
                             }
-                            None if participant.starts_with("Practitioner") => missing.push((key.clone(), "participant", participant.clone())),
-                            None => {}
+                            ids.clone()
+                        })
+                    } else {
+                        self.index.practitioners.get(participant).cloned()
+                    };
+                    match ids {
+                        Some(ids) => {
+                            if let Some(t) = self.tables.get_mut("care_participant") {
+                                t.push(&[Cell::Text(Some(key)), Cell::Text(ids.person.as_deref()), Cell::Text(ids.hpr.as_deref())]);
+                            }
                         }
+                        None if participant.starts_with("Practitioner") => self.missing.push((key.clone(), "participant", participant.clone())),
+                        None => {}
                     }
-                    let org = org.unwrap_or_default();
-                    if let Some(t) = tables.get_mut("care") {
-                        t.push(&[
-                            Cell::Text(Some(key)),
-                            Cell::Text(Some(kind)),
-                            Cell::Text(Some(&patient_id)),
-                            Cell::Text(org.orgnr.as_deref()),
-                            Cell::Text(org.unit.as_deref()),
-                            Cell::Time(*from),
-                            Cell::Time(*to),
-                        ]);
-                    }
+                }
+                let org = org.unwrap_or_default();
+                if let Some(t) = self.tables.get_mut("care") {
+                    t.push(&[
+                        Cell::Text(Some(key)),
+                        Cell::Text(Some(kind)),
+                        Cell::Text(Some(&patient_id)),
+                        Cell::Text(org.orgnr.as_deref()),
+                        Cell::Text(org.unit.as_deref()),
+                        Cell::Time(*from),
+                        Cell::Time(*to),
+                    ]);
                 }
             }
         }
-        for (resource, path, target) in missing {
-            self.missing(&resource, path, &target);
+    }
+
+    /// The tables, in [`TABLE_ORDER`], and every problem found.
+    pub fn finish(mut self) -> (Vec<TableBuilder>, Vec<ResourceProblem>) {
+        for (resource, path, target) in std::mem::take(&mut self.missing) {
+            self.problems.push(ResourceProblem { resource, path: path.to_owned(), reason: format!("refers to {target}, which is in neither this import nor an earlier one") });
         }
-        let built = TABLE_ORDER.iter().filter_map(|t| tables.remove(t)).collect();
+        let built = TABLE_ORDER.iter().filter_map(|t| self.tables.remove(t)).collect();
         (built, self.problems)
+    }
+
+    /// Both passes over resources held in memory: (resource type, `Type/id`, resource).
+    #[cfg(test)]
+    pub fn resolve_all(resources: &[(String, String, Value)]) -> (Vec<TableBuilder>, Vec<ResourceProblem>) {
+        let mut r = Resolver::in_memory();
+        for (t, key, v) in resources {
+            r.learn(t, key.clone(), v);
+        }
+        r.settle();
+        for (t, key, v) in resources {
+            r.emit(t, key.clone(), v);
+        }
+        r.finish()
     }
 }
 
@@ -890,6 +950,18 @@ mod tests {
         assert_eq!(instant("not a date"), None);
     }
 
+    /// Each resource with its type and `Type/id`.
+    fn keyed(resources: &[Value]) -> Vec<(String, String, Value)> {
+        resources
+            .iter()
+            .map(|r| {
+                let t = r["resourceType"].as_str().unwrap().to_owned();
+                let key = format!("{t}/{}", r["id"].as_str().unwrap());
+                (t, key, r.clone())
+            })
+            .collect()
+    }
+
     /// (patient, kind, unit, from, to) per care row.
     type CareRow = (String, String, Option<String>, Option<i64>, Option<i64>);
     /// The care rows, the care-team members, and the problems found.
@@ -898,12 +970,7 @@ mod tests {
     fn care_rows(resources: &[Value]) -> CareRows {
         use arrow_array::cast::AsArray;
         use arrow_array::types::TimestampMicrosecondType;
-        let mut resolver = Resolver::default();
-        for r in resources {
-            let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
-            resolver.add(r["resourceType"].as_str().unwrap(), key, r);
-        }
-        let (tables, problems) = resolver.build();
+        let (tables, problems) = Resolver::resolve_all(&keyed(resources));
         let batch = |name: &str| tables.into_iter().find(|t| t.name == name).unwrap().finish().unwrap().remove(0);
         let care = batch("care");
         let text = |b: &arrow_array::RecordBatch, c: &str, i: usize| {
@@ -917,12 +984,7 @@ mod tests {
         let rows = (0..care.num_rows())
             .map(|i| (text(&care, "kind", i).unwrap(), text(&care, "patient_id", i).unwrap(), text(&care, "unit_id", i), time(&care, "valid_from", i), time(&care, "valid_to", i)))
             .collect();
-        let mut resolver = Resolver::default();
-        for r in resources {
-            let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
-            resolver.add(r["resourceType"].as_str().unwrap(), key, r);
-        }
-        let participants = resolver.build().0.into_iter().find(|t| t.name == "care_participant").unwrap().finish().unwrap().remove(0);
+        let participants = Resolver::resolve_all(&keyed(resources)).0.into_iter().find(|t| t.name == "care_participant").unwrap().finish().unwrap().remove(0);
         let people = (0..participants.num_rows()).map(|i| (text(&participants, "care_ref", i).unwrap(), text(&participants, "hpr", i))).collect();
         (rows, people, problems)
     }
@@ -984,12 +1046,7 @@ mod tests {
         use arrow_array::cast::AsArray;
         use arrow_array::types::TimestampMicrosecondType;
         use arrow_array::Array;
-        let mut resolver = Resolver::default();
-        for r in resources {
-            let key = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
-            resolver.add(r["resourceType"].as_str().unwrap(), key, r);
-        }
-        let (tables, problems) = resolver.build();
+        let (tables, problems) = Resolver::resolve_all(&keyed(resources));
         let batch = tables.into_iter().find(|t| t.name == table).unwrap().finish().unwrap().remove(0);
         let rows = (0..batch.num_rows())
             .map(|i| {

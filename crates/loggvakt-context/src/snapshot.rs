@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, StringArray};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::parse::{Resolver, SUPPORTED};
+use crate::parse::{is_indexed, Resolver, SUPPORTED};
+use crate::runs::{Merge, Merged, Record, RunWriter, RUN_BYTES};
 use crate::tables::{Cell, TableBuilder};
 use crate::ContextError;
 
@@ -106,98 +106,82 @@ fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ContextError> {
     Ok(files)
 }
 
-type Resources = BTreeMap<String, (String, String)>;
-
-fn load_resources(snapshot: &SnapshotInfo) -> Result<Resources, ContextError> {
-    let path = snapshot.dir.join("resources.parquet");
-    let file = std::fs::File::open(&path).map_err(|e| ContextError::io(&path, e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|source| ContextError::Parquet { path: path.clone(), source })?;
-    let mut out = Resources::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| ContextError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        let column = |name: &str| -> Result<&StringArray, ContextError> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| ContextError::Corrupt { path: path.clone(), reason: format!("column {name} missing or not text") })
-        };
-        let (types, ids, hashes, json) = (column("resource_type")?, column("id")?, column("content_hash")?, column("json")?);
-        for row in 0..batch.num_rows() {
-            if types.is_null(row) || ids.is_null(row) {
-                continue;
-            }
-            out.insert(format!("{}/{}", types.value(row), ids.value(row)), (hashes.value(row).to_owned(), json.value(row).to_owned()));
-        }
-    }
-    Ok(out)
-}
-
 /// The version of the rules that derive the tables from the resources (keys, columns,
 /// resource types read). It is part of the digest, so re-importing an unchanged export
 /// after these rules changed rebuilds the tables instead of keeping stale ones.
 const DERIVATION_VERSION: &str = "tables-3";
 
-fn digest(resources: &Resources) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(DERIVATION_VERSION.as_bytes());
-    hasher.update(&[0]);
-    for (key, (hash, _)) in resources {
-        hasher.update(key.as_bytes());
+/// The snapshot digest, fed one resource at a time in key order: BLAKE3 over the
+/// derivation version and every `Type/id` and content hash.
+struct Digest(blake3::Hasher);
+
+impl Digest {
+    fn new() -> Self {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(DERIVATION_VERSION.as_bytes());
         hasher.update(&[0]);
-        hasher.update(hash.as_bytes());
-        hasher.update(&[0]);
+        Digest(hasher)
     }
-    hasher.finalize().to_hex().to_string()
+
+    fn add(&mut self, key: &str, hash: &str) {
+        self.0.update(key.as_bytes());
+        self.0.update(&[0]);
+        self.0.update(hash.as_bytes());
+        self.0.update(&[0]);
+    }
+
+    fn finish(self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
 }
 
-#[derive(Default)]
-struct Tally {
-    changed: BTreeMap<String, usize>,
-    unchanged: usize,
-}
-
-/// Reads one line's resource (or a Bundle's entries) into `into`.
-fn take_resource(value: Value, file: &str, line: u64, into: &mut Resources, tally: &mut Tally, problems: &mut Vec<Problem>) {
+/// Reads one line's resource (or a Bundle's entries) into the runs.
+fn take_resource(value: Value, file: &str, line: u64, into: &mut RunWriter, problems: &mut Vec<Problem>) -> Result<(), ContextError> {
     let problem = |path: &str, reason: String| Problem { file: Some(file.to_owned()), line: Some(line), resource: None, path: path.to_owned(), reason };
     let Some(resource_type) = value.get("resourceType").and_then(Value::as_str).map(str::to_owned) else {
         problems.push(problem("resourceType", "missing; each line must be one FHIR resource".into()));
-        return;
+        return Ok(());
     };
     if resource_type == "Bundle" {
         if let Some(Value::Array(entries)) = value.get("entry") {
             for entry in entries {
                 if let Some(resource) = entry.get("resource") {
-                    take_resource(resource.clone(), file, line, into, tally, problems);
+                    take_resource(resource.clone(), file, line, into, problems)?;
                 }
             }
         }
-        return;
+        return Ok(());
     }
     if !SUPPORTED.contains(&resource_type.as_str()) {
         problems.push(problem("resourceType", format!("'{resource_type}' is not context; expected one of {}", SUPPORTED.join(", "))));
-        return;
+        return Ok(());
     }
     let Some(id) = value.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()) else {
         problems.push(problem(&format!("{resource_type}.id"), "missing; a context resource needs an id so later imports can replace it".into()));
-        return;
+        return Ok(());
     };
     let key = format!("{resource_type}/{id}");
     // serde_json orders object keys, so the same resource spelled differently hashes the same.
     let json = value.to_string();
     let hash = blake3::hash(json.as_bytes()).to_hex().to_string();
-    if into.get(&key).map(|(h, _)| h) == Some(&hash) {
-        tally.unchanged += 1;
-    } else {
-        *tally.changed.entry(resource_type).or_default() += 1;
-        into.insert(key, (hash, json));
-    }
+    into.push(Record { key, hash, json })
 }
 
 /// Imports FHIR NDJSON files (or directories of them) into a new snapshot of `store`.
 /// `now` is the import time recorded in the snapshot (RFC 3339).
+///
+/// Memory does not grow with the export: the input is sorted in runs of [`RUN_BYTES`]
+/// spilled to the staging directory, and merged with the previous snapshot's resources
+/// three times, in key order: to compute the digest (and stop there when nothing
+/// changed), to learn what references resolve to (organisations, the population's and
+/// staff's identities, roles, rosters), and to write every table batch by batch.
 pub fn import(store: &Path, inputs: &[PathBuf], now: &str) -> Result<ImportReport, ContextError> {
+    import_with(store, inputs, now, RUN_BYTES)
+}
+
+/// [`import`] with the bytes of JSON each sorted run holds (the input's share of the
+/// import's memory); smaller runs mean more of them to merge, and the same snapshot.
+pub fn import_with(store: &Path, inputs: &[PathBuf], now: &str, run_bytes: usize) -> Result<ImportReport, ContextError> {
     let files = input_files(inputs)?;
     let dir = snapshots_dir(store);
     std::fs::create_dir_all(&dir).map_err(|e| ContextError::io(&dir, e))?;
@@ -207,14 +191,51 @@ pub fn import(store: &Path, inputs: &[PathBuf], now: &str) -> Result<ImportRepor
     lock.lock().map_err(|e| ContextError::io(&lock_path, e))?;
 
     let previous = current_snapshot(store)?;
-    let mut resources = match &previous {
-        Some(s) => load_resources(s)?,
-        None => Resources::new(),
+    let version = previous_version(&dir)? + 1;
+    let name = format!("v{version:06}");
+    let staging = dir.join(format!("{name}.tmp"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| ContextError::io(&staging, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| ContextError::io(&staging, e))?;
+    let result = import_into(&staging, &files, previous.as_ref(), now, run_bytes.max(1));
+    let runs = staging.join("runs");
+    if runs.exists() {
+        std::fs::remove_dir_all(&runs).map_err(|e| ContextError::io(&runs, e))?;
+    }
+    let (mut report, info) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
     };
-    let mut tally = Tally::default();
+    let Some(mut info) = info else {
+        std::fs::remove_dir_all(&staging).map_err(|e| ContextError::io(&staging, e))?;
+        return Ok(report);
+    };
+    info.version = version;
+    info.dir = dir.join(&name);
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| ContextError::Corrupt { path: staging.clone(), reason: e.to_string() })?;
+    write_synced(&staging.join("snapshot.json"), &json)?;
+    sync_dir(&staging)?;
+    std::fs::rename(&staging, &info.dir).map_err(|e| ContextError::io(&info.dir, e))?;
+    write_synced(&dir.join("CURRENT.tmp"), format!("{name}\n").as_bytes())?;
+    std::fs::rename(dir.join("CURRENT.tmp"), dir.join("CURRENT")).map_err(|e| ContextError::io(&dir, e))?;
+    sync_dir(&dir)?;
+    report.snapshot = info;
+    report.created = true;
+    Ok(report)
+}
+
+/// Reads the input and, when it changes the merged set of resources, writes the new
+/// snapshot's files into `staging` (all but `snapshot.json`); `None` when nothing changed,
+/// with the report naming the previous snapshot.
+fn import_into(staging: &Path, files: &[PathBuf], previous: Option<&SnapshotInfo>, now: &str, run_bytes: usize) -> Result<(ImportReport, Option<SnapshotInfo>), ContextError> {
+    let mut runs = RunWriter::new(&staging.join("runs"), run_bytes)?;
     let mut problems = Vec::new();
     let mut lines_read = 0u64;
-    for path in &files {
+    for path in files {
         let name = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|e| ContextError::io(path, e))?;
         for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
@@ -225,43 +246,75 @@ pub fn import(store: &Path, inputs: &[PathBuf], now: &str) -> Result<ImportRepor
             }
             lines_read += 1;
             match serde_json::from_slice::<Value>(&line) {
-                Ok(value) => take_resource(value, &name, number, &mut resources, &mut tally, &mut problems),
+                Ok(value) => take_resource(value, &name, number, &mut runs, &mut problems)?,
                 Err(e) => problems.push(Problem { file: Some(name.clone()), line: Some(number), resource: None, path: String::new(), reason: format!("not JSON: {e}") }),
             }
         }
     }
-    let Tally { changed, unchanged } = tally;
-    let digest = digest(&resources);
+    let runs = runs.finish()?;
+    let previous_resources = previous.map(|p| p.dir.join("resources.parquet"));
+    let merged = || Merge::open(previous_resources.as_deref(), &runs);
+
+    // Pass 1: what changed, and the digest.
+    let (mut changed, mut unchanged, mut resource_count) = (BTreeMap::<String, usize>::new(), 0usize, 0usize);
+    let mut digest = Digest::new();
+    let mut merge = merged()?;
+    while let Some(m) = merge.next()? {
+        digest.add(&m.record.key, &m.record.hash);
+        resource_count += 1;
+        if m.from_input {
+            if m.previous_hash.as_deref() == Some(m.record.hash.as_str()) {
+                unchanged += 1;
+            } else {
+                let resource_type = m.record.key.split_once('/').map_or(m.record.key.as_str(), |(t, _)| t);
+                *changed.entry(resource_type.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    let digest = digest.finish();
+    let mut report = ImportReport {
+        files: files.to_vec(),
+        lines_read,
+        changed,
+        unchanged,
+        problems: Vec::new(),
+        snapshot: previous.cloned().unwrap_or_else(|| empty_info(now)),
+        created: false,
+    };
     if let Some(previous) = previous.filter(|p| p.digest == digest) {
-        return Ok(ImportReport { files, lines_read, changed, unchanged, problems, snapshot: previous, created: false });
+        report.problems = problems;
+        report.snapshot = previous.clone();
+        return Ok((report, None));
     }
 
-    let version = previous_version(&dir)? + 1;
-    let name = format!("v{version:06}");
-    let staging = dir.join(format!("{name}.tmp"));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| ContextError::io(&staging, e))?;
+    // Pass 2: what references resolve to.
+    let mut resolver = Resolver::streaming_into(staging)?;
+    let mut merge = merged()?;
+    while let Some(m) = merge.next()? {
+        let (resource_type, _) = m.record.key.split_once('/').unwrap_or((m.record.key.as_str(), ""));
+        if is_indexed(resource_type) {
+            if let Ok(value) = serde_json::from_str::<Value>(&m.record.json) {
+                resolver.learn(resource_type, m.record.key.clone(), &value);
+            }
+        }
     }
-    std::fs::create_dir_all(&staging).map_err(|e| ContextError::io(&staging, e))?;
+    resolver.settle();
 
-    // The resources are consumed as they are written, batch by batch, into the resources
-    // table: the export's JSON is held once, not a second time in that table (measured on
-    // a 442 MB export: 2.8 GB peak before).
-    let resource_count = resources.len();
-    let mut resolver = Resolver::default();
+    // Pass 3: every table, written as it is made.
     let raw_path = staging.join("resources.parquet");
     let mut raw = TableBuilder::streaming("resources", &raw_path)?;
-    for (key, (hash, json)) in resources {
-        let (resource_type, id) = key.split_once('/').unwrap_or((key.as_str(), ""));
-        raw.push(&[Cell::Text(Some(resource_type)), Cell::Text(Some(id)), Cell::Text(Some(&hash)), Cell::Text(Some(&json))]);
-        match serde_json::from_str::<Value>(&json) {
-            Ok(value) => resolver.add(resource_type, key.clone(), &value),
-            Err(e) => problems.push(Problem { file: None, line: None, resource: Some(key.clone()), path: String::new(), reason: format!("kept resource is not JSON: {e}") }),
+    let mut merge = merged()?;
+    while let Some(Merged { record, .. }) = merge.next()? {
+        let (resource_type, id) = record.key.split_once('/').unwrap_or((record.key.as_str(), ""));
+        raw.push(&[Cell::Text(Some(resource_type)), Cell::Text(Some(id)), Cell::Text(Some(&record.hash)), Cell::Text(Some(&record.json))]);
+        match serde_json::from_str::<Value>(&record.json) {
+            Ok(value) => resolver.emit(resource_type, record.key.clone(), &value),
+            Err(e) => problems.push(Problem { file: None, line: None, resource: Some(record.key.clone()), path: String::new(), reason: format!("kept resource is not JSON: {e}") }),
         }
     }
     let mut rows = BTreeMap::new();
     rows.insert("resources".to_owned(), raw.write_to(&raw_path)?);
-    let (tables, resource_problems) = resolver.build();
+    let (tables, resource_problems) = resolver.finish();
     problems.extend(resource_problems.into_iter().map(|p| Problem { file: None, line: None, resource: Some(p.resource), path: p.path, reason: p.reason }));
     for table in tables {
         let name = table.name;
@@ -273,22 +326,23 @@ pub fn import(store: &Path, inputs: &[PathBuf], now: &str) -> Result<ImportRepor
         problems_file.push(b'\n');
     }
     write_synced(&staging.join("problems.ndjson"), &problems_file)?;
+    report.problems = problems;
     let info = SnapshotInfo {
-        version,
+        version: 0,
         imported_at: now.to_owned(),
         digest,
         resources: resource_count,
         rows,
         inputs: files.iter().map(|f| f.display().to_string()).collect(),
-        dir: dir.join(&name),
+        dir: PathBuf::new(),
     };
-    let json = serde_json::to_vec_pretty(&info).map_err(|e| ContextError::Corrupt { path: staging.clone(), reason: e.to_string() })?;
-    write_synced(&staging.join("snapshot.json"), &json)?;
-    std::fs::rename(&staging, &info.dir).map_err(|e| ContextError::io(&info.dir, e))?;
-    write_synced(&dir.join("CURRENT.tmp"), format!("{name}\n").as_bytes())?;
-    std::fs::rename(dir.join("CURRENT.tmp"), dir.join("CURRENT")).map_err(|e| ContextError::io(&dir, e))?;
-    sync_dir(&dir)?;
-    Ok(ImportReport { files, lines_read, changed, unchanged, problems, snapshot: info, created: true })
+    Ok((report, Some(info)))
+}
+
+/// A placeholder for the report of an import that made no snapshot and had none before
+/// (never returned: an empty first import still makes a snapshot).
+fn empty_info(now: &str) -> SnapshotInfo {
+    SnapshotInfo { version: 0, imported_at: now.to_owned(), digest: String::new(), resources: 0, rows: BTreeMap::new(), inputs: Vec::new(), dir: PathBuf::new() }
 }
 
 fn previous_version(dir: &Path) -> Result<u32, ContextError> {
