@@ -1,5 +1,5 @@
 -- id: celebrity
--- version: 3
+-- version: 4
 -- severity: 3
 -- excused_by_care: true
 -- title.nb: Mange ser på samme pasient
@@ -21,10 +21,8 @@
 -- curiosity; someone drawn to one person opens that one (a celebrity crowd on the same
 -- day still counts).
 WITH opened AS (
-    SELECT patient_id, accessor_key, MIN(accessor_id) AS accessor_id, MIN(unit_id) AS unit_id,
-           MAX(CASE WHEN explained THEN 1 ELSE 0 END) AS linked
-    FROM access_explained
-    WHERE patient_id IS NOT NULL
+    SELECT patient_id, accessor_key, MIN(accessor_id) AS accessor_id, MIN(unit_id) AS unit_id, MAX(linked) AS linked
+    FROM opened_by_day
     GROUP BY patient_id, accessor_key
 ),
 patients AS (
@@ -50,28 +48,27 @@ unrelated AS (
 volume AS (
     SELECT patient_id, SUM(linked) AS related FROM opened GROUP BY patient_id
 ),
+-- The days each unrelated user opened the patient (one row per user, patient and day).
+unrelated_days AS (
+    SELECT d.patient_id, d.accessor_key, d.day
+    FROM opened_by_day d JOIN unrelated u ON u.patient_id = d.patient_id AND u.accessor_key = d.accessor_key
+),
 -- Unrelated users per patient and day: the patients that drew a crowd that day.
 crowd_days AS (
-    SELECT a.patient_id, CAST(a.occurred_at AS DATE) AS day
-    FROM access_explained a JOIN unrelated u ON u.patient_id = a.patient_id AND u.accessor_key = a.accessor_key
-    GROUP BY a.patient_id, CAST(a.occurred_at AS DATE)
-    HAVING COUNT(DISTINCT a.accessor_key) >= ${crowd_day_users}
+    SELECT patient_id, day FROM unrelated_days GROUP BY patient_id, day HAVING COUNT(*) >= ${crowd_day_users}
 ),
 -- Users who opened several of that day's crowded patients: responders to an event.
 responders AS (
-    SELECT a.accessor_key, c.day
-    FROM access_explained a
-    JOIN unrelated u ON u.patient_id = a.patient_id AND u.accessor_key = a.accessor_key
-    JOIN crowd_days c ON c.patient_id = a.patient_id AND c.day = CAST(a.occurred_at AS DATE)
-    GROUP BY a.accessor_key, c.day
-    HAVING COUNT(DISTINCT a.patient_id) >= ${responder_patients}
+    SELECT d.accessor_key, d.day
+    FROM unrelated_days d JOIN crowd_days c ON c.patient_id = d.patient_id AND c.day = d.day
+    GROUP BY d.accessor_key, d.day
+    HAVING COUNT(*) >= ${responder_patients}
 ),
 -- Unrelated users who opened the patient on some day they were not responding to an event.
 unrelated_apart AS (
-    SELECT DISTINCT u.patient_id, u.accessor_key
-    FROM unrelated u
-    JOIN access_explained a ON a.patient_id = u.patient_id AND a.accessor_key = u.accessor_key
-    LEFT JOIN responders r ON r.accessor_key = a.accessor_key AND r.day = CAST(a.occurred_at AS DATE)
+    SELECT DISTINCT d.patient_id, d.accessor_key
+    FROM unrelated_days d
+    LEFT JOIN responders r ON r.accessor_key = d.accessor_key AND r.day = d.day
     WHERE r.accessor_key IS NULL
 ),
 crowd AS (
