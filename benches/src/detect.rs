@@ -41,6 +41,11 @@ struct Args {
     /// Python with the duckdb package.
     #[arg(long, env = "LOGGVAKT_PYTHON", default_value = "python3")]
     python: String,
+    /// Internal: generate the region into --dir and append its events to the store, then
+    /// exit (the harness runs this step in a process of its own, so its memory is measured
+    /// alone and is given back before the next step starts).
+    #[arg(long, hide = true)]
+    generate_only: bool,
 }
 
 const FROM: &str = "2026-11-16";
@@ -74,29 +79,41 @@ fn main() -> anyhow::Result<()> {
     let input = dir.join("input");
     let store = dir.join("store");
     let key = dir.join("keys/op.key");
+    if args.generate_only {
+        for (what, secs) in direct(&args, &key, &store, &input.join("context"))? {
+            eprintln!("{what}: {secs:.1} s");
+        }
+        return Ok(());
+    }
     let fresh = !(args.reuse && store.join("context/snapshots/CURRENT").is_file());
-    let mut setup = Vec::new();
+    // (step, wall seconds, peak MiB): each step a process of its own.
+    let mut setup: Vec<(&str, f64, f64)> = Vec::new();
     if fresh {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         step("keygen", Command::new(&bin).args(["keygen", "--name", "bench"]).arg("--out").arg(&key).arg("--trusted-keys").arg(dir.join("keys/trusted.txt")))?;
         let context = input.join("context");
+        let text = |p: &Path| p.display().to_string();
         if args.direct || args.scale == "hso" {
-            setup.extend(direct(&args, &key, &store, &context)?);
+            let me = std::env::current_exe()?;
+            let generate = ["--generate-only", "--scale", &args.scale, "--seed", &args.seed.to_string(), "--dir", &text(dir)].map(str::to_owned);
+            let (s, mib, _) = measured("generate the region, write its context NDJSON, append its events to the journal", &me, &generate)?;
+            setup.push(("generate + context NDJSON + append events", s, mib));
         } else {
-            let (s, _) = step("samples", Command::new(&bin).args(["samples", "--scale", &args.scale, "--seed", &args.seed.to_string(), "--out"]).arg(&input))?;
-            setup.push(("generate (FHIR NDJSON)", s));
-            let mut ingest = Command::new(&bin);
-            ingest.args(["ingest", "--store"]).arg(&store).arg("--key").arg(&key);
+            let samples = ["samples", "--scale", &args.scale, "--seed", &args.seed.to_string(), "--out", &text(&input)].map(str::to_owned);
+            let (s, mib, _) = measured("samples", &bin, &samples)?;
+            setup.push(("generate (FHIR NDJSON)", s, mib));
+            let mut ingest: Vec<String> = ["ingest", "--store", &text(&store), "--key", &text(&key)].map(str::to_owned).to_vec();
             for t in ["Organization", "Practitioner", "PractitionerRole"] {
-                ingest.arg(context.join(format!("{t}.ndjson")));
+                ingest.push(text(&context.join(format!("{t}.ndjson"))));
             }
-            ingest.arg(input.join("AuditEvent.ndjson"));
-            let (s, _) = step("ingest", &mut ingest)?;
-            setup.push(("ingest", s));
+            ingest.push(text(&input.join("AuditEvent.ndjson")));
+            let (s, mib, _) = measured("ingest", &bin, &ingest)?;
+            setup.push(("ingest", s, mib));
         }
-        let (s, _) = step("context import", Command::new(&bin).args(["context", "import", "--store"]).arg(&store).arg(&context))?;
-        setup.push(("context import", s));
+        let import = ["context", "import", "--store", &text(&store), &text(&context)].map(str::to_owned);
+        let (s, mib, _) = measured("context import", &bin, &import)?;
+        setup.push(("context import", s, mib));
     }
     let snapshot = loggvakt_context::current_snapshot(&store)?.context("the store has no context snapshot")?;
     let review = dir.join("review");
@@ -132,8 +149,11 @@ fn main() -> anyhow::Result<()> {
     let duck: serde_json::Value = serde_json::from_str(json)?;
 
     println!("\n## Detection: {} accesses to patient records ({} region, seed {}), {} to {}", accesses, args.scale, args.seed, FROM, TO);
-    for (what, s) in &setup {
-        println!("setup: {what} {s:.1} s");
+    if !setup.is_empty() {
+        println!("\n| setup step (own process) | wall time (s) | peak memory (MiB) |\n|---|---:|---:|");
+        for (what, s, mib) in &setup {
+            println!("| {what} | {s:.1} | {mib:.0} |");
+        }
     }
     println!("\n| detector | DataFusion rows | DataFusion ms | DuckDB rows | DuckDB ms |\n|---|---:|---:|---:|---:|");
     let mut mismatches = Vec::new();
@@ -147,7 +167,7 @@ fn main() -> anyhow::Result<()> {
     }
     let views: f64 = duck["phases"].as_object().map(|p| p.iter().filter(|(k, _)| !ours.contains_key(*k)).map(|(_, v)| v.as_f64().unwrap_or(0.0)).sum()).unwrap_or(0.0);
     println!("\n| engine | whole run (s) | peak memory (MiB) | notes |\n|---|---:|---:|---|");
-    println!("| loggvakt detect (DataFusion 55) | {df_secs:.1} | {df_mib:.0} | process wall time: journal open, views, 14 detectors, queues, reports, review logged |");
+    println!("| loggvakt detect (DataFusion 55) | {df_secs:.1} | {df_mib:.0} | process wall time: seal, views, {} detectors, queues, reports, review logged |", ours.len());
     println!(
         "| DuckDB {} (same SQL, same Parquet) | {dk_secs:.1} | {dk_mib:.0} | Python process wall time; views {views:.1} s, total in-engine {:.1} s |",
         duckdb_version(&args.python),

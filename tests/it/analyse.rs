@@ -239,6 +239,22 @@ fn orders_results_and_peers_explain_work_that_leaves_no_encounter() {
     assert!((share - e["explained_share"].as_f64().expect("share")).abs() < 1e-9, "the kinds add up to the explained share");
 }
 
+/// Ingests `events` (AuditEvent JSON, one per line), imports `dir/context.ndjson`, reviews
+/// the week and returns the review directory and `orgnr`'s flags.csv.
+fn review_hand_made(ws: &Workspace, dir: &Path, events: &[String], orgnr: &str) -> (PathBuf, String) {
+    std::fs::write(dir.join("events.ndjson"), events.join("\n") + "\n").expect("write events");
+    let store = ws.path("store");
+    let out = ws.ingest(&store, &[dir.join("events.ndjson")], &[]);
+    assert!(out.status.success(), "ingest: {}", text(&out));
+    let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(dir.join("context.ndjson")));
+    assert!(out.status.success(), "context import: {}", text(&out));
+    let review = ws.path("review");
+    let out = detect(ws, &store, &review, &[]);
+    assert!(out.status.success(), "detect: {}", text(&out));
+    let flags = std::fs::read_to_string(review.join(orgnr).join("flags.csv")).expect("flags.csv");
+    (review, flags)
+}
+
 /// In an emergency unit everyone breaks the glass for emergencies: a doctor who does it far
 /// more often than the others, with the unit's usual reason, is flagged at half the
 /// strength of one who does it as often without stating one.
@@ -286,16 +302,7 @@ fn frequent_break_the_glass_is_weighed_against_the_reasons_the_unit_gives() {
             events.push(event(&format!("ev-{hpr}-{k}"), hpr, &patient, code, events.len() * 5));
         }
     }
-    std::fs::write(dir.join("events.ndjson"), events.join("\n") + "\n").expect("write events");
-    let store = ws.path("store");
-    let out = ws.ingest(&store, &[dir.join("events.ndjson")], &[]);
-    assert!(out.status.success(), "ingest: {}", text(&out));
-    let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(dir.join("context.ndjson")));
-    assert!(out.status.success(), "context import: {}", text(&out));
-    let review = ws.path("review");
-    let out = detect(&ws, &store, &review, &[]);
-    assert!(out.status.success(), "detect: {}", text(&out));
-    let flags = std::fs::read_to_string(review.join(orgnr).join("flags.csv")).expect("flags.csv");
+    let (_, flags) = review_hand_made(&ws, &dir, &events, orgnr);
     let strength = |hpr: &str| -> Vec<f64> {
         flags
             .lines()
@@ -377,16 +384,7 @@ fn neighbours_are_matched_across_spellings_and_never_in_ones_own_home() {
         [("ev-housemate", housemate), ("ev-upstairs", upstairs), ("ev-street", down_the_street), ("ev-elsewhere", elsewhere)].iter().map(|(id, fnr)| event(id, fnr)).collect();
     // A patient known only by a hospital's own number: stored, counted, judged by no rule.
     events.push(event("ev-foreign", "MRN-4711").replace(r#""system":"urn:oid:2.16.578.1.12.4.1.4.1","value":"MRN-4711""#, r#""system":"urn:oid:1.2.3.4.5","value":"MRN-4711""#));
-    std::fs::write(dir.join("events.ndjson"), events.join("\n") + "\n").expect("write events");
-    let store = ws.path("store");
-    let out = ws.ingest(&store, &[dir.join("events.ndjson")], &[]);
-    assert!(out.status.success(), "ingest: {}", text(&out));
-    let out = run(loggvakt().args(["context", "import", "--store"]).arg(&store).arg(dir.join("context.ndjson")));
-    assert!(out.status.success(), "context import: {}", text(&out));
-    let review = ws.path("review");
-    let out = detect(&ws, &store, &review, &[]);
-    assert!(out.status.success(), "detect: {}", text(&out));
-    let flags = std::fs::read_to_string(review.join(orgnr).join("flags.csv")).expect("flags.csv");
+    let (review, flags) = review_hand_made(&ws, &dir, &events, orgnr);
     let neighbour: std::collections::BTreeMap<&str, f64> = flags
         .lines()
         .filter_map(|l| l.strip_prefix("neighbour,"))
