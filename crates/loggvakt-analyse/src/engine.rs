@@ -229,6 +229,29 @@ pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Opt
     Ok(snapshot.version)
 }
 
+/// `frame` with the named text columns cast to `Dictionary(Int32, Utf8)`; the rest as they are.
+fn dictionary_encoded(frame: datafusion::prelude::DataFrame, columns: &str) -> datafusion::error::Result<datafusion::prelude::DataFrame> {
+    let wanted: Vec<&str> = columns.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    if wanted.is_empty() {
+        return Ok(frame);
+    }
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let exprs: Vec<datafusion::prelude::Expr> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = datafusion::prelude::ident(f.name());
+            if wanted.contains(&f.name().as_str()) && matches!(f.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+                datafusion::prelude::cast(column, dictionary.clone()).alias(f.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    frame.select(exprs)
+}
+
 /// The views the engine itself reads after the detectors (rows of flagged accesses,
 /// coverage, the quality sample, explanations by kind, days).
 const READ_AFTER_DETECTION: &[&str] = &["access_explained", "access_details"];
@@ -407,7 +430,10 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         let sql = query.render(&job.params, &common)?;
         let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
         if query.header.get("materialize").map(String::as_str) == Some("true") {
-            // Computed once, held in memory: every detector reads it.
+            // Computed once, held in memory: every detector reads it. Columns the header
+            // names under `dictionary:` (few distinct values: tenant, unit, role, codes)
+            // are held dictionary-encoded, an integer per row instead of the text.
+            let frame = dictionary_encoded(frame, query.header.get("dictionary").map(String::as_str).unwrap_or("")).map_err(|e| df(&query.origin, e))?;
             let cached = frame.cache().await.map_err(|e| df(&query.origin, e))?;
             ctx.register_table(view.as_str(), cached.into_view()).map_err(|e| df(&query.origin, e))?;
         } else {
