@@ -1,5 +1,5 @@
 -- id: celebrity
--- version: 4
+-- version: 5
 -- severity: 3
 -- excused_by_care: true
 -- title.nb: Mange ser på samme pasient
@@ -48,28 +48,28 @@ unrelated AS (
 volume AS (
     SELECT patient_id, SUM(linked) AS related FROM opened GROUP BY patient_id
 ),
--- The days each unrelated user opened the patient (one row per user, patient and day).
+-- The days each unrelated user opened the patient (one row per user, patient and day),
+-- with how many unrelated users opened the patient that day (a crowd that day at
+-- crowd_day_users), and how many of that day's crowded patients the user opened (a
+-- responder to an event at responder_patients). Window aggregates over one set, because
+-- DataFusion computes a CTE again at every use: with separate crowd and responder sets
+-- the unrelated pairs were derived six times (5.5 s at 1.5 M accesses, DuckDB 0.5 s).
 unrelated_days AS (
-    SELECT d.patient_id, d.accessor_key, d.day
+    SELECT d.patient_id, d.accessor_key, d.day,
+           COUNT(*) OVER (PARTITION BY d.patient_id, d.day) AS day_users
     FROM opened_by_day d JOIN unrelated u ON u.patient_id = d.patient_id AND u.accessor_key = d.accessor_key
 ),
--- Unrelated users per patient and day: the patients that drew a crowd that day.
-crowd_days AS (
-    SELECT patient_id, day FROM unrelated_days GROUP BY patient_id, day HAVING COUNT(*) >= ${crowd_day_users}
-),
--- Users who opened several of that day's crowded patients: responders to an event.
-responders AS (
-    SELECT d.accessor_key, d.day
-    FROM unrelated_days d JOIN crowd_days c ON c.patient_id = d.patient_id AND c.day = d.day
-    GROUP BY d.accessor_key, d.day
-    HAVING COUNT(*) >= ${responder_patients}
+judged_days AS (
+    SELECT patient_id, accessor_key,
+           SUM(CASE WHEN day_users >= ${crowd_day_users} THEN 1 ELSE 0 END) OVER (PARTITION BY accessor_key, day) AS crowded_patients
+    FROM unrelated_days
 ),
 -- Unrelated users who opened the patient on some day they were not responding to an event.
 unrelated_apart AS (
-    SELECT DISTINCT d.patient_id, d.accessor_key
-    FROM unrelated_days d
-    LEFT JOIN responders r ON r.accessor_key = d.accessor_key AND r.day = d.day
-    WHERE r.accessor_key IS NULL
+    SELECT patient_id, accessor_key
+    FROM judged_days
+    GROUP BY patient_id, accessor_key
+    HAVING MIN(crowded_patients) < ${responder_patients}
 ),
 crowd AS (
     SELECT u.patient_id, COUNT(*) AS users, MIN(v.related) AS related

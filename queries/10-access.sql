@@ -1,6 +1,6 @@
 -- view: access
 -- materialize: true
--- dictionary: tenant, unit_id, unit_from, role_code, action, basis, btg_reason, sensitivity
+-- dictionary: unit_from, action, basis, btg_reason, sensitivity
 -- The accesses of the review period (accessors resolved by `event_accessor`). Held in
 -- memory: access_explained reads it five times, and engines inline views, so without it
 -- the events were scanned and the roles looked up some twenty times (detect at 1.5 M

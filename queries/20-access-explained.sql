@@ -1,6 +1,6 @@
 -- view: access_explained
 -- materialize: true
--- dictionary: tenant, unit_id, unit_from, role_code, action, basis, btg_reason, sensitivity, explained_by, explained_kind
+-- dictionary: unit_from, action, basis, btg_reason, sensitivity, explained_by, explained_kind
 -- param: arrival_hours = 12 | an access this many hours or less before the patient's stay in the organisation is registered is an emergency arrival (mass-casualty days: staff from other units help before anything is registered)
 -- param: duty_grace_minutes = 60 | a shift in a roster covers this long before its start and after its end (handovers, staying on)
 -- param: service_share = 0.1 | a unit whose accesses go at least this share to patients in care elsewhere in the organisation works as a service (laboratory, radiology, pharmacy, float pool, home care across a municipality)
