@@ -57,7 +57,8 @@ fn step(what: &str, cmd: &mut Command) -> anyhow::Result<(f64, String)> {
     let secs = started.elapsed().as_secs_f64();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if !out.status.success() && out.status.code() != Some(3) {
-        bail!("{what} failed:\n{text}");
+        let peak = peak_mib(&text).map(|mib| format!(" (after {secs:.1} s, peak {mib:.0} MiB)"));
+        bail!("{what} failed{}:\n{text}", peak.unwrap_or_default());
     }
     eprintln!("{what}: {secs:.1} s");
     Ok((secs, text))
@@ -68,8 +69,15 @@ fn measured(what: &str, program: &Path, args: &[String]) -> anyhow::Result<(f64,
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-f").arg("PEAK_RSS_KB=%M").arg(program).args(args);
     let (secs, text) = step(what, &mut cmd)?;
-    let kb: f64 = text.lines().rev().find_map(|l| l.strip_prefix("PEAK_RSS_KB=")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
-    Ok((secs, kb / 1024.0, text))
+    let mib = peak_mib(&text).unwrap_or(0.0);
+    // Printed as each step ends, so a later step that fails leaves the earlier figures.
+    eprintln!("{what}: peak {mib:.0} MiB");
+    Ok((secs, mib, text))
+}
+
+/// The peak resident memory `/usr/bin/time -f PEAK_RSS_KB=%M` printed, in MiB.
+fn peak_mib(text: &str) -> Option<f64> {
+    text.lines().rev().find_map(|l| l.strip_prefix("PEAK_RSS_KB=")).and_then(|v| v.trim().parse::<f64>().ok()).map(|kb| kb / 1024.0)
 }
 
 fn main() -> anyhow::Result<()> {
