@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::datatypes::{IntervalMonthDayNano, IntervalUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, MemoryReservation, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
@@ -423,6 +423,8 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
     ctx.register_table("org_settings", Arc::new(settings_table(job.settings, &tenants)?)).map_err(|e| df("org_settings", e))?;
 
     let mut phases = Vec::new();
+    // The memory each held view takes from the pool, given back when the view is let go.
+    let mut held: HashMap<String, MemoryReservation> = HashMap::new();
     for query in &job.queries {
         let Some(view) = query.header.get("view") else { continue };
         progress(Progress::Preparing(view));
@@ -434,8 +436,21 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             // names under `dictionary:` (few distinct values: tenant, unit, role, codes)
             // are held dictionary-encoded, an integer per row instead of the text.
             let frame = dictionary_encoded(frame, query.header.get("dictionary").map(String::as_str).unwrap_or("")).map_err(|e| df(&query.origin, e))?;
-            let cached = frame.cache().await.map_err(|e| df(&query.origin, e))?;
-            ctx.register_table(view.as_str(), cached.into_view()).map_err(|e| df(&query.origin, e))?;
+            // As DataFrame::cache does it, with the physical plan's schema (nullability as
+            // executed), but with the memory accounted below.
+            let task = Arc::new(frame.task_ctx());
+            let plan = frame.create_physical_plan().await.map_err(|e| df(&query.origin, e))?;
+            let schema = plan.schema();
+            let partitions = datafusion::physical_plan::collect_partitioned(plan, task).await.map_err(|e| df(&query.origin, e))?;
+            // What a view holds counts against the memory limit for as long as it is held,
+            // so the limit bounds the whole review, not only the queries: at 25 M accesses
+            // the held views, outside the pool, took the process 6 GiB past it.
+            let bytes: usize = partitions.iter().flatten().map(RecordBatch::get_array_memory_size).sum();
+            let reservation = MemoryConsumer::new(format!("view {view}")).register(&ctx.runtime_env().memory_pool);
+            reservation.try_grow(bytes).map_err(|e| df(&format!("holding the view {view} ({})", crate::bytes_text(bytes)), e))?;
+            held.insert(view.clone(), reservation);
+            let table = MemTable::try_new(schema, partitions).map_err(|e| df(&query.origin, e))?;
+            ctx.register_table(view.as_str(), Arc::new(table)).map_err(|e| df(&query.origin, e))?;
         } else {
             ctx.register_table(view.as_str(), frame.into_view()).map_err(|e| df(&query.origin, e))?;
         }
@@ -451,6 +466,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             || READ_AFTER_DETECTION.contains(&view.as_str());
         if !read_later {
             ctx.deregister_table(view.as_str()).map_err(|e| df(&query.origin, e))?;
+            held.remove(view.as_str());
         }
     }
 
