@@ -252,6 +252,30 @@ fn dictionary_encoded(frame: datafusion::prelude::DataFrame, columns: &str) -> d
     frame.select(exprs)
 }
 
+/// The memory the batches hold: each allocation once, though batches sliced from one
+/// buffer share it (summing `get_array_memory_size` per batch counted a 25 M-row view as
+/// 812 GiB).
+fn held_bytes(partitions: &[Vec<RecordBatch>]) -> usize {
+    fn visit(data: &datafusion::arrow::array::ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+        let nulls = data.nulls().map(|n| n.buffer());
+        for buffer in data.buffers().iter().chain(nulls) {
+            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                *total += buffer.capacity();
+            }
+        }
+        for child in data.child_data() {
+            visit(child, seen, total);
+        }
+    }
+    let (mut seen, mut total) = (HashSet::new(), 0);
+    for batch in partitions.iter().flatten() {
+        for column in batch.columns() {
+            visit(&column.to_data(), &mut seen, &mut total);
+        }
+    }
+    total
+}
+
 /// The views the engine itself reads after the detectors (rows of flagged accesses,
 /// coverage, the quality sample, explanations by kind, days).
 const READ_AFTER_DETECTION: &[&str] = &["access_explained", "access_details"];
@@ -445,7 +469,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             // What a view holds counts against the memory limit for as long as it is held,
             // so the limit bounds the whole review, not only the queries: at 25 M accesses
             // the held views, outside the pool, took the process 6 GiB past it.
-            let bytes: usize = partitions.iter().flatten().map(RecordBatch::get_array_memory_size).sum();
+            let bytes = held_bytes(&partitions);
             let reservation = MemoryConsumer::new(format!("view {view}")).register(&ctx.runtime_env().memory_pool);
             reservation.try_grow(bytes).map_err(|e| df(&format!("holding the view {view} ({})", crate::bytes_text(bytes)), e))?;
             held.insert(view.clone(), reservation);
@@ -684,6 +708,17 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
 #[cfg(test)]
 mod param_tests {
     use super::*;
+
+    #[test]
+    fn slices_of_one_buffer_are_counted_once() {
+        let values = Int64Array::from_iter_values(0..1_000_000);
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let whole = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        let slices: Vec<RecordBatch> = (0..100).map(|i| whole.slice(i * 10_000, 10_000)).collect();
+        let held = held_bytes(&[slices]);
+        assert!((8_000_000..9_000_000).contains(&held), "one 8 MB buffer, not 100 of them: {held}");
+        assert!(whole.get_array_memory_size() >= 8_000_000);
+    }
 
     #[test]
     fn a_table_is_mentioned_only_as_a_whole_word() {
