@@ -457,8 +457,9 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
         if query.header.get("materialize").map(String::as_str) == Some("true") {
             // Computed once, held in memory: every detector reads it. Columns the header
-            // names under `dictionary:` (few distinct values: tenant, unit, role, codes)
-            // are held dictionary-encoded, an integer per row instead of the text.
+            // names under `dictionary:` (codes with few distinct values) are held
+            // dictionary-encoded, an integer per row instead of the text. Not grouping
+            // keys: encoding tenant, unit and role made btg_frequency 30 times slower.
             let frame = dictionary_encoded(frame, query.header.get("dictionary").map(String::as_str).unwrap_or("")).map_err(|e| df(&query.origin, e))?;
             // As DataFrame::cache does it, with the physical plan's schema (nullability as
             // executed), but with the memory accounted below.
@@ -481,8 +482,8 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         phases.push(DetectorRun { id: format!("view {view}"), flags: 0, millis: started.elapsed().as_millis() });
     }
     // A view held in memory only to build the next ones is let go before the detectors
-    // run: `access` (the period's accesses) is read by `access_explained` alone, and held
-    // beside it, it was about two fifths of what the review held.
+    // run: `access` (the period's accesses) is read by `access_explained` alone, and at
+    // 25 M accesses it holds 3.9 GB.
     for (i, query) in job.queries.iter().enumerate() {
         let Some(view) = query.header.get("view").filter(|_| query.header.get("materialize").map(String::as_str) == Some("true")) else { continue };
         let read_later = job.queries[i + 1..].iter().any(|q| mentions_table(&q.body, view))
