@@ -13,7 +13,6 @@ use crate::parse::{is_indexed, Resolver, SUPPORTED};
 use crate::runs::{Merge, Merged, Record, RunWriter, RUN_BYTES};
 use crate::tables::{Cell, TableBuilder};
 use crate::ContextError;
-use rayon::prelude::*;
 
 /// Something in the input that was not taken as it stood: which file and line (or which
 /// resource), which field, and why. Import goes on; problems are listed in the report and
@@ -136,36 +135,36 @@ impl Digest {
     }
 }
 
-/// One line's resource (or a Bundle's entries) as records, and what was wrong with it.
-fn take_resource(value: Value, file: &str, line: u64, into: &mut Vec<Record>, problems: &mut Vec<Problem>) {
+/// Reads one line's resource (or a Bundle's entries) into the runs.
+fn take_resource(value: Value, file: &str, line: u64, into: &mut RunWriter, problems: &mut Vec<Problem>) -> Result<(), ContextError> {
     let problem = |path: &str, reason: String| Problem { file: Some(file.to_owned()), line: Some(line), resource: None, path: path.to_owned(), reason };
     let Some(resource_type) = value.get("resourceType").and_then(Value::as_str).map(str::to_owned) else {
         problems.push(problem("resourceType", "missing; each line must be one FHIR resource".into()));
-        return;
+        return Ok(());
     };
     if resource_type == "Bundle" {
         if let Some(Value::Array(entries)) = value.get("entry") {
             for entry in entries {
                 if let Some(resource) = entry.get("resource") {
-                    take_resource(resource.clone(), file, line, into, problems);
+                    take_resource(resource.clone(), file, line, into, problems)?;
                 }
             }
         }
-        return;
+        return Ok(());
     }
     if !SUPPORTED.contains(&resource_type.as_str()) {
         problems.push(problem("resourceType", format!("'{resource_type}' is not context; expected one of {}", SUPPORTED.join(", "))));
-        return;
+        return Ok(());
     }
     let Some(id) = value.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()) else {
         problems.push(problem(&format!("{resource_type}.id"), "missing; a context resource needs an id so later imports can replace it".into()));
-        return;
+        return Ok(());
     };
     let key = format!("{resource_type}/{id}");
     // serde_json orders object keys, so the same resource spelled differently hashes the same.
     let json = value.to_string();
     let hash = blake3::hash(json.as_bytes()).to_hex().to_string();
-    into.push(Record { key, hash, json });
+    into.push(Record { key, hash, json })
 }
 
 /// Imports FHIR NDJSON files (or directories of them) into a new snapshot of `store`.
@@ -239,41 +238,16 @@ fn import_into(staging: &Path, files: &[PathBuf], previous: Option<&SnapshotInfo
     for path in files {
         let name = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|e| ContextError::io(path, e))?;
-        // Lines are parsed, canonicalised and hashed a chunk at a time on every core, and
-        // taken in reading order, so a later line still replaces an earlier one.
-        let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(CHUNK);
-        let mut lines = BufReader::new(file).split(b'\n').enumerate();
-        let mut done = false;
-        while !done {
-            match lines.next() {
-                Some((i, line)) => {
-                    let line = line.map_err(|e| ContextError::io(path, e))?;
-                    if !line.iter().all(u8::is_ascii_whitespace) {
-                        lines_read += 1;
-                        chunk.push((i as u64 + 1, line));
-                    }
-                }
-                None => done = true,
+        for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+            let line = line.map_err(|e| ContextError::io(path, e))?;
+            let number = i as u64 + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
             }
-            if chunk.len() >= CHUNK || (done && !chunk.is_empty()) {
-                let parsed: Vec<(Vec<Record>, Vec<Problem>)> = chunk
-                    .par_iter()
-                    .map(|(number, line)| {
-                        let (mut records, mut found) = (Vec::new(), Vec::new());
-                        match serde_json::from_slice::<Value>(line) {
-                            Ok(value) => take_resource(value, &name, *number, &mut records, &mut found),
-                            Err(e) => found.push(Problem { file: Some(name.clone()), line: Some(*number), resource: None, path: String::new(), reason: format!("not JSON: {e}") }),
-                        }
-                        (records, found)
-                    })
-                    .collect();
-                chunk.clear();
-                for (records, found) in parsed {
-                    problems.extend(found);
-                    for record in records {
-                        runs.push(record)?;
-                    }
-                }
+            lines_read += 1;
+            match serde_json::from_slice::<Value>(&line) {
+                Ok(value) => take_resource(value, &name, number, &mut runs, &mut problems)?,
+                Err(e) => problems.push(Problem { file: Some(name.clone()), line: Some(number), resource: None, path: String::new(), reason: format!("not JSON: {e}") }),
             }
         }
     }
@@ -315,34 +289,29 @@ fn import_into(staging: &Path, files: &[PathBuf], previous: Option<&SnapshotInfo
 
     // Pass 2: what references resolve to.
     let mut resolver = Resolver::streaming_into(staging)?;
-    let indexed = |r: &Record| is_indexed(r.key.split_once('/').map_or(r.key.as_str(), |(t, _)| t));
-    in_chunks(merged()?, indexed, |record, value| {
-        if let Ok(value) = value {
-            let resource_type = record.key.split_once('/').map_or(record.key.as_str(), |(t, _)| t);
-            resolver.learn(resource_type, record.key.clone(), &value);
+    let mut merge = merged()?;
+    while let Some(m) = merge.next()? {
+        let (resource_type, _) = m.record.key.split_once('/').unwrap_or((m.record.key.as_str(), ""));
+        if is_indexed(resource_type) {
+            if let Ok(value) = serde_json::from_str::<Value>(&m.record.json) {
+                resolver.learn(resource_type, m.record.key.clone(), &value);
+            }
         }
-        Ok(())
-    })?;
+    }
     resolver.settle();
 
     // Pass 3: every table, written as it is made.
     let raw_path = staging.join("resources.parquet");
     let mut raw = TableBuilder::streaming("resources", &raw_path)?;
-    in_chunks(
-        merged()?,
-        |_| true,
-        |record, value| {
-            let (resource_type, id) = record.key.split_once('/').unwrap_or((record.key.as_str(), ""));
-            raw.push(&[Cell::Text(Some(resource_type)), Cell::Text(Some(id)), Cell::Text(Some(&record.hash)), Cell::Text(Some(&record.json))]);
-            match value {
-                Ok(value) => resolver.emit(resource_type, record.key.clone(), &value),
-                Err(e) => {
-                    problems.push(Problem { file: None, line: None, resource: Some(record.key.clone()), path: String::new(), reason: format!("kept resource is not JSON: {e}") })
-                }
-            }
-            Ok(())
-        },
-    )?;
+    let mut merge = merged()?;
+    while let Some(Merged { record, .. }) = merge.next()? {
+        let (resource_type, id) = record.key.split_once('/').unwrap_or((record.key.as_str(), ""));
+        raw.push(&[Cell::Text(Some(resource_type)), Cell::Text(Some(id)), Cell::Text(Some(&record.hash)), Cell::Text(Some(&record.json))]);
+        match serde_json::from_str::<Value>(&record.json) {
+            Ok(value) => resolver.emit(resource_type, record.key.clone(), &value),
+            Err(e) => problems.push(Problem { file: None, line: None, resource: Some(record.key.clone()), path: String::new(), reason: format!("kept resource is not JSON: {e}") }),
+        }
+    }
     let mut rows = BTreeMap::new();
     rows.insert("resources".to_owned(), raw.write_to(&raw_path)?);
     let (tables, resource_problems) = resolver.finish();
@@ -368,38 +337,6 @@ fn import_into(staging: &Path, files: &[PathBuf], previous: Option<&SnapshotInfo
         dir: PathBuf::new(),
     };
     Ok((report, Some(info)))
-}
-
-/// Lines (or merged resources) parsed at once on every core: enough to keep two cores
-/// busy, few enough that the chunk's text and parsed form stay a few MB.
-const CHUNK: usize = 4096;
-
-/// Feeds each merged resource that `select` picks, in key order, with its parsed JSON, to
-/// `each`: the parsing runs a chunk at a time on every core, `each` in order.
-fn in_chunks(
-    mut merge: Merge,
-    select: impl Fn(&Record) -> bool,
-    mut each: impl FnMut(&Record, Result<Value, serde_json::Error>) -> Result<(), ContextError>,
-) -> Result<(), ContextError> {
-    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
-    loop {
-        let next = merge.next()?;
-        let done = next.is_none();
-        if let Some(Merged { record, .. }) = next {
-            if select(&record) {
-                chunk.push(record);
-            }
-        }
-        if chunk.len() >= CHUNK || (done && !chunk.is_empty()) {
-            let values: Vec<Result<Value, serde_json::Error>> = chunk.par_iter().map(|r| serde_json::from_str::<Value>(&r.json)).collect();
-            for (record, value) in chunk.drain(..).zip(values) {
-                each(&record, value)?;
-            }
-        }
-        if done {
-            return Ok(());
-        }
-    }
 }
 
 /// A placeholder for the report of an import that made no snapshot and had none before
