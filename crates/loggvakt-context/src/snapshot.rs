@@ -313,12 +313,12 @@ fn import_into(staging: &Path, files: &[PathBuf], previous: Option<&SnapshotInfo
         }
     }
     let mut rows = BTreeMap::new();
-    rows.insert("resources".to_owned(), raw.write_to(&raw_path)?);
+    rows.insert("resources".to_owned(), raw.close()?);
     let (tables, resource_problems) = resolver.finish();
     problems.extend(resource_problems.into_iter().map(|p| Problem { file: None, line: None, resource: Some(p.resource), path: p.path, reason: p.reason }));
     for table in tables {
         let name = table.name;
-        rows.insert(name.to_owned(), table.write_to(&staging.join(format!("{name}.parquet")))?);
+        rows.insert(name.to_owned(), table.close()?);
     }
     let mut problems_file = Vec::new();
     for p in &problems {

@@ -174,8 +174,8 @@ impl TableBuilder {
     }
 
     /// A builder that writes each full batch to `path` as it is built (via a temporary
-    /// name), holding one batch at a time: for the resources table, whose JSON is the size
-    /// of the export.
+    /// name), holding one batch at a time: how an import writes every table, so none is
+    /// held whole (the resources table's JSON is the size of the export).
     pub fn streaming(name: &'static str, path: &Path) -> Result<Self, ContextError> {
         let tmp = path.with_extension("parquet.tmp");
         let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
@@ -184,29 +184,25 @@ impl TableBuilder {
         Ok(TableBuilder { sink: Some(Sink { writer, tmp, path: path.to_owned() }), ..TableBuilder::new(name) })
     }
 
-    /// Writes the table to `path` (a streaming builder: to its own path) and returns its rows.
-    pub fn write_to(mut self, path: &Path) -> Result<usize, ContextError> {
-        let rows = self.rows;
-        let corrupt = |reason: String| ContextError::Corrupt { path: path.to_owned(), reason };
-        match self.sink.take() {
-            None => {
-                let batches = self.finish().map_err(|e| corrupt(e.to_string()))?;
-                write_parquet(path, &batches)?;
-            }
-            Some(mut sink) => {
-                if self.batch_rows > 0 {
-                    let last = self.take_batch().map_err(|e| corrupt(e.to_string()))?;
-                    sink.writer.write(&last).map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
-                }
-                if let Some(e) = self.failed.take() {
-                    return Err(corrupt(e));
-                }
-                let file = sink.writer.into_inner().map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
-                file.sync_all().map_err(|e| ContextError::io(&sink.tmp, e))?;
-                std::fs::rename(&sink.tmp, &sink.path).map_err(|e| ContextError::io(&sink.path, e))?;
-            }
+    /// Writes a streaming builder's last batch, makes its file durable under its own name
+    /// and returns its rows. A builder made with [`TableBuilder::new`] has no file (its
+    /// batches are taken with `finish`), which is an error here.
+    pub fn close(mut self) -> Result<usize, ContextError> {
+        let Some(mut sink) = self.sink.take() else {
+            return Err(ContextError::Corrupt { path: self.name.into(), reason: "an in-memory table has no file to close".into() });
+        };
+        let corrupt = |reason: String| ContextError::Corrupt { path: sink.path.clone(), reason };
+        if self.batch_rows > 0 {
+            let last = self.take_batch().map_err(|e| corrupt(e.to_string()))?;
+            sink.writer.write(&last).map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
         }
-        Ok(rows)
+        if let Some(e) = self.failed.take() {
+            return Err(corrupt(e));
+        }
+        let file = sink.writer.into_inner().map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
+        file.sync_all().map_err(|e| ContextError::io(&sink.tmp, e))?;
+        std::fs::rename(&sink.tmp, &sink.path).map_err(|e| ContextError::io(&sink.path, e))?;
+        Ok(self.rows)
     }
 
     /// Appends a row; the cells must follow [`TABLES`] for this table (checked in tests).
@@ -244,6 +240,7 @@ impl TableBuilder {
     }
 
     /// The table's record batches, in row order (one, possibly empty, at least).
+    #[cfg(test)]
     pub fn finish(mut self) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
         if let Some(e) = self.failed.take() {
             return Err(arrow_schema::ArrowError::ComputeError(e));
@@ -278,23 +275,6 @@ fn writer_properties() -> parquet::file::properties::WriterProperties {
     parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::default())).build()
 }
 
-/// Writes one table as a Parquet file (via a temporary name, then fsync and rename).
-pub(crate) fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), ContextError> {
-    use parquet::arrow::ArrowWriter;
-    let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
-    let props = writer_properties();
-    let parquet_err = |source| ContextError::Parquet { path: path.to_owned(), source };
-    let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
-    for batch in batches {
-        writer.write(batch).map_err(parquet_err)?;
-    }
-    let file = writer.into_inner().map_err(parquet_err)?;
-    file.sync_all().map_err(|e| ContextError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ContextError::io(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +304,13 @@ mod tests {
         assert!(batches.iter().all(|b| b.num_rows() <= BATCH_ROWS));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resources.parquet");
-        write_parquet(&path, &batches).unwrap();
+        let mut t = TableBuilder::streaming("resources", &path).unwrap();
+        for i in 0..rows {
+            let id = i.to_string();
+            t.push(&[Cell::Text(Some("Patient")), Cell::Text(Some(&id)), Cell::Text(Some("h")), Cell::Text(Some(&json))]);
+        }
+        assert_eq!(t.close().unwrap(), rows);
+        assert!(TableBuilder::new("resources").close().is_err(), "an in-memory table has no file");
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap().build().unwrap();
         assert_eq!(reader.map(|b| b.unwrap().num_rows()).sum::<usize>(), rows);
     }
