@@ -1,6 +1,7 @@
 -- id: ex_address
 -- version: 2
 -- severity: 3
+-- parts: access_explained by patient_id
 -- excused_by_care: true
 -- title.nb: Tidligere adresse
 -- title.en: Former address

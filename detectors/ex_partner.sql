@@ -1,6 +1,7 @@
 -- id: ex_partner
 -- version: 1
 -- severity: 5
+-- parts: access_explained by patient_id
 -- excused_by_care: false
 -- title.nb: Tidligere partner
 -- title.en: Former partner

@@ -1,6 +1,7 @@
 -- id: family
 -- version: 2
 -- severity: 4
+-- parts: access_explained by patient_id
 -- excused_by_care: false
 -- title.nb: Familie
 -- title.en: Family

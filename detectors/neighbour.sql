@@ -1,6 +1,7 @@
 -- id: neighbour
 -- version: 2
 -- severity: 3
+-- parts: access_explained by patient_id
 -- excused_by_care: true
 -- title.nb: Nabo
 -- title.en: Neighbour

@@ -1,6 +1,7 @@
 -- id: no_care
 -- version: 2
 -- severity: 2
+-- parts: access_explained by patient_id
 -- excused_by_care: true
 -- title.nb: Ingen pleierelasjon
 -- title.en: No care relationship

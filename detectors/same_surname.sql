@@ -1,6 +1,7 @@
 -- id: same_surname
 -- version: 1
 -- severity: 3
+-- parts: access_explained by patient_id
 -- excused_by_care: true
 -- title.nb: Samme etternavn
 -- title.en: Same surname

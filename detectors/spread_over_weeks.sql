@@ -1,6 +1,7 @@
 -- id: spread_over_weeks
 -- version: 1
 -- severity: 3
+-- parts: access_explained by patient_id
 -- excused_by_care: true
 -- title.nb: Gjentatt over mange uker
 -- title.en: Repeated over many weeks

@@ -1,15 +1,15 @@
 -- view: access
 -- materialize: true
 -- dictionary: unit_from, action, basis, btg_reason, sensitivity
--- The accesses of the review period (accessors resolved by `event_accessor`). Held in
--- memory: access_explained reads it five times, and engines inline views, so without it
+-- The accesses of the review period (accessors resolved by `event_accessor`). Kept
+-- (materialised): access_links reads it five times, and engines inline views, so without it
 -- the events were scanned and the roles looked up some twenty times (detect at 1.5 M
 -- accesses: 24.6 s and 6.3 GiB; computed once, 16.6 s and 3.8 GiB).
 -- An event that names no unit (no location agent) or no role takes them from the
 -- accessor's role (PractitionerRole) at the event's organisation that was valid when the
 -- record was opened, the latest begun if several were (unit_from = 'role'); without this
 -- the unit's care, its colleagues and its peers cannot explain or judge the access.
--- Only what detectors use is here (access_explained holds it in memory); what reports
+-- Only what detectors use is here (access_explained is kept with it); what reports
 -- show besides is in access_details.
 WITH base AS (
     SELECT e.seq, e.occurred_at, e.tenant, e.accessor_id, e.accessor_key, e.accessor_hpr, e.unit_id, e.role_code,

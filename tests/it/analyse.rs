@@ -759,15 +759,31 @@ fn detect_retry_and_context_import_run_beside_a_loaded_daemon() {
 fn a_small_memory_limit_gives_the_same_queues_and_too_small_a_limit_a_clear_error() {
     let r = reviewed();
     let store = store_copy(r, "store-memory-limit");
+    let same_queues_as_without = |review: &Path, how: &str| {
+        let (unlimited, limited) = (queues(&r.review), queues(review));
+        assert_eq!(limited.len(), unlimited.len());
+        for (a, b) in unlimited.iter().zip(&limited) {
+            assert_eq!((&a["orgnr"], &a["accesses"], &a["explained"]), (&b["orgnr"], &b["accesses"], &b["explained"]));
+            assert_eq!(a["cases"], b["cases"], "the same queue for {} {how}", a["orgnr"]);
+        }
+    };
     let limited = r.ws.path("review-limited");
     let out = detect(&r.ws, &store, &limited, &["--memory-limit", "96M"]);
     assert!(out.status.success(), "{}", text(&out));
-    let (unlimited, limited) = (queues(&r.review), queues(&limited));
-    assert_eq!(limited.len(), unlimited.len());
-    for (a, b) in unlimited.iter().zip(&limited) {
-        assert_eq!((&a["orgnr"], &a["accesses"], &a["explained"]), (&b["orgnr"], &b["accesses"], &b["explained"]));
-        assert_eq!(a["cases"], b["cases"], "the same queue for {} within 96 MiB", a["orgnr"]);
-    }
+    assert!(!r.detect_output.contains("view access_links in "), "in one piece when it fits: {}", r.detect_output);
+    same_queues_as_without(&limited, "within 96 MiB");
+    // In parts of at most 4000 accesses (a region's week under a limit takes a dozen), the
+    // links of accesses to care are computed a share of the patients at a time; the parts
+    // add up to the whole, to the same queues.
+    let settings = r.ws.path("settings-parts.json");
+    std::fs::write(&settings, r#"{"max_rows_per_part": 4000}"#).expect("settings");
+    let parted = r.ws.path("review-parted");
+    let out = detect(&r.ws, &store, &parted, &["--settings", settings.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    let parts = said.lines().find_map(|l| l.trim().strip_prefix("view access_links in ")).and_then(|rest| rest.split_whitespace().next()?.parse::<usize>().ok());
+    assert!(parts.is_some_and(|n| n >= 3), "access_explained computed in parts: {said}");
+    same_queues_as_without(&parted, "in parts");
     let out = detect(&r.ws, &store, &r.ws.path("review-tiny"), &["--memory-limit", "64K"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let said = text(&out);

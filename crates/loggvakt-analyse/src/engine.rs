@@ -12,12 +12,15 @@ use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, Interv
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::datatypes::{IntervalMonthDayNano, IntervalUnit};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::config::TableParquetOptions;
+use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
-use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, MemoryReservation, TrackConsumersPool};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::detector::{Detector, SqlFile};
+use crate::parts::{PartFunction, Parted};
 use crate::settings::Settings;
 use crate::AnalyseError;
 
@@ -252,28 +255,14 @@ fn dictionary_encoded(frame: datafusion::prelude::DataFrame, columns: &str) -> d
     frame.select(exprs)
 }
 
-/// The memory the batches hold: each allocation once, though batches sliced from one
-/// buffer share it (summing `get_array_memory_size` per batch counted a 25 M-row view as
-/// 812 GiB).
-fn held_bytes(partitions: &[Vec<RecordBatch>]) -> usize {
-    fn visit(data: &datafusion::arrow::array::ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
-        let nulls = data.nulls().map(|n| n.buffer());
-        for buffer in data.buffers().iter().chain(nulls) {
-            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
-                *total += buffer.capacity();
-            }
-        }
-        for child in data.child_data() {
-            visit(child, seen, total);
-        }
-    }
-    let (mut seen, mut total) = (HashSet::new(), 0);
-    for batch in partitions.iter().flatten() {
-        for column in batch.columns() {
-            visit(&column.to_data(), &mut seen, &mut total);
-        }
-    }
-    total
+/// Writes a view's rows to one Parquet file (LZ4: written and read back faster than the
+/// default zstd, and these files live only as long as the analysis); the rows written.
+async fn write_view(frame: datafusion::prelude::DataFrame, path: &Path) -> datafusion::error::Result<usize> {
+    let mut options = TableParquetOptions::default();
+    options.global.compression = Some("lz4_raw".into());
+    let written = frame.write_parquet(&path.display().to_string(), DataFrameWriteOptions::new().with_single_file_output(true), Some(options)).await?;
+    let count = written.first().and_then(|b| b.column_by_name("count")).and_then(|c| c.as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>()).map_or(0, |c| c.value(0));
+    Ok(count as usize)
 }
 
 /// The views the engine itself reads after the detectors (rows of flagged accesses,
@@ -447,43 +436,53 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
     ctx.register_table("org_settings", Arc::new(settings_table(job.settings, &tenants)?)).map_err(|e| df("org_settings", e))?;
 
     let mut phases = Vec::new();
-    // The memory each held view takes from the pool, given back when the view is let go.
-    let mut held: HashMap<String, MemoryReservation> = HashMap::new();
+    // Views marked `materialize: true` are computed once and kept on disk as Parquet, not
+    // in memory: every detector reads `access_explained`, and at 25 M accesses the views
+    // held in memory took 3.9 GB (`access`) and more, beside the joins that need the pool.
+    // The directory goes when the analysis ends.
+    let views_dir = tempfile::Builder::new().prefix("loggvakt-views-").tempdir().map_err(|e| AnalyseError::io(&std::env::temp_dir(), e))?;
+    let mut kept_rows: HashMap<String, usize> = HashMap::new();
+    ctx.register_udf(PartFunction::udf());
     for query in &job.queries {
         let Some(view) = query.header.get("view") else { continue };
         progress(Progress::Preparing(view));
         let started = Instant::now();
         let sql = query.render(&job.params, &common)?;
-        let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
         if query.header.get("materialize").map(String::as_str) == Some("true") {
-            // Computed once, held in memory: every detector reads it. Columns the header
-            // names under `dictionary:` (codes with few distinct values) are held
-            // dictionary-encoded, an integer per row instead of the text. Not grouping
-            // keys: encoding tenant, unit and role made btg_frequency 30 times slower.
-            let frame = dictionary_encoded(frame, query.header.get("dictionary").map(String::as_str).unwrap_or("")).map_err(|e| df(&query.origin, e))?;
-            // As DataFrame::cache does it, with the physical plan's schema (nullability as
-            // executed), but with the memory accounted below.
-            let task = Arc::new(frame.task_ctx());
-            let plan = frame.create_physical_plan().await.map_err(|e| df(&query.origin, e))?;
-            let schema = plan.schema();
-            let partitions = datafusion::physical_plan::collect_partitioned(plan, task).await.map_err(|e| df(&query.origin, e))?;
-            // What a view holds counts against the memory limit for as long as it is held,
-            // so the limit bounds the whole review, not only the queries: at 25 M accesses
-            // the held views, outside the pool, took the process 6 GiB past it.
-            let bytes = held_bytes(&partitions);
-            let reservation = MemoryConsumer::new(format!("view {view}")).register(&ctx.runtime_env().memory_pool);
-            reservation.try_grow(bytes).map_err(|e| df(&format!("holding the view {view} ({})", crate::bytes_text(bytes)), e))?;
-            held.insert(view.clone(), reservation);
-            let table = MemTable::try_new(schema, partitions).map_err(|e| df(&query.origin, e))?;
-            ctx.register_table(view.as_str(), Arc::new(table)).map_err(|e| df(&query.origin, e))?;
+            let dir = views_dir.path().join(view);
+            std::fs::create_dir_all(&dir).map_err(|e| AnalyseError::io(&dir, e))?;
+            // A view with `parts:` is computed a share of its inputs at a time, as many
+            // shares as the memory limit (or the settings) ask for; one without a limit.
+            let parted = Parted::plan(&ctx, query, |v| kept_rows.get(v).copied(), job.memory_limit, job.settings.max_rows_per_part).await?;
+            let parts = parted.as_ref().map_or(1, |p| p.parts);
+            let mut rows = 0;
+            for part in 0..parts {
+                if let Some(parted) = &parted {
+                    progress(Progress::Preparing(&format!("{view} (part {} of {parts})", part + 1)));
+                    parted.select(&ctx, part).map_err(|e| df(&query.origin, e))?;
+                }
+                let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
+                // Columns the header names under `dictionary:` (codes with few distinct
+                // values) are kept dictionary-encoded. Not grouping keys: encoding tenant,
+                // unit and role made btg_frequency 30 times slower.
+                let frame = dictionary_encoded(frame, query.header.get("dictionary").map(String::as_str).unwrap_or("")).map_err(|e| df(&query.origin, e))?;
+                rows += write_view(frame, &dir.join(format!("part-{part:04}.parquet"))).await.map_err(|e| df(&query.origin, e))?;
+            }
+            if let Some(parted) = parted {
+                parted.restore(&ctx).map_err(|e| df(&query.origin, e))?;
+            }
+            ctx.register_parquet(view.as_str(), &format!("{}/", dir.display()), ParquetReadOptions::default()).await.map_err(|e| df(&query.origin, e))?;
+            kept_rows.insert(view.clone(), rows);
+            let id = if parts > 1 { format!("view {view} in {parts} parts") } else { format!("view {view}") };
+            phases.push(DetectorRun { id, flags: 0, millis: started.elapsed().as_millis() });
         } else {
+            let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
             ctx.register_table(view.as_str(), frame.into_view()).map_err(|e| df(&query.origin, e))?;
+            phases.push(DetectorRun { id: format!("view {view}"), flags: 0, millis: started.elapsed().as_millis() });
         }
-        phases.push(DetectorRun { id: format!("view {view}"), flags: 0, millis: started.elapsed().as_millis() });
     }
-    // A view held in memory only to build the next ones is let go before the detectors
-    // run: `access` (the period's accesses) is read by `access_explained` alone, and at
-    // 25 M accesses it holds 3.9 GB.
+    // A view kept only to build the next ones is let go (and its files deleted) before the
+    // detectors run: `access` (the period's accesses) is read by `access_explained` alone.
     for (i, query) in job.queries.iter().enumerate() {
         let Some(view) = query.header.get("view").filter(|_| query.header.get("materialize").map(String::as_str) == Some("true")) else { continue };
         let read_later = job.queries[i + 1..].iter().any(|q| mentions_table(&q.body, view))
@@ -491,7 +490,8 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             || READ_AFTER_DETECTION.contains(&view.as_str());
         if !read_later {
             ctx.deregister_table(view.as_str()).map_err(|e| df(&query.origin, e))?;
-            held.remove(view.as_str());
+            let dir = views_dir.path().join(view);
+            std::fs::remove_dir_all(&dir).map_err(|e| AnalyseError::io(&dir, e))?;
         }
     }
 
@@ -513,7 +513,19 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             }
         }
         let sql = detector.file.render(&overrides, &common)?;
-        let batches = collect(&ctx, &sql, &detector.file.origin).await?;
+        // A detector with `parts:` runs once per share of the patients (see parts.rs); its
+        // flags are the union.
+        let parted = Parted::plan(&ctx, &detector.file, |v| kept_rows.get(v).copied(), job.memory_limit, job.settings.max_rows_per_part).await?;
+        let mut batches = Vec::new();
+        for part in 0..parted.as_ref().map_or(1, |p| p.parts) {
+            if let Some(parted) = &parted {
+                parted.select(&ctx, part).map_err(|e| df(&detector.file.origin, e))?;
+            }
+            batches.extend(collect(&ctx, &sql, &detector.file.origin).await?);
+        }
+        if let Some(parted) = parted {
+            parted.restore(&ctx).map_err(|e| df(&detector.file.origin, e))?;
+        }
         let mut count = 0;
         for batch in &batches {
             if batch.column_by_name("seq").is_none() || batch.column_by_name("strength").is_none() {
@@ -709,17 +721,6 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
 #[cfg(test)]
 mod param_tests {
     use super::*;
-
-    #[test]
-    fn slices_of_one_buffer_are_counted_once() {
-        let values = Int64Array::from_iter_values(0..1_000_000);
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let whole = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
-        let slices: Vec<RecordBatch> = (0..100).map(|i| whole.slice(i * 10_000, 10_000)).collect();
-        let held = held_bytes(&[slices]);
-        assert!((8_000_000..9_000_000).contains(&held), "one 8 MB buffer, not 100 of them: {held}");
-        assert!(whole.get_array_memory_size() >= 8_000_000);
-    }
 
     #[test]
     fn a_table_is_mentioned_only_as_a_whole_word() {

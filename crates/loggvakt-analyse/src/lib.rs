@@ -14,6 +14,7 @@ pub mod csv;
 pub mod detector;
 pub mod engine;
 pub mod eval;
+mod parts;
 mod pinned;
 pub mod portable;
 pub mod queue;

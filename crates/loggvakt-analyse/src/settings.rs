@@ -51,12 +51,25 @@ pub struct Settings {
     /// `access_history` view): 12 weeks, since a snooper who opens a patient once a week
     /// stands out only over months.
     pub lookback_days: i64,
+    /// At most this many accesses in one part of a view computed in parts
+    /// (`access_explained`); by default as many as half the memory limit holds (see
+    /// `parts.rs`). Smaller parts use less memory and read the context more often.
+    pub max_rows_per_part: Option<usize>,
     pub organisations: BTreeMap<String, OrgOverrides>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { capacity: 25, min_score: 2.0, qc_sample: 5, window_before_days: 7, window_after_days: 14, lookback_days: 84, organisations: BTreeMap::new() }
+        Settings {
+            capacity: 25,
+            min_score: 2.0,
+            qc_sample: 5,
+            window_before_days: 7,
+            window_after_days: 14,
+            lookback_days: 84,
+            max_rows_per_part: None,
+            organisations: BTreeMap::new(),
+        }
     }
 }
 
@@ -66,6 +79,9 @@ impl Settings {
         let settings: Settings = serde_json::from_str(&text).map_err(|e| AnalyseError::Definition { origin: path.display().to_string(), line: e.line(), reason: e.to_string() })?;
         if settings.lookback_days < 0 {
             return Err(AnalyseError::Definition { origin: path.display().to_string(), line: 0, reason: "lookback_days cannot be negative".into() });
+        }
+        if settings.max_rows_per_part == Some(0) {
+            return Err(AnalyseError::Definition { origin: path.display().to_string(), line: 0, reason: "max_rows_per_part must be at least 1".into() });
         }
         for (org, o) in &settings.organisations {
             if let Err(e) = loggvakt_model::ids::validate_orgnr(org) {
