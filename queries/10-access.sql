@@ -60,5 +60,9 @@ SELECT
     b.basis,
     b.btg_reason,
     b.sensitivity
-FROM base b
-LEFT JOIN role_at r ON r.seq = b.seq
+-- The few roles found, joined to every access: written as a RIGHT JOIN so that DataFusion
+-- builds its hash table from the roles and streams the accesses past it (as a LEFT JOIN
+-- it built the table from the 25 M accesses of a Helse Sør-Øst week, 4 GB that cannot
+-- spill).
+FROM role_at r
+RIGHT JOIN base b ON r.seq = b.seq

@@ -39,8 +39,10 @@ service_units AS (
 ),
 judged AS (
     SELECT w.*, s.unit_id IS NOT NULL AS service_unit
-    FROM access_links w
-    LEFT JOIN service_units s ON s.tenant = w.tenant AND s.unit_id = w.unit_id
+    -- The units, a few thousand, are the hash table; every access streams past it (a
+    -- RIGHT JOIN: DataFusion builds from the left side).
+    FROM service_units s
+    RIGHT JOIN access_links w ON s.tenant = w.tenant AND s.unit_id = w.unit_id
 )
 SELECT
     w.seq, w.occurred_at, w.tenant, w.accessor_id, w.accessor_key, w.accessor_hpr, w.unit_id, w.unit_from, w.role_code,

@@ -38,6 +38,10 @@ struct Args {
     /// and ingesting FHIR JSON (the only way for --scale hso: its JSON would be ~46 GB).
     #[arg(long)]
     direct: bool,
+    /// `loggvakt detect --memory-limit` (8G, 4G, …); its own default (half of the
+    /// machine's memory) when not given.
+    #[arg(long)]
+    memory_limit: Option<String>,
     /// Python with the duckdb package.
     #[arg(long, env = "LOGGVAKT_PYTHON", default_value = "python3")]
     python: String,
@@ -139,6 +143,7 @@ fn main() -> anyhow::Result<()> {
         "--out".into(),
         review.display().to_string(),
     ];
+    let detect_args: Vec<String> = detect_args.into_iter().chain(args.memory_limit.iter().flat_map(|l| ["--memory-limit".to_owned(), l.clone()])).collect();
     let (df_secs, df_mib, df_text) = measured("loggvakt detect (DataFusion)", &bin, &detect_args)?;
     let accesses = df_text.split_whitespace().skip_while(|w| *w != "checked").nth(1).unwrap_or("?").to_owned();
     let mut ours: BTreeMap<String, (u64, u64)> = BTreeMap::new();
