@@ -25,11 +25,12 @@ use crate::AnalyseError;
 /// The name of the function that picks a row's part, as SQL and the engine call it.
 pub const PART_FUNCTION: &str = "loggvakt_part";
 
-/// Memory one input row of a parted view needs while its part is computed: join build
-/// sides, the unit window's sort, the result. Measured on the Helse Sør-Øst week (25 M
-/// accesses) as the pool's peak during `access_explained` divided by the rows of the part;
-/// the figure is rounded up so a part fits half the limit (the rest is for context tables'
-/// hash tables, which every part builds whole).
+/// Memory one input row of a parted query is taken to need while its part is computed
+/// (join build sides, aggregates, the result), so that a part fits half the limit and the
+/// rest is left for what every part builds whole. Not a per-part measurement: the whole
+/// review peaked at ~1.8 KiB per access at 1.5 M accesses in one piece (2.7 GiB), and with
+/// 2 KiB a Helse Sør-Øst week under `--memory-limit 4G` runs in 25 parts and peaks at 4.24
+/// GiB (benches/RESULTS.md, 2026-12-02). Fewer, larger parts would be faster.
 pub const BYTES_PER_PARTED_ROW: usize = 2048;
 
 /// What a `-- parts:` header asks: the inputs to restrict to a part, the first of them a
