@@ -146,7 +146,8 @@ pub struct DetectArgs {
     #[arg(long)]
     pub capacity: Option<usize>,
     /// Review settings as JSON: capacity, min_score, qc_sample, window_before_days,
-    /// window_after_days, and per-organisation overrides under "organisations".
+    /// window_after_days, lookback_days, max_rows_per_part, and per-organisation overrides
+    /// under "organisations".
     #[arg(long)]
     pub settings: Option<PathBuf>,
     /// Load detectors from this directory instead of the built-in set (one *.sql per detector).
@@ -163,9 +164,11 @@ pub struct DetectArgs {
     /// through its admin channel.
     #[arg(long, env = "LOGGVAKT_SIGNING_KEY")]
     pub key: Option<PathBuf>,
-    /// Memory the queries may hold at once (e.g. 8G, 512M); past it, joins, sorts and
-    /// aggregations spill to disk, and a detector that cannot fit stops with an error
-    /// naming it. Default: half of the machine's memory.
+    /// Memory the queries may hold at once (e.g. 8G, 512M); past it, sorts and
+    /// aggregations spill to disk, the links of accesses to care (and the detectors of one
+    /// patient's records) are computed a share of the patients at a time, and a query that
+    /// still cannot fit stops with an error naming it. A region's week (25 M accesses)
+    /// runs within 4G. Default: half of the machine's memory.
     #[arg(long, value_name = "SIZE")]
     pub memory_limit: Option<String>,
     /// Rerun a review on what it read: the events up to the checkpoint of this size (its
