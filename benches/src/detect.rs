@@ -149,7 +149,8 @@ fn main() -> anyhow::Result<()> {
     let mut ours: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for line in df_text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if let [id, flags, "flags", ms, "ms"] = words.as_slice() {
+        // `ID FLAGS flags MS ms`, and under a memory limit `PEAK MiB at most` after it.
+        if let [id, flags, "flags", ms, "ms", ..] = words.as_slice() {
             ours.insert((*id).to_owned(), (flags.parse().unwrap_or(0), ms.parse().unwrap_or(0)));
         }
     }

@@ -770,6 +770,9 @@ fn a_small_memory_limit_gives_the_same_queues_and_too_small_a_limit_a_clear_erro
     let limited = r.ws.path("review-limited");
     let out = detect(&r.ws, &store, &limited, &["--memory-limit", "96M"]);
     assert!(out.status.success(), "{}", text(&out));
+    // Each step reports the most the pool held, within the limit.
+    let peaks: Vec<u64> = text(&out).lines().filter_map(|l| l.strip_suffix(" MiB at most")?.split_whitespace().last()?.parse().ok()).collect();
+    assert!(peaks.len() > 20 && peaks.iter().all(|p| *p <= 96) && peaks.iter().any(|p| *p > 0), "a peak per step: {peaks:?}");
     assert!(!r.detect_output.contains("view access_links in "), "in one piece when it fits: {}", r.detect_output);
     same_queues_as_without(&limited, "within 96 MiB");
     // In parts of at most 4000 accesses (a region's week under a limit takes a dozen), the

@@ -21,6 +21,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::detector::{Detector, SqlFile};
 use crate::parts::{PartFunction, Parted};
+use crate::pool::PeakPool;
 use crate::settings::Settings;
 use crate::AnalyseError;
 
@@ -115,6 +116,8 @@ pub struct DetectorRun {
     pub id: String,
     pub flags: usize,
     pub millis: u128,
+    /// The most the memory pool held at once during it (with a memory limit).
+    pub peak_memory: Option<usize>,
 }
 
 /// Everything one analysis produced, before ranking.
@@ -253,6 +256,11 @@ fn dictionary_encoded(frame: datafusion::prelude::DataFrame, columns: &str) -> d
         })
         .collect();
     frame.select(exprs)
+}
+
+/// What one step of the review took: time, and the pool's peak since the last step.
+fn step(id: String, flags: usize, started: Instant, peak: &Option<Arc<PeakPool>>) -> DetectorRun {
+    DetectorRun { id, flags, millis: started.elapsed().as_millis(), peak_memory: peak.as_ref().map(|p| p.take_peak()) }
 }
 
 /// Writes a view's rows to one Parquet file (LZ4: written and read back faster than the
@@ -408,14 +416,15 @@ pub async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>))
 async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
     check_params(&job.params)?;
     let config = SessionConfig::new().with_information_schema(true);
-    let ctx = match job.memory_limit {
-        None => SessionContext::new_with_config(config),
+    let (ctx, peak) = match job.memory_limit {
+        None => (SessionContext::new_with_config(config), None),
         Some(bytes) => {
-            // Fair shares between the spilling operators of a query, and the five largest
-            // consumers named when a query cannot fit.
+            // Fair shares between the spilling operators of a query, the five largest
+            // consumers named when a query cannot fit, and each step's peak reported.
             let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), std::num::NonZeroUsize::MIN.saturating_add(4));
-            let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool)).build_arc().map_err(|e| df("the memory limit", e))?;
-            SessionContext::new_with_config_rt(config, runtime)
+            let peak = Arc::new(PeakPool::new(Arc::new(pool)));
+            let runtime = RuntimeEnvBuilder::new().with_memory_pool(peak.clone()).build_arc().map_err(|e| df("the memory limit", e))?;
+            (SessionContext::new_with_config_rt(config, runtime), Some(peak))
         }
     };
     progress(Progress::Preparing("registering the journal and the context"));
@@ -474,11 +483,11 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             ctx.register_parquet(view.as_str(), &format!("{}/", dir.display()), ParquetReadOptions::default()).await.map_err(|e| df(&query.origin, e))?;
             kept_rows.insert(view.clone(), rows);
             let id = if parts > 1 { format!("view {view} in {parts} parts") } else { format!("view {view}") };
-            phases.push(DetectorRun { id, flags: 0, millis: started.elapsed().as_millis() });
+            phases.push(step(id, 0, started, &peak));
         } else {
             let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
             ctx.register_table(view.as_str(), frame.into_view()).map_err(|e| df(&query.origin, e))?;
-            phases.push(DetectorRun { id: format!("view {view}"), flags: 0, millis: started.elapsed().as_millis() });
+            phases.push(step(format!("view {view}"), 0, started, &peak));
         }
     }
     // A view kept only to build the next ones is let go (and its files deleted) before the
@@ -549,7 +558,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             }
         }
         progress(Progress::DetectorDone { id: &detector.id, flags: count });
-        runs.push(DetectorRun { id: detector.id.clone(), flags: count, millis: started.elapsed().as_millis() });
+        runs.push(step(detector.id.clone(), count, started, &peak));
     }
 
     progress(Progress::Preparing("collecting flagged accesses and coverage"));
@@ -567,7 +576,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     })
     .await?;
-    phases.push(DetectorRun { id: "collecting flagged accesses".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("collecting flagged accesses".into(), 0, started, &peak));
     let mut coverage = Vec::new();
     let mut total_accesses = 0;
     let coverage_sql = "SELECT c.*, u.name AS unit_name FROM (SELECT tenant, unit_id, COUNT(*) AS accesses, \
@@ -587,7 +596,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         coverage.push(c);
     })
     .await?;
-    phases.push(DetectorRun { id: "explained share".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("explained share".into(), 0, started, &peak));
     // Quality control: a pseudo-random (but repeatable) draw of unflagged accesses.
     let mut samples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     // Each organisation's draw is taken from a hash bucket sized for it (about 20 times the
@@ -621,7 +630,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     })
     .await?;
-    phases.push(DetectorRun { id: "drawing the quality-control sample".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("drawing the quality-control sample".into(), 0, started, &peak));
     for list in samples.values_mut() {
         list.sort_unstable();
     }
@@ -639,7 +648,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         });
     })
     .await?;
-    phases.push(DetectorRun { id: "explanations by kind".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("explanations by kind".into(), 0, started, &peak));
 
     let mut daily = Vec::new();
     let daily_sql = "SELECT tenant, CAST(CAST(occurred_at AS DATE) AS VARCHAR) AS day, COUNT(*) AS accesses, \
@@ -655,7 +664,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         });
     })
     .await?;
-    phases.push(DetectorRun { id: "accesses per day".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("accesses per day".into(), 0, started, &peak));
     let mut unidentified: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();
     each_row(&ctx, "SELECT tenant, COUNT(*) AS accesses FROM access WHERE patient_unidentified GROUP BY tenant", "patients without a Norwegian identifier", |rows, r| {
@@ -664,7 +673,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     })
     .await?;
-    phases.push(DetectorRun { id: "patients without a Norwegian identifier".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("patients without a Norwegian identifier".into(), 0, started, &peak));
     let mut unexplained: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let unexplained_sql = "SELECT a.tenant, d.event_id FROM access_explained a JOIN access_details d ON d.seq = a.seq \
         WHERE a.patient_id IS NOT NULL AND NOT a.explained ORDER BY 1, 2";
@@ -675,7 +684,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     })
     .await?;
-    phases.push(DetectorRun { id: "unexplained accesses".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("unexplained accesses".into(), 0, started, &peak));
     // Where each flagged patient is in care, for the linked notices.
     let mut care_orgs: HashMap<String, Vec<String>> = HashMap::new();
     let care_sql = "SELECT DISTINCT c.patient_id, c.orgnr FROM care c JOIN (SELECT DISTINCT a.patient_id FROM access_explained a JOIN flagged f ON f.seq = a.seq) p \
@@ -687,7 +696,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     })
     .await?;
-    phases.push(DetectorRun { id: "patients' care organisations".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("patients' care organisations".into(), 0, started, &peak));
     let mut org_names = BTreeMap::new();
     let names_sql = "SELECT orgnr, MIN(name) AS name FROM organization WHERE resh IS NULL AND orgnr IS NOT NULL AND name IS NOT NULL GROUP BY orgnr";
     let started = Instant::now();
@@ -697,7 +706,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     })
     .await?;
-    phases.push(DetectorRun { id: "organisation names".into(), flags: 0, millis: started.elapsed().as_millis() });
+    phases.push(step("organisation names".into(), 0, started, &peak));
     Ok(Analysis {
         phases,
         org_names,

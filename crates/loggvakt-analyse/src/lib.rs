@@ -16,6 +16,7 @@ pub mod engine;
 pub mod eval;
 mod parts;
 mod pinned;
+mod pool;
 pub mod portable;
 pub mod queue;
 pub mod report;

@@ -272,11 +272,13 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         analysis.context_version
     );
+    // The memory pool's peak in each step: what sizes the parts of a region's week.
+    let peak = |run: &loggvakt_analyse::engine::DetectorRun| run.peak_memory.map(|b| format!("  {:>6} MiB at most", b >> 20)).unwrap_or_default();
     for phase in &analysis.phases {
-        println!("  {:<40} {:>6} ms", phase.id, phase.millis);
+        println!("  {:<40} {:>6} ms{}", phase.id, phase.millis, peak(phase));
     }
     for run in &analysis.runs {
-        println!("  {:<18} {:>7} flags  {:>6} ms", run.id, run.flags, run.millis);
+        println!("  {:<18} {:>7} flags  {:>6} ms{}", run.id, run.flags, run.millis, peak(run));
     }
     println!("\n{:<11} {:<32} {:>9} {:>9} {:>6} {:>8}  report", "orgnr", "organisation", "accesses", "explained", "cases", "notices");
     for (q, w) in queues.iter().zip(&written) {
