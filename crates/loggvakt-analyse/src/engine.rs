@@ -20,7 +20,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::detector::{Detector, SqlFile};
-use crate::parts::{PartFunction, Parted};
+use crate::parts::{PartFunction, Parted, Splits};
 use crate::pool::PeakPool;
 use crate::settings::Settings;
 use crate::AnalyseError;
@@ -451,6 +451,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
     // The directory goes when the analysis ends.
     let views_dir = tempfile::Builder::new().prefix("loggvakt-views-").tempdir().map_err(|e| AnalyseError::io(&std::env::temp_dir(), e))?;
     let mut kept_rows: HashMap<String, usize> = HashMap::new();
+    let mut splits = Splits::default();
     ctx.register_udf(PartFunction::udf());
     for query in &job.queries {
         let Some(view) = query.header.get("view") else { continue };
@@ -462,13 +463,13 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
             std::fs::create_dir_all(&dir).map_err(|e| AnalyseError::io(&dir, e))?;
             // A view with `parts:` is computed a share of its inputs at a time, as many
             // shares as the memory limit (or the settings) ask for; one without a limit.
-            let parted = Parted::plan(&ctx, query, |v| kept_rows.get(v).copied(), job.memory_limit, job.settings.max_rows_per_part).await?;
+            let parted = Parted::plan(&ctx, query, |v| kept_rows.get(v).copied(), job.memory_limit, job.settings.max_rows_per_part, &mut splits, views_dir.path()).await?;
             let parts = parted.as_ref().map_or(1, |p| p.parts);
             let mut rows = 0;
             for part in 0..parts {
                 if let Some(parted) = &parted {
                     progress(Progress::Preparing(&format!("{view} (part {} of {parts})", part + 1)));
-                    parted.select(&ctx, part).map_err(|e| df(&query.origin, e))?;
+                    parted.select(&ctx, part).await.map_err(|e| df(&query.origin, e))?;
                 }
                 let frame = ctx.sql(&sql).await.map_err(|e| df(&query.origin, e))?;
                 // Columns the header names under `dictionary:` (codes with few distinct
@@ -524,11 +525,11 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         let sql = detector.file.render(&overrides, &common)?;
         // A detector with `parts:` runs once per share of the patients (see parts.rs); its
         // flags are the union.
-        let parted = Parted::plan(&ctx, &detector.file, |v| kept_rows.get(v).copied(), job.memory_limit, job.settings.max_rows_per_part).await?;
+        let parted = Parted::plan(&ctx, &detector.file, |v| kept_rows.get(v).copied(), job.memory_limit, job.settings.max_rows_per_part, &mut splits, views_dir.path()).await?;
         let mut batches = Vec::new();
         for part in 0..parted.as_ref().map_or(1, |p| p.parts) {
             if let Some(parted) = &parted {
-                parted.select(&ctx, part).map_err(|e| df(&detector.file.origin, e))?;
+                parted.select(&ctx, part).await.map_err(|e| df(&detector.file.origin, e))?;
             }
             batches.extend(collect(&ctx, &sql, &detector.file.origin).await?);
         }
