@@ -37,11 +37,12 @@ pub const PART_FUNCTION: &str = "loggvakt_part";
 
 /// Memory one input row of a parted query is taken to need while its part is computed
 /// (join build sides, aggregates, the result), so that a part fits half the limit and the
-/// rest is left for what every part builds whole. Not a per-part measurement: the whole
-/// review peaked at ~1.8 KiB per access at 1.5 M accesses in one piece (2.7 GiB), and with
-/// 2 KiB a Helse Sør-Øst week under `--memory-limit 4G` runs in 25 parts and peaks at 4.24
-/// GiB (benches/RESULTS.md, 2026-12-02). Fewer, larger parts would be faster.
-pub const BYTES_PER_PARTED_ROW: usize = 2048;
+/// rest is left for what every part builds whole. Measured on a Helse Sør-Øst week (25 M
+/// accesses in 17 parts of 1.47 M, benches/RESULTS.md 2026-12-02): the pool peaked at 1 076
+/// MiB in a part of `access_links`, ~770 bytes per access; the parted detectors peaked
+/// lower (at most 1 260 MiB, `neighbour`). 1 KiB leaves a third to spare; 2 KiB, the first
+/// guess, made three times the parts needed, each reading the context's tables again.
+pub const BYTES_PER_PARTED_ROW: usize = 1024;
 
 /// What a `-- parts:` header asks: the inputs to restrict to a part, the first of them a
 /// kept view whose rows size the parts, and the columns that keep rows together (each
@@ -250,7 +251,7 @@ mod tests {
         assert_eq!(PartSpec::parts_for(25_000_000, None, None), 1);
         assert_eq!(PartSpec::parts_for(1000, Some(8 << 30), None), 1);
         let hso = PartSpec::parts_for(25_000_000, Some(8 << 30), None);
-        assert!((10..=13).contains(&hso), "{hso}");
+        assert!((5..=7).contains(&hso), "{hso}");
         assert!(PartSpec::parts_for(25_000_000, Some(4 << 30), None) > hso);
         assert_eq!(PartSpec::parts_for(15_000, None, Some(4_000)), 4, "a setting bounds the rows without a limit");
         assert_eq!(PartSpec::parts_for(25_000_000, Some(8 << 30), Some(100_000_000)), hso, "the smaller bound holds");
