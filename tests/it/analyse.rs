@@ -535,6 +535,22 @@ SELECT seq, 0.5 AS strength, action FROM access_explained WHERE action = 'update
     assert!(flagged > 0, "updates flagged by the new detector");
 }
 
+/// A week in which nothing was opened is reviewed, not refused: no accesses, no cases.
+#[test]
+fn a_week_without_accesses_gives_empty_queues() {
+    let r = reviewed();
+    let store = store_copy(r, "store-empty-week");
+    let out = run(loggvakt()
+        .args(["detect", "--from", "2025-01-06", "--to", "2025-01-12", "--store"])
+        .arg(&store)
+        .arg("--key")
+        .arg(&r.ws.key)
+        .arg("--out")
+        .arg(r.ws.path("review-empty-week")));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("checked 0 accesses"), "{}", text(&out));
+}
+
 #[test]
 fn broken_detectors_and_missing_context_are_explained() {
     let r = reviewed();

@@ -613,6 +613,10 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         let _ = write!(bucket, " WHEN '{}' THEN {limit}", tenant.replace('\'', "''"));
     }
     bucket.push_str(" ELSE 1000003 END");
+    if per_tenant.is_empty() {
+        // A period without accesses: a CASE needs at least one WHEN.
+        bucket = "1000003".into();
+    }
     let sample_sql = format!(
         "SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY (a.seq * 2654435761) % 1000003) AS draw \
         FROM access_explained a LEFT JOIN flagged f ON f.seq = a.seq WHERE f.seq IS NULL AND a.patient_id IS NOT NULL \
