@@ -505,6 +505,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     }
 
+    splits.delete_all()?;
     let mut flags = Vec::new();
     let mut runs = Vec::new();
     for (index, detector) in job.detectors.iter().enumerate() {
