@@ -1,4 +1,5 @@
-//! Views computed in parts, and where computed views are kept.
+//! Queries (views and detectors) computed in parts: the `-- parts:` header, the part
+//! function, the number of parts, and the split of the inputs into a file per part.
 //!
 //! A view whose header says `-- parts: access, care by patient_id` gives, for each row of
 //! its first input `access`, a result that depends only on the rows of its inputs with
@@ -38,10 +39,11 @@ pub const PART_FUNCTION: &str = "loggvakt_part";
 /// Memory one input row of a parted query is taken to need while its part is computed
 /// (join build sides, aggregates, the result), so that a part fits half the limit and the
 /// rest is left for what every part builds whole. Measured on a Helse Sør-Øst week (25 M
-/// accesses in 17 parts of 1.47 M, benches/RESULTS.md 2026-12-02): the pool peaked at 1 076
-/// MiB in a part of `access_links`, ~770 bytes per access; the parted detectors peaked
-/// lower (at most 1 260 MiB, `neighbour`). 1 KiB leaves a third to spare; 2 KiB, the first
-/// guess, made three times the parts needed, each reading the context's tables again.
+/// accesses; benches/RESULTS.md 2026-12-02): in 17 parts of 1.47 M the pool peaked at
+/// 1 076 MiB in `access_links` (~770 bytes per access) and 1 260 MiB in `neighbour` (~900);
+/// in 9 parts of 2.77 M at 2 012 and 2 166 MiB (~760 and ~820), under the 3 GiB half of a
+/// 6 GiB limit. 2 KiB, the first guess, made twice the parts needed, each reading the
+/// context's tables again.
 pub const BYTES_PER_PARTED_ROW: usize = 1024;
 
 /// What a `-- parts:` header asks: the inputs to restrict to a part, the first of them a
