@@ -171,10 +171,11 @@ impl Parted {
     }
 }
 
-/// Rows a part's file buffers before it writes a row group: every part's writer is open
-/// at once, so the split holds at most `parts` × this many rows (25 × 32 768 rows of
-/// `access_explained`, ~120 MB).
-const SPLIT_ROW_GROUP: usize = 32_768;
+/// Rows all parts' files together buffer before they write row groups: every part's
+/// writer is open at once, so each gets its share as its row group size, and the split
+/// holds about this many rows whatever the number of parts (1 M rows of
+/// `access_explained`, ~150 MB), never fewer than 1 024 rows a part.
+const SPLIT_BUFFER_ROWS: usize = 1 << 20;
 
 /// Writes `table` into `dir` as one Parquet file per part (`part-0000.parquet`, …), each
 /// holding the rows whose keys fall in that part; reads the table once.
@@ -184,7 +185,7 @@ async fn split(ctx: &SessionContext, table: Arc<dyn TableProvider>, keys: &[Stri
     let columns = frame.schema().fields().len();
     let mut stream = frame.with_column("__loggvakt_part", PartFunction::udf().call(args))?.execute_stream().await?;
     let schema = Arc::new(stream.schema().project(&(0..columns).collect::<Vec<_>>())?);
-    let properties = WriterProperties::builder().set_compression(Compression::LZ4_RAW).set_max_row_group_row_count(Some(SPLIT_ROW_GROUP)).build();
+    let properties = WriterProperties::builder().set_compression(Compression::LZ4_RAW).set_max_row_group_row_count(Some((SPLIT_BUFFER_ROWS / parts).max(1024))).build();
     let paths: Vec<PathBuf> = (0..parts).map(|p| dir.join(format!("part-{p:04}.parquet"))).collect();
     let mut writers = Vec::with_capacity(parts);
     for path in &paths {
