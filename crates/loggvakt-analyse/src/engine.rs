@@ -492,7 +492,7 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     }
     // A view kept only to build the next ones is let go (and its files deleted) before the
-    // detectors run: `access` (the period's accesses) is read by `access_explained` alone.
+    // detectors run: `access` (the period's accesses) is read by `access_links` alone.
     for (i, query) in job.queries.iter().enumerate() {
         let Some(view) = query.header.get("view").filter(|_| query.header.get("materialize").map(String::as_str) == Some("true")) else { continue };
         let read_later = job.queries[i + 1..].iter().any(|q| mentions_table(&q.body, view))
@@ -607,17 +607,19 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
     for c in &coverage {
         *per_tenant.entry(c.tenant.as_str()).or_default() += c.accesses;
     }
-    let mut bucket = String::from("CASE a.tenant");
-    for (tenant, accesses) in &per_tenant {
-        let wanted = 20 * job.settings.for_org(tenant).qc_sample as u64 + 20;
-        let limit = (1_000_003u64 * wanted / (*accesses).max(1)).min(1_000_003);
-        let _ = write!(bucket, " WHEN '{}' THEN {limit}", tenant.replace('\'', "''"));
-    }
-    bucket.push_str(" ELSE 1000003 END");
-    if per_tenant.is_empty() {
-        // A period without accesses: a CASE needs at least one WHEN.
-        bucket = "1000003".into();
-    }
+    // A period without accesses draws from nothing (and a CASE needs a WHEN).
+    let bucket = if per_tenant.is_empty() {
+        "1000003".to_owned()
+    } else {
+        let mut bucket = String::from("CASE a.tenant");
+        for (tenant, accesses) in &per_tenant {
+            let wanted = 20 * job.settings.for_org(tenant).qc_sample as u64 + 20;
+            let limit = (1_000_003u64 * wanted / (*accesses).max(1)).min(1_000_003);
+            let _ = write!(bucket, " WHEN '{}' THEN {limit}", tenant.replace('\'', "''"));
+        }
+        bucket.push_str(" ELSE 1000003 END");
+        bucket
+    };
     let sample_sql = format!(
         "SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.tenant ORDER BY (a.seq * 2654435761) % 1000003) AS draw \
         FROM access_explained a LEFT JOIN flagged f ON f.seq = a.seq WHERE f.seq IS NULL AND a.patient_id IS NOT NULL \

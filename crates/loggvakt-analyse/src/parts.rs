@@ -184,7 +184,8 @@ async fn split(ctx: &SessionContext, table: Arc<dyn TableProvider>, keys: &[Stri
     let frame = ctx.read_table(table)?;
     let columns = frame.schema().fields().len();
     let mut stream = frame.with_column("__loggvakt_part", PartFunction::udf().call(args))?.execute_stream().await?;
-    let schema = Arc::new(stream.schema().project(&(0..columns).collect::<Vec<_>>())?);
+    let kept: Vec<usize> = (0..columns).collect();
+    let schema = Arc::new(stream.schema().project(&kept)?);
     let properties = WriterProperties::builder().set_compression(Compression::LZ4_RAW).set_max_row_group_row_count(Some((SPLIT_BUFFER_ROWS / parts).max(1024))).build();
     let paths: Vec<PathBuf> = (0..parts).map(|p| dir.join(format!("part-{p:04}.parquet"))).collect();
     let mut writers = Vec::with_capacity(parts);
@@ -195,7 +196,7 @@ async fn split(ctx: &SessionContext, table: Arc<dyn TableProvider>, keys: &[Stri
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let Some(part_of) = batch.column(columns).as_any().downcast_ref::<Int64Array>() else { return exec_err!("{PART_FUNCTION} gave no integers") };
-        let rows = batch.project(&(0..columns).collect::<Vec<_>>())?;
+        let rows = batch.project(&kept)?;
         for (part, writer) in writers.iter_mut().enumerate() {
             let mask = eq(part_of, &Int64Array::new_scalar(part as i64))?;
             let selected = filter_record_batch(&rows, &mask)?;
