@@ -11,7 +11,9 @@
 //! An import's memory does not grow with the export: the input is sorted in bounded runs
 //! on disk and merged with the previous snapshot in key order (`runs`), and the tables are
 //! written batch by batch while references are resolved against an index of identities
-//! (`parse::Resolver`), never a map of every resource.
+//! (`parse::Resolver`), never a map of every resource. The work on each resource (parse,
+//! canonicalise, hash, reduce to table fields) runs on every core a chunk at a time and is
+//! taken in order (`pipeline`), so the snapshot does not depend on the number of cores.
 //!
 //! Each import merges the new resources into the newest snapshot by `Type/id` (a later
 //! line replaces an earlier one) and writes a new snapshot only when something changed, so
@@ -25,6 +27,7 @@
 
 mod normalise;
 mod parse;
+mod pipeline;
 mod runs;
 mod snapshot;
 mod tables;

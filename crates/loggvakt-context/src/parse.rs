@@ -369,6 +369,22 @@ fn codes(v: Option<&Value>) -> Vec<String> {
     out
 }
 
+/// One resource reduced to what the tables need, with what was wrong with it: the work of
+/// a pass that needs no index, so the import does it on every core
+/// ([`crate::pipeline`]) and hands the result to [`Resolver::learn`] or
+/// [`Resolver::emit`] in order.
+pub(crate) struct Reduced {
+    parsed: Option<Parsed>,
+    problems: Vec<ResourceProblem>,
+}
+
+/// Reduces one resource of `resource_type`; `key` is its `Type/id`.
+pub(crate) fn reduce(resource_type: &str, key: String, v: &Value) -> Reduced {
+    let mut problems = Vec::new();
+    let parsed = parse(resource_type, key, v, &mut problems);
+    Reduced { parsed, problems }
+}
+
 /// Reduces one resource; `key` is its `Type/id`.
 fn parse(resource_type: &str, key: String, v: &Value, problems: &mut Vec<ResourceProblem>) -> Option<Parsed> {
     Some(match resource_type {
@@ -586,13 +602,10 @@ impl Resolver {
         Ok(Resolver { index: Index::default(), tables, missing: Vec::new(), problems: Vec::new() })
     }
 
-    /// First pass: learns what others refer to. Problems are reported by the second pass.
-    pub fn learn(&mut self, resource_type: &str, key: String, v: &Value) {
-        if !is_indexed(resource_type) {
-            return;
-        }
-        let mut ignored = Vec::new();
-        let Some(parsed) = parse(resource_type, key, v, &mut ignored) else { return };
+    /// First pass: learns what others refer to from a resource of an indexed type.
+    /// Problems are reported by the second pass.
+    pub fn learn(&mut self, resource: Reduced) {
+        let Some(parsed) = resource.parsed else { return };
         let index = &mut self.index;
         match parsed {
             Parsed::Organization { key, ids, part_of, .. } => {
@@ -676,10 +689,12 @@ impl Resolver {
         }
     }
 
-    /// Second pass: writes the resource's rows, resolving its references.
-    pub fn emit(&mut self, resource_type: &str, key: String, v: &Value) {
-        if let Some(p) = parse(resource_type, key, v, &mut self.problems) {
-            self.emit_parsed(&p);
+    /// Second pass: writes the resource's rows, resolving its references, and keeps what
+    /// was wrong with it.
+    pub fn emit(&mut self, resource: Reduced) {
+        self.problems.extend(resource.problems);
+        if let Some(p) = &resource.parsed {
+            self.emit_parsed(p);
         }
     }
 
@@ -882,12 +897,12 @@ impl Resolver {
     #[cfg(test)]
     pub fn resolve_all(resources: &[(String, String, Value)]) -> (Vec<TableBuilder>, Vec<ResourceProblem>) {
         let mut r = Resolver::in_memory();
-        for (t, key, v) in resources {
-            r.learn(t, key.clone(), v);
+        for (t, key, v) in resources.iter().filter(|(t, _, _)| is_indexed(t)) {
+            r.learn(reduce(t, key.clone(), v));
         }
         r.settle();
         for (t, key, v) in resources {
-            r.emit(t, key.clone(), v);
+            r.emit(reduce(t, key.clone(), v));
         }
         r.finish()
     }
