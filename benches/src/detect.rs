@@ -4,7 +4,8 @@
 //! `/usr/bin/time`, so wall time and peak memory are measured the same way for both; the
 //! row count of every detector is compared between the engines as a cross-check.
 //!
-//! Steps: `loggvakt samples` → `ingest` → `context import` → `detect` → DuckDB.
+//! Steps: `loggvakt samples` → `ingest` → `context import` (and DuckDB reading the same
+//! context NDJSON, for scale) → `detect` → DuckDB.
 
 // A benchmark program prints its figures.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -126,6 +127,17 @@ fn main() -> anyhow::Result<()> {
         let import = ["context", "import", "--store", &text(&store), &text(&context)].map(str::to_owned);
         let (s, mib, _) = measured("context import", &bin, &import)?;
         setup.push(("context import", s, mib));
+        // The peer for the import, for scale: DuckDB reading the same NDJSON into Parquet,
+        // with no merge, no normalising and no references resolved.
+        let out = dir.join("duckdb-context");
+        std::fs::create_dir_all(&out)?;
+        let script = format!(
+            "import duckdb, glob, os\nsrc, out = {:?}, {:?}\ncon = duckdb.connect()\ncon.execute('SET enable_progress_bar = false')\nfor f in sorted(glob.glob(os.path.join(src, '*.ndjson'))):\n    name = os.path.basename(f)[:-len('.ndjson')]\n    con.execute(f\"COPY (SELECT * FROM read_ndjson('{{f}}')) TO '{{out}}/{{name}}.parquet' (FORMAT parquet)\")\n",
+            text(&context),
+            text(&out)
+        );
+        let (s, mib, _) = measured("DuckDB: the same context NDJSON into Parquet", Path::new(&args.python), &["-c".to_owned(), script])?;
+        setup.push(("DuckDB: the same context NDJSON into Parquet (no merge, no references; for scale)", s, mib));
     }
     let snapshot = loggvakt_context::current_snapshot(&store)?.context("the store has no context snapshot")?;
     let review = dir.join("review");
