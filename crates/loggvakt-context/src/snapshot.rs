@@ -317,8 +317,9 @@ fn import_into(staging: &Path, files: &[PathBuf], previous: Option<&SnapshotInfo
     pipeline::in_order(
         || merge.chunk(),
         |m| {
-            let resource_type = type_of(&m.record.key);
-            let value = serde_json::from_str::<Value>(&m.record.json).ok().filter(|_| is_indexed(resource_type))?;
+            // Only the indexed types carry their JSON in this pass.
+            let resource_type = Some(type_of(&m.record.key)).filter(|t| is_indexed(t))?;
+            let value = serde_json::from_str::<Value>(&m.record.json).ok()?;
             Some(reduce(resource_type, m.record.key.clone(), &value))
         },
         |_, reduced| {
