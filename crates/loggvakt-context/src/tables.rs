@@ -181,9 +181,8 @@ impl TableBuilder {
     }
 
     /// A builder that writes each full batch to `path` as it is built (via a temporary
-    /// name), holding at most three batches (the one being built, one waiting, the one its
-    /// writer thread writes): how an import writes every table, so none is held whole
-    /// (the resources table's JSON is the size of the export).
+    /// name), holding one batch at a time: how an import writes every table, so none is
+    /// held whole (the resources table's JSON is the size of the export).
     pub fn streaming(name: &'static str, path: &Path) -> Result<Self, ContextError> {
         let tmp = path.with_extension("parquet.tmp");
         let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
