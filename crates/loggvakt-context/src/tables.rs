@@ -153,18 +153,11 @@ pub(crate) struct TableBuilder {
     sink: Option<Sink>,
 }
 
-/// A table's file, written on a thread of its own: the batches' encoding and ZSTD
-/// compression (the resources' JSON above all) would otherwise run on the import's one
-/// consuming thread. At most [`BATCHES_IN_FLIGHT`] batches wait for it.
 struct Sink {
-    batches: std::sync::mpsc::SyncSender<RecordBatch>,
-    writer: std::thread::JoinHandle<Result<std::fs::File, parquet::errors::ParquetError>>,
+    writer: parquet::arrow::ArrowWriter<std::fs::File>,
     tmp: std::path::PathBuf,
     path: std::path::PathBuf,
 }
-
-/// Built batches waiting for a table's writer thread, beside the one it writes.
-const BATCHES_IN_FLIGHT: usize = 1;
 
 impl TableBuilder {
     pub fn new(name: &'static str) -> Self {
@@ -186,42 +179,27 @@ impl TableBuilder {
     pub fn streaming(name: &'static str, path: &Path) -> Result<Self, ContextError> {
         let tmp = path.with_extension("parquet.tmp");
         let file = std::fs::File::create(&tmp).map_err(|e| ContextError::io(&tmp, e))?;
-        let mut writer =
+        let writer =
             parquet::arrow::ArrowWriter::try_new(file, schema_of(name), Some(writer_properties())).map_err(|source| ContextError::Parquet { path: path.to_owned(), source })?;
-        let (batches, received) = std::sync::mpsc::sync_channel::<RecordBatch>(BATCHES_IN_FLIGHT);
-        let writer = std::thread::Builder::new()
-            .name(format!("write {name}"))
-            .spawn(move || {
-                // Returning on an error drops the receiver, so the next batch sent fails and
-                // `close` reports this error.
-                for batch in received {
-                    writer.write(&batch)?;
-                }
-                writer.into_inner()
-            })
-            .map_err(|e| ContextError::io(path, e))?;
-        Ok(TableBuilder { sink: Some(Sink { batches, writer, tmp, path: path.to_owned() }), ..TableBuilder::new(name) })
+        Ok(TableBuilder { sink: Some(Sink { writer, tmp, path: path.to_owned() }), ..TableBuilder::new(name) })
     }
 
     /// Writes a streaming builder's last batch, makes its file durable under its own name
     /// and returns its rows. A builder made with [`TableBuilder::new`] has no file (its
     /// batches are taken with `finish`), which is an error here.
     pub fn close(mut self) -> Result<usize, ContextError> {
-        let Some(sink) = self.sink.take() else {
+        let Some(mut sink) = self.sink.take() else {
             return Err(ContextError::Corrupt { path: self.name.into(), reason: "an in-memory table has no file to close".into() });
         };
         let corrupt = |reason: String| ContextError::Corrupt { path: sink.path.clone(), reason };
-        let last = if self.batch_rows > 0 { Some(self.take_batch().map_err(|e| corrupt(e.to_string()))) } else { None };
-        // A batch the writer cannot take means it stopped; its own error is the one to report.
-        let unsent = last.map(|batch| batch.and_then(|b| sink.batches.send(b).map_err(|_| corrupt("the table's writer stopped".into()))));
-        drop(sink.batches);
-        let file = sink.writer.join().map_err(|_| corrupt("the table's writer panicked".into()))?.map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
-        if let Some(Err(e)) = unsent {
-            return Err(e);
+        if self.batch_rows > 0 {
+            let last = self.take_batch().map_err(|e| corrupt(e.to_string()))?;
+            sink.writer.write(&last).map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
         }
         if let Some(e) = self.failed.take() {
             return Err(corrupt(e));
         }
+        let file = sink.writer.into_inner().map_err(|source| ContextError::Parquet { path: sink.path.clone(), source })?;
         file.sync_all().map_err(|e| ContextError::io(&sink.tmp, e))?;
         std::fs::rename(&sink.tmp, &sink.path).map_err(|e| ContextError::io(&sink.path, e))?;
         Ok(self.rows)
@@ -249,7 +227,7 @@ impl TableBuilder {
         self.batch_rows += 1;
         if self.batch_rows >= BATCH_ROWS || self.batch_text >= BATCH_TEXT_BYTES {
             let result = self.take_batch().map_err(|e| e.to_string()).and_then(|batch| match self.sink.as_mut() {
-                Some(sink) => sink.batches.send(batch).map_err(|_| "the table's writer stopped".to_owned()),
+                Some(sink) => sink.writer.write(&batch).map_err(|e| e.to_string()),
                 None => {
                     self.done.push(batch);
                     Ok(())
