@@ -4,8 +4,8 @@
 //! chunk's results in reading order and reads the next chunk. The output is the same as a
 //! sequential loop's, byte for byte: only the mapping is parallel, never the order.
 //!
-//! Memory is two chunks (the one being mapped and the one being consumed), whatever the
-//! input's size.
+//! Memory is two chunks (the one being mapped and the one being consumed), each at most
+//! [`CHUNK_ITEMS`] items and about [`CHUNK_BYTES`], whatever the input's size.
 
 use rayon::prelude::*;
 
@@ -16,6 +16,11 @@ use crate::ContextError;
 /// (1.3 M resources, 2 cores) 256, 2 048 and 8 192 items all took 7.8–8.9 s, within the
 /// runs' noise, against 12.4–12.8 s without the pipeline.
 pub(crate) const CHUNK_ITEMS: usize = 2048;
+
+/// Bytes of JSON a chunk holds at most (give or take its last item), so a chunk of very
+/// large resources or Bundles is not [`CHUNK_ITEMS`] times their size: every chunk maker
+/// stops at whichever limit it reaches first.
+pub(crate) const CHUNK_BYTES: usize = 8 << 20;
 
 /// Runs `map` over every item `next_chunk` yields, on every core, and hands each item with
 /// its result to `consume` in the order the items came. `next_chunk` returns an empty

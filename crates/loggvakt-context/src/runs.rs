@@ -27,10 +27,6 @@ pub(crate) struct Record {
 /// keeps a 4.9 GB export to some twenty runs, each merged through one buffered reader.
 pub const RUN_BYTES: usize = 256 << 20;
 
-/// Bytes of JSON in a chunk of the merge, so a few very large resources do not make a
-/// chunk large.
-const CHUNK_BYTES: usize = 8 << 20;
-
 /// Collects records and spills them as sorted runs of at most `limit` bytes.
 pub(crate) struct RunWriter {
     dir: PathBuf,
@@ -275,11 +271,11 @@ impl Merge {
     }
 
     /// The next keys of the merge, a chunk for [`crate::pipeline::in_order`]: at most
-    /// [`crate::pipeline::CHUNK_ITEMS`] records and about [`CHUNK_BYTES`] of JSON; empty
+    /// [`crate::pipeline::CHUNK_ITEMS`] records and about [`crate::pipeline::CHUNK_BYTES`] of JSON; empty
     /// at the end.
     pub fn chunk(&mut self) -> Result<Vec<Merged>, ContextError> {
         let (mut chunk, mut bytes) = (Vec::new(), 0);
-        while chunk.len() < crate::pipeline::CHUNK_ITEMS && bytes < CHUNK_BYTES {
+        while chunk.len() < crate::pipeline::CHUNK_ITEMS && bytes < crate::pipeline::CHUNK_BYTES {
             let Some(m) = self.next()? else { break };
             bytes += m.record.json.len();
             chunk.push(m);

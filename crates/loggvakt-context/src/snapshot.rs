@@ -251,12 +251,13 @@ fn import_into(staging: &Path, files: &[PathBuf], previous: Option<&SnapshotInfo
         let mut lines = BufReader::new(file).split(b'\n').enumerate();
         pipeline::in_order(
             || {
-                let mut chunk = Vec::with_capacity(pipeline::CHUNK_ITEMS);
-                while chunk.len() < pipeline::CHUNK_ITEMS {
+                let (mut chunk, mut bytes) = (Vec::with_capacity(pipeline::CHUNK_ITEMS), 0);
+                while chunk.len() < pipeline::CHUNK_ITEMS && bytes < pipeline::CHUNK_BYTES {
                     let Some((i, line)) = lines.next() else { break };
                     let line = line.map_err(|e| ContextError::io(path, e))?;
                     if !line.iter().all(u8::is_ascii_whitespace) {
                         lines_read += 1;
+                        bytes += line.len();
                         chunk.push((i as u64 + 1, line));
                     }
                 }
