@@ -2,6 +2,7 @@
 -- version: 3
 -- severity: 3
 -- excused_by_care: true
+-- keep: counts, groups, centre
 -- title.nb: Hyppig selvautorisering
 -- title.en: Frequent break-the-glass
 -- explain.nb: {accessor} brukte selvautorisering {count} ganger i perioden, {untypical} av dem med en begrunnelse enheten sjelden gir; {peers} kolleger {peers_nb} gjorde det i median {peer_median} ganger (robust avvik {score}).

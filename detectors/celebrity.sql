@@ -10,6 +10,7 @@
 -- param: min_ratio = 0.3 | unrelated users must be at least this many per user with a link to the patient's care, so a patient that many treat is not a celebrity for the few consultants and on-call staff among them
 -- param: crowd_day_users = 3 | unrelated users on one patient in one day that make a crowd that day
 -- param: responder_patients = 2 | a user who opened this many patients that each drew a crowd the same day is responding to an event (a mass-casualty day), not drawn to one person
+-- keep: opened, unrelated_apart
 -- A patient suddenly opened by many unrelated users: someone in the news, a colleague's
 -- accident, a local celebrity. Counted across organisations; only the count is shown.
 -- Unrelated means: no access of theirs to the patient is explained, they never took part

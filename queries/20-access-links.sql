@@ -2,6 +2,7 @@
 -- materialize: true
 -- dictionary: unit_from, action, basis, btg_reason, sensitivity
 -- parts: access, care by patient_id
+-- keep: links, on_duty
 -- param: arrival_hours = 12 | an access this many hours or less before the patient's stay in the organisation is registered is an emergency arrival (mass-casualty days: staff from other units help before anything is registered)
 -- param: duty_grace_minutes = 60 | a shift in a roster covers this long before its start and after its end (handovers, staying on)
 -- Each access, and the care evidence that links it to its patient. Care evidence (encounters, episodes of care,

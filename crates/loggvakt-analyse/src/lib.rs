@@ -14,6 +14,7 @@ pub mod csv;
 pub mod detector;
 pub mod engine;
 pub mod eval;
+mod kept;
 mod parts;
 mod pinned;
 mod pool;
