@@ -43,6 +43,11 @@ struct Args {
     /// machine's memory) when not given.
     #[arg(long)]
     memory_limit: Option<String>,
+    /// Stop DuckDB's detector run after this many seconds and report how far it got (the
+    /// phases it finished); by default 3 × loggvakt's wall time, at least 10 minutes. At the
+    /// region's scale DuckDB ran past 13 minutes with 12 GB spilled (RESULTS 2026-12-02).
+    #[arg(long)]
+    peer_timeout: Option<u64>,
     /// Python with the duckdb package.
     #[arg(long, env = "LOGGVAKT_PYTHON", default_value = "python3")]
     python: String,
@@ -78,6 +83,76 @@ fn measured(what: &str, program: &Path, args: &[String]) -> anyhow::Result<(f64,
     // Printed as each step ends, so a later step that fails leaves the earlier figures.
     eprintln!("{what}: peak {mib:.0} MiB");
     Ok((secs, mib, text))
+}
+
+/// A peer's run: finished (wall seconds, peak MiB, output), or stopped at the time limit
+/// (seconds, the output so far).
+enum PeerRun {
+    Finished(f64, f64, String),
+    Stopped(f64, String),
+}
+use PeerRun::{Finished, Stopped};
+
+/// [`measured`] with a time limit: past it the process and its children (a process group
+/// of their own) are killed and what they printed so far is returned.
+fn measured_within(what: &str, program: &Path, args: &[String], limit: std::time::Duration) -> anyhow::Result<PeerRun> {
+    use std::os::unix::process::CommandExt;
+    let out_path = std::env::temp_dir().join(format!("loggvakt-bench-peer-{}.txt", std::process::id()));
+    let out = std::fs::File::create(&out_path)?;
+    let started = Instant::now();
+    let mut child = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("PEAK_RSS_KB=%M")
+        .arg(program)
+        .args(args)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("running {what}"))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() >= limit {
+            // The group the child leads: /usr/bin/time and the engine under it. killpg, not
+            // the kill program: `kill -KILL -PID` without `--` was read as kill -1 (every
+            // process of the user), which took the harness's shell down with it.
+            let group = libc::pid_t::try_from(child.id()).context("a process id beyond pid_t")?;
+            if group > 1 {
+                // SAFETY: killpg only sends a signal; the group is the child's own (process_group(0)).
+                unsafe { libc::killpg(group, libc::SIGKILL) };
+            }
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let Some(status) = status else {
+        eprintln!("{what}: stopped after {secs:.1} s (the limit)");
+        return Ok(Stopped(secs, text));
+    };
+    if !status.success() {
+        bail!("{what} failed after {secs:.1} s:\n{text}");
+    }
+    let mib = peak_mib(&text).unwrap_or(0.0);
+    eprintln!("{what}: {secs:.1} s, peak {mib:.0} MiB");
+    Ok(Finished(secs, mib, text))
+}
+
+/// `loggvakt detect --memory-limit` (`6G`, `512M`, binary units) in DuckDB's spelling.
+fn duckdb_size(limit: &str) -> String {
+    let limit = limit.trim();
+    let digits: String = limit.chars().take_while(char::is_ascii_digit).collect();
+    match limit[digits.len()..].trim().to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "K" => format!("{digits}KiB"),
+        "M" => format!("{digits}MiB"),
+        "G" => format!("{digits}GiB"),
+        _ => format!("{digits}B"),
+    }
 }
 
 /// The peak resident memory `/usr/bin/time -f PEAK_RSS_KB=%M` printed, in MiB.
@@ -169,10 +244,41 @@ fn main() -> anyhow::Result<()> {
 
     let script = dir.join("duckdb-detect.py");
     let period = loggvakt_analyse::Period { from: FROM.parse()?, to: TO.parse()? };
-    std::fs::write(&script, loggvakt_analyse::portable::duckdb_script(&store, &snapshot.dir, &loggvakt_analyse::Settings::default(), period)?)?;
-    let (dk_secs, dk_mib, dk_text) = measured("DuckDB, same SQL", Path::new(&args.python), &[script.display().to_string()])?;
-    let json = dk_text.lines().find_map(|l| l.strip_prefix("DUCKDB=")).context("DuckDB printed no result")?;
-    let duck: serde_json::Value = serde_json::from_str(json)?;
+    let duck_limit = args.memory_limit.as_deref().map(duckdb_size);
+    std::fs::write(&script, loggvakt_analyse::portable::duckdb_script(&store, &snapshot.dir, &loggvakt_analyse::Settings::default(), period, duck_limit.as_deref())?)?;
+    let timeout = std::time::Duration::from_secs(args.peer_timeout.unwrap_or(((df_secs * 3.0) as u64).max(600)));
+    let peer = measured_within("DuckDB, same SQL", Path::new(&args.python), &[script.display().to_string()], timeout)?;
+    let (dk_secs, dk_mib, duck) = match peer {
+        Finished(secs, mib, text) => {
+            let json = text.lines().find_map(|l| l.strip_prefix("DUCKDB=")).context("DuckDB printed no result")?;
+            (secs, mib, serde_json::from_str::<serde_json::Value>(json)?)
+        }
+        Stopped(secs, text) => {
+            // The phases it finished, from the lines the script prints as each one ends.
+            let phases: serde_json::Map<String, serde_json::Value> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("PHASE "))
+                .filter_map(|l| l.rsplit_once(' '))
+                .filter_map(|(name, secs)| Some((name.to_owned(), serde_json::json!(secs.parse::<f64>().ok()?))))
+                .collect();
+            let last = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("PHASE "))
+                .filter_map(|l| l.rsplit_once(' '))
+                .map(|(name, _)| name.to_owned())
+                .next_back()
+                .unwrap_or_else(|| "none".into());
+            eprintln!("DuckDB did not finish in {secs:.0} s; {} phases finished, the last {last}", phases.len());
+            let rows: serde_json::Map<String, serde_json::Value> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("ROWS "))
+                .filter_map(|l| l.split_once(' '))
+                .filter_map(|(id, n)| Some((id.to_owned(), serde_json::json!(n.trim().parse::<u64>().ok()?))))
+                .collect();
+            (secs, 0.0, serde_json::json!({ "stopped": true, "phases": phases, "rows": rows }))
+        }
+    };
+    let stopped = duck["stopped"].as_bool().unwrap_or(false);
 
     println!("\n## Detection: {} accesses to patient records ({} region, seed {}), {} to {}", accesses, args.scale, args.seed, FROM, TO);
     if !setup.is_empty() {
@@ -184,22 +290,37 @@ fn main() -> anyhow::Result<()> {
     println!("\n| detector | DataFusion rows | DataFusion ms | DuckDB rows | DuckDB ms |\n|---|---:|---:|---:|---:|");
     let mut mismatches = Vec::new();
     for (id, (rows, ms)) in &ours {
-        let drows = duck["rows"][id].as_u64().unwrap_or(0);
-        let dms = duck["phases"][id].as_f64().unwrap_or(0.0) * 1000.0;
+        let (Some(drows), Some(dsecs)) = (duck["rows"][id].as_u64(), duck["phases"][id].as_f64()) else {
+            println!("| {id} | {rows} | {ms} | not reached | |");
+            continue;
+        };
         if drows != *rows {
             mismatches.push(id.clone());
         }
-        println!("| {id} | {rows} | {ms} | {drows} | {dms:.0} |");
+        println!("| {id} | {rows} | {ms} | {drows} | {:.0} |", dsecs * 1000.0);
     }
     let views: f64 = duck["phases"].as_object().map(|p| p.iter().filter(|(k, _)| !ours.contains_key(*k)).map(|(_, v)| v.as_f64().unwrap_or(0.0)).sum()).unwrap_or(0.0);
     println!("\n| engine | whole run (s) | peak memory (MiB) | notes |\n|---|---:|---:|---|");
     println!("| loggvakt detect (DataFusion 55) | {df_secs:.1} | {df_mib:.0} | process wall time: seal, views, {} detectors, queues, reports, review logged |", ours.len());
-    println!(
-        "| DuckDB {} (same SQL, same Parquet) | {dk_secs:.1} | {dk_mib:.0} | Python process wall time; views {views:.1} s, total in-engine {:.1} s |",
-        duckdb_version(&args.python),
-        duck["total"].as_f64().unwrap_or(0.0)
-    );
-    if mismatches.is_empty() {
+    if stopped {
+        let done = duck["phases"].as_object().map_or(0, |p| p.len());
+        println!(
+            "| DuckDB {} (same SQL, same Parquet) | did not finish in {dk_secs:.0} | | stopped by the harness after {done} phases; views {views:.1} s |",
+            duckdb_version(&args.python)
+        );
+    } else {
+        println!(
+            "| DuckDB {} (same SQL, same Parquet) | {dk_secs:.1} | {dk_mib:.0} | Python process wall time; views {views:.1} s, total in-engine {:.1} s |",
+            duckdb_version(&args.python),
+            duck["total"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if stopped {
+        println!(
+            "\nDuckDB was stopped: row counts compared only for the detectors it finished{}",
+            if mismatches.is_empty() { "; those are the same".to_owned() } else { format!("; they differ for: {}", mismatches.join(", ")) }
+        );
+    } else if mismatches.is_empty() {
         println!("\nevery detector returned the same number of rows on both engines");
     } else {
         println!("\nrow counts differ for: {}", mismatches.join(", "));

@@ -642,7 +642,8 @@ fn duckdb_runs_the_same_detector_sql_and_finds_the_same_flags() {
     let r = reviewed();
     let snapshot = loggvakt_context::current_snapshot(&r.store).expect("snapshot").expect("context imported");
     let period = loggvakt_analyse::Period { from: FROM.parse().expect("date"), to: TO.parse().expect("date") };
-    let script = loggvakt_analyse::portable::duckdb_script(&r.store, &snapshot.dir, &loggvakt_analyse::Settings::default(), period).expect("script");
+    let script = loggvakt_analyse::portable::duckdb_script(&r.store, &snapshot.dir, &loggvakt_analyse::Settings::default(), period, Some("2GiB")).expect("script");
+    assert!(script.contains("SET memory_limit='2GiB'"), "the limit is passed on");
     let path = r.ws.path("duckdb-detect.py");
     std::fs::write(&path, script).expect("write script");
     let out = std::process::Command::new(std::env::var("LOGGVAKT_PYTHON").unwrap_or_else(|_| "python3".into())).arg(&path).output().expect("python runs");
@@ -658,6 +659,14 @@ fn duckdb_runs_the_same_detector_sql_and_finds_the_same_flags() {
     }
     let detectors = json["rows"].as_object().expect("rows per detector");
     assert_eq!(detectors.len(), loggvakt_analyse::load_detectors(None).expect("built-in").len());
+    // Each phase is reported as it ends, so a run stopped part-way says how far it got.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for phase in detectors.keys().map(String::as_str).chain(["access", "access_links"]) {
+        assert!(stderr.lines().any(|l| l.strip_prefix("PHASE ").and_then(|l| l.rsplit_once(' ')).is_some_and(|(name, _)| name == phase)), "no PHASE line for {phase}: {stderr}");
+    }
+    for (id, rows) in detectors {
+        assert!(stderr.lines().any(|l| l == format!("ROWS {id} {rows}")), "no ROWS line for {id}: {stderr}");
+    }
     for (id, rows) in detectors {
         assert_eq!(rows.as_u64(), Some(ours.get(id).copied().unwrap_or(0)), "{id}: DuckDB and DataFusion disagree");
     }
