@@ -116,8 +116,7 @@ fn measured_within(what: &str, program: &Path, args: &[String], limit: std::time
         }
         if started.elapsed() >= limit {
             // The group the child leads: /usr/bin/time and the engine under it. killpg, not
-            // the kill program: `kill -KILL -PID` without `--` was read as kill -1 (every
-            // process of the user), which took the harness's shell down with it.
+            // the kill program: run as `kill -KILL -PID`, it took the calling shell down too.
             let group = libc::pid_t::try_from(child.id()).context("a process id beyond pid_t")?;
             if group > 1 {
                 // SAFETY: killpg only sends a signal; the group is the child's own (process_group(0)).
