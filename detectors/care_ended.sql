@@ -1,7 +1,7 @@
 -- id: care_ended
 -- version: 2
 -- severity: 3
--- parts: access_explained by patient_id
+-- parts: access_explained, care by patient_id
 -- excused_by_care: true
 -- title.nb: Lenge etter avsluttet behandling
 -- title.en: Long after care ended

@@ -1,7 +1,7 @@
 -- id: off_duty
 -- version: 1
 -- severity: 3
--- parts: access_explained by patient_id
+-- parts: access_explained, care by patient_id
 -- excused_by_care: false
 -- title.nb: Egen enhets pasient åpnet utenfor vakt
 -- title.en: Own unit's patient opened off duty

@@ -21,7 +21,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::detector::{Detector, SqlFile};
 use crate::kept::{self, Kept};
-use crate::parts::{PartFunction, Parted, Splits};
+use crate::parts::{PartFunction, PartSpec, Parted, Splits};
 use crate::pool::PeakPool;
 use crate::settings::Settings;
 use crate::AnalyseError;
@@ -519,7 +519,8 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         }
     }
 
-    splits.delete_all()?;
+    let parted_by_detectors: HashSet<String> = job.detectors.iter().filter_map(|d| PartSpec::of(&d.file).ok().flatten()).flat_map(|spec| spec.inputs).collect();
+    splits.delete_unless(|input| parted_by_detectors.contains(input))?;
     let mut flags = Vec::new();
     let mut runs = Vec::new();
     for (index, detector) in job.detectors.iter().enumerate() {

@@ -15,10 +15,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray, StringViewArray, UInt32Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::compute::kernels::cmp::eq;
+use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{exec_err, ScalarValue};
@@ -96,12 +95,14 @@ pub struct Parted {
 pub struct Splits(HashMap<(String, Vec<String>, usize), Vec<PathBuf>>);
 
 impl Splits {
-    /// Deletes every split's files: the views' splits are not needed once the views are
-    /// built (detectors split `access_explained`, not the views' inputs), and at a region's
-    /// week they take ~1.5 GB of temporary disk.
-    pub fn delete_all(&mut self) -> Result<(), AnalyseError> {
-        for files in std::mem::take(&mut self.0).into_values() {
-            for file in files {
+    /// Deletes the splits of every input but those `wanted` names: once the views are built
+    /// the split of `access` is not read again, and at a region's week the views' splits
+    /// take ~1.5 GB of temporary disk; a context table that detectors are parted by too
+    /// (`care`) is split once for both.
+    pub fn delete_unless(&mut self, wanted: impl Fn(&str) -> bool) -> Result<(), AnalyseError> {
+        let unwanted: Vec<_> = self.0.keys().filter(|(input, _, _)| !wanted(input)).cloned().collect();
+        for key in unwanted {
+            for file in self.0.remove(&key).unwrap_or_default() {
                 std::fs::remove_file(&file).map_err(|e| AnalyseError::io(&file, e))?;
             }
         }
@@ -193,15 +194,20 @@ async fn split(ctx: &SessionContext, table: Arc<dyn TableProvider>, keys: &[Stri
         let file = std::fs::File::create(path).map_err(DataFusionError::IoError)?;
         writers.push(ArrowWriter::try_new(file, schema.clone(), Some(properties.clone()))?);
     }
+    // One pass over each batch gathers every part's row numbers, then each part takes its
+    // rows: a mask and a filter per part read the whole batch once per part.
+    let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); parts];
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let Some(part_of) = batch.column(columns).as_any().downcast_ref::<Int64Array>() else { return exec_err!("{PART_FUNCTION} gave no integers") };
         let rows = batch.project(&kept)?;
-        for (part, writer) in writers.iter_mut().enumerate() {
-            let mask = eq(part_of, &Int64Array::new_scalar(part as i64))?;
-            let selected = filter_record_batch(&rows, &mask)?;
-            if selected.num_rows() > 0 {
-                writer.write(&selected)?;
+        for (row, &part) in part_of.values().iter().enumerate() {
+            let Some(list) = usize::try_from(part).ok().and_then(|p| rows_of.get_mut(p)) else { return exec_err!("{PART_FUNCTION} gave part {part} of {parts}") };
+            list.push(row as u32);
+        }
+        for (list, writer) in rows_of.iter_mut().zip(writers.iter_mut()) {
+            if !list.is_empty() {
+                writer.write(&take_record_batch(&rows, &UInt32Array::from(std::mem::take(list)))?)?;
             }
         }
     }
@@ -242,14 +248,35 @@ impl ScalarUDFImpl for PartFunction {
             ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) if *n > 0 => *n as u64,
             other => return exec_err!("{PART_FUNCTION}: the number of parts must be a positive integer literal, not {other:?}"),
         };
-        let texts: Vec<ArrayRef> = keys.iter().map(|k| k.to_array(rows).and_then(|a| Ok(cast(&a, &DataType::Utf8)?))).collect::<Result<_>>()?;
-        let texts: Vec<&StringArray> = texts.iter().filter_map(|a| a.as_any().downcast_ref::<StringArray>()).collect();
+        // Text as it comes (Utf8 or the Utf8View that Parquet is read as), anything else
+        // cast to text first; a cast copied every key of the split's 25 M rows.
+        let arrays: Vec<ArrayRef> = keys
+            .iter()
+            .map(|k| {
+                let a = k.to_array(rows)?;
+                Ok(match a.data_type() {
+                    DataType::Utf8 | DataType::Utf8View => a,
+                    _ => cast(&a, &DataType::Utf8)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let texts: Vec<Text<'_>> = arrays
+            .iter()
+            .map(|a| match (a.as_any().downcast_ref::<StringArray>(), a.as_any().downcast_ref::<StringViewArray>()) {
+                (Some(text), _) => Ok(Text::Utf8(text)),
+                (None, Some(view)) => Ok(Text::View(view)),
+                _ => exec_err!("{PART_FUNCTION}: a key is not text after a cast"),
+            })
+            .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
             for column in &texts {
                 // A marker before each key: NULL and '' differ, and ('ab', 'c') from ('a', 'bc').
-                let (marker, bytes) = if column.is_null(row) { (0u8, &[][..]) } else { (1u8, column.value(row).as_bytes()) };
+                let (marker, bytes) = match column.bytes(row) {
+                    None => (0u8, &[][..]),
+                    Some(bytes) => (1u8, bytes),
+                };
                 for &b in std::iter::once(&marker).chain(bytes).chain(&[0xff]) {
                     hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
                 }
@@ -257,6 +284,21 @@ impl ScalarUDFImpl for PartFunction {
             out.push((hash % parts) as i64);
         }
         Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
+    }
+}
+
+/// A text key column as the part function reads it.
+enum Text<'a> {
+    Utf8(&'a StringArray),
+    View(&'a StringViewArray),
+}
+
+impl Text<'_> {
+    fn bytes(&self, row: usize) -> Option<&[u8]> {
+        match self {
+            Text::Utf8(a) => (!a.is_null(row)).then(|| a.value(row).as_bytes()),
+            Text::View(a) => (!a.is_null(row)).then(|| a.value(row).as_bytes()),
+        }
     }
 }
 
