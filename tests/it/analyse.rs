@@ -500,6 +500,19 @@ fn a_review_names_its_checkpoint_and_context_and_an_edited_context_is_caught() {
         assert_eq!(rows[0][rows[0].len() - 2..], ["checkpoint_size", "context_snapshot"], "{file}");
         assert!(rows.len() > 1 && rows[1..].iter().all(|row| row[row.len() - 2..] == [size.clone(), snapshot.clone()]), "{file}: every row names the basis");
     }
+    // flags.csv in detector and access order, whatever order the engine found them in, so
+    // two runs on one basis give the same file.
+    let flags = loggvakt_analyse::csv::read(&std::fs::read_to_string(org_dir.join("flags.csv")).expect("csv"));
+    let order: Vec<(String, i64)> = flags[1..].iter().map(|row| (row[0].clone(), row[2].parse().expect("seq"))).collect();
+    let mut seen = Vec::new();
+    for pair in order.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            assert!(pair[0].1 < pair[1].1, "{} flags in seq order: {pair:?}", pair[0].0);
+        } else {
+            assert!(!seen.contains(&pair[1].0), "each detector's flags together: {pair:?}");
+            seen.push(pair[0].0.clone());
+        }
+    }
     let store = store_copy(r, "edited-context");
     let dir = store.join("context/snapshots").join(&snapshot);
     let victim = std::fs::read_dir(&dir).expect("snapshot dir").map(|e| e.expect("entry").path()).find(|p| p.extension().is_some_and(|x| x == "parquet")).expect("a table");

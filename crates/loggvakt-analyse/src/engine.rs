@@ -579,6 +579,9 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
         progress(Progress::DetectorDone { id: &detector.id, flags: count });
         runs.push(step(detector.id.clone(), count, started, &peak));
     }
+    // In detector and access order, whatever order the engine's threads and parts gave
+    // them in: two runs on the same basis write the same flags.csv, line for line.
+    flags.sort_by_key(|f| (f.detector, f.seq));
 
     progress(Progress::Preparing("collecting flagged accesses and coverage"));
     let flagged: HashSet<i64> = flags.iter().map(|f| f.seq).collect();
