@@ -21,7 +21,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::detector::{Detector, SqlFile};
 use crate::kept::{self, Kept};
-use crate::parts::{PartFunction, PartSpec, Parted, Splits};
+use crate::parts::{self, PartFunction, PartSpec, Parted, Splits};
 use crate::pool::PeakPool;
 use crate::settings::Settings;
 use crate::AnalyseError;
@@ -269,6 +269,9 @@ fn step(id: String, flags: usize, started: Instant, peak: &Option<Arc<PeakPool>>
 pub(crate) async fn write_view(frame: datafusion::prelude::DataFrame, path: &Path) -> datafusion::error::Result<usize> {
     let mut options = TableParquetOptions::default();
     options.global.compression = Some("lz4_raw".into());
+    for field in frame.schema().fields().iter().filter(|f| !parts::worth_a_dictionary(f, &[])) {
+        options.column_specific_options.insert(field.name().clone(), datafusion::config::ParquetColumnOptions { dictionary_enabled: Some(false), ..Default::default() });
+    }
     let written = frame.write_parquet(&path.display().to_string(), DataFrameWriteOptions::new().with_single_file_output(true), Some(options)).await?;
     let count = written.first().and_then(|b| b.column_by_name("count")).and_then(|c| c.as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>()).map_or(0, |c| c.value(0));
     Ok(count as usize)
