@@ -228,7 +228,7 @@ async fn split(ctx: &SessionContext, table: Arc<dyn TableProvider>, keys: &[Stri
 /// hardly repeat, and the writer hashed each value into a dictionary it then gave up on at
 /// every row group: ~12 % of `access_links` on a region's week by perf). Turning it off for
 /// text as well made every detector's read of `access_explained` slower (`own_record` 0.3 s
-/// → 0.6 s).
+/// → 0.6 s in one run).
 pub(crate) fn worth_a_dictionary(field: &datafusion::arrow::datatypes::Field, keys: &[String]) -> bool {
     matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(..)) && !keys.contains(field.name())
 }
