@@ -253,20 +253,15 @@ fn main() -> anyhow::Result<()> {
             (secs, mib, serde_json::from_str::<serde_json::Value>(json)?)
         }
         Stopped(secs, text) => {
-            // The phases it finished, from the lines the script prints as each one ends.
-            let phases: serde_json::Map<String, serde_json::Value> = text
+            // The phases it finished, in order, from the lines the script prints as each ends.
+            let finished: Vec<(String, f64)> = text
                 .lines()
                 .filter_map(|l| l.strip_prefix("PHASE "))
                 .filter_map(|l| l.rsplit_once(' '))
-                .filter_map(|(name, secs)| Some((name.to_owned(), serde_json::json!(secs.parse::<f64>().ok()?))))
+                .filter_map(|(name, secs)| Some((name.to_owned(), secs.parse().ok()?)))
                 .collect();
-            let last = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("PHASE "))
-                .filter_map(|l| l.rsplit_once(' '))
-                .map(|(name, _)| name.to_owned())
-                .next_back()
-                .unwrap_or_else(|| "none".into());
+            let last = finished.last().map_or("none", |(name, _)| name.as_str());
+            let phases: serde_json::Map<String, serde_json::Value> = finished.iter().map(|(name, secs)| (name.clone(), serde_json::json!(secs))).collect();
             eprintln!("DuckDB did not finish in {secs:.0} s; {} phases finished, the last {last}", phases.len());
             let rows: serde_json::Map<String, serde_json::Value> = text
                 .lines()
