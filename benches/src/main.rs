@@ -172,8 +172,11 @@ fn main() -> anyhow::Result<()> {
     }
 
     let t = Instant::now();
-    let report = loggvakt_verify::verify_store(&store, &loggvakt_verify::VerifyOptions { trusted_keys: trusted, held_checkpoint: None, progress: None, incremental: false })
-        .map_err(anyhow::Error::msg)?;
+    let report = loggvakt_verify::verify_store(
+        &loggvakt_storage::LocalDir::new(&store),
+        &loggvakt_verify::VerifyOptions { trusted_keys: trusted, held_checkpoint: None, progress: None, incremental: false },
+    )
+    .map_err(anyhow::Error::msg)?;
     let verify_seconds = t.elapsed().as_secs_f64();
     if !report.is_intact() {
         bail!("verify failed on the benchmark store:\n{report}");

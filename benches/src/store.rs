@@ -145,9 +145,9 @@ fn main() -> anyhow::Result<()> {
 
     // verify: everything, and the new day from the kept checkpoint.
     let full_options = loggvakt_verify::VerifyOptions { trusted_keys: trusted.clone(), held_checkpoint: Some(held.clone()), progress: None, incremental: false };
-    let (full, full_secs) = timed(|| Ok(loggvakt_verify::verify_store(&store, &full_options)?))?;
+    let (full, full_secs) = timed(|| Ok(loggvakt_verify::verify_store(&loggvakt_storage::LocalDir::new(&store), &full_options)?))?;
     let incremental_options = loggvakt_verify::VerifyOptions { incremental: true, ..full_options };
-    let (incremental, incremental_secs) = timed(|| Ok(loggvakt_verify::verify_store(&store, &incremental_options)?))?;
+    let (incremental, incremental_secs) = timed(|| Ok(loggvakt_verify::verify_store(&loggvakt_storage::LocalDir::new(&store), &incremental_options)?))?;
     if !full.problems.is_empty() || !incremental.problems.is_empty() {
         bail!("verify found problems: {:?} {:?}", full.problems.first(), incremental.problems.first());
     }

@@ -61,6 +61,15 @@ impl Daemon {
     }
 
     pub fn try_start(ws: &Workspace, store: &Path, config: &str) -> Result<Daemon, String> {
+        Self::try_start_with_env(ws, store, config, &[])
+    }
+
+    /// [`Daemon::start`] with environment variables set for it (an S3 endpoint and keys).
+    pub fn start_with_env(ws: &Workspace, store: &Path, config: &str, env: &[(String, String)]) -> Daemon {
+        Self::try_start_with_env(ws, store, config, env).unwrap_or_else(|e| panic!("daemon did not start: {e}"))
+    }
+
+    fn try_start_with_env(ws: &Workspace, store: &Path, config: &str, env: &[(String, String)]) -> Result<Daemon, String> {
         let n = std::fs::read_dir(ws.dir.path()).map(|d| d.count()).unwrap_or(0);
         let config_path = ws.path(&format!("serve-{n}.toml"));
         std::fs::write(&config_path, config).expect("config written");
@@ -73,6 +82,7 @@ impl Daemon {
             .arg(&ws.key)
             .arg("--config")
             .arg(&config_path)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

@@ -11,6 +11,7 @@ mod crash;
 mod daemon;
 mod duckdb;
 mod ingest;
+mod objects;
 mod serve;
 mod support;
 mod tamper;

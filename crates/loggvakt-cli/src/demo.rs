@@ -121,7 +121,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     step(6, "Verify offline: re-derive every record's hash from the files and check the signatures");
     let verify_code = crate::verify::run(&crate::verify::VerifyArgs {
-        store: store.clone(),
+        store: store.display().to_string(),
         trusted_keys: trusted.clone(),
         checkpoint: Some(held.clone()),
         json: false,

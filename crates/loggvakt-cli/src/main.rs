@@ -83,6 +83,19 @@ from 'export-checkpoint' outside the operator's reach to catch that. The format 
     Verify(verify::VerifyArgs),
     /// Copy the newest signed checkpoint out of a store, for a regulator to keep out of the operator's reach.
     ExportCheckpoint(verify::ExportArgs),
+    /// Publish a store's sealed epochs and context snapshots to an S3 bucket (or another disk), for readers elsewhere.
+    #[command(after_long_help = "Examples:\n  \
+AWS_ENDPOINT_URL=https://s3.example.no AWS_REGION=eu-north-1 loggvakt publish --store /srv/loggvakt --to s3://loggvakt/helse-vest\n  \
+loggvakt publish --store /srv/loggvakt --to /mnt/archive/loggvakt\n  \
+loggvakt verify --store s3://loggvakt/helse-vest --trusted-keys trusted-keys.txt\n\n\
+The writer keeps sealing on its own disk (an event is acknowledged when it is fsynced there, never waiting for \
+the network); publishing copies each signed epoch in the order a reader needs: segments, then the manifest, then \
+the checkpoint. Every object is created only if absent (S3 conditional writes, If-None-Match), never overwritten, \
+so a second store publishing to the same place is refused, and a server that ignores conditional writes is refused \
+before anything is written. Run it again at any time (from cron, or after each day): it resumes after the last epoch \
+the target holds whole. Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; AWS_ALLOW_HTTP=true for a \
+server without TLS.")]
+    Publish(verify::PublishArgs),
     /// Import population, staff, organisations and care evidence (FHIR bulk NDJSON) as context for detection.
     #[command(subcommand)]
     Context(analyse::ContextCommand),
@@ -234,6 +247,7 @@ fn main() -> ExitCode {
         Command::Quarantine(command) => daemon::quarantine(&command),
         Command::Verify(args) => verify::run(&args),
         Command::ExportCheckpoint(args) => verify::export(&args).map(|()| ExitCode::SUCCESS),
+        Command::Publish(args) => verify::publish(&args).map(|()| ExitCode::SUCCESS),
         Command::Context(command) => analyse::context(&command),
         Command::Detect(args) => analyse::detect(&args),
         Command::Eval(args) => analyse::eval(&args),

@@ -9,9 +9,11 @@ use loggvakt_verify::{verify_store, VerifyOptions};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// The store directory, or a copy of it: only the files are needed.
+    /// The store: its directory, a copy of it (only the files are needed), or the bucket it
+    /// is published to (s3://bucket/prefix, with AWS_ENDPOINT_URL, AWS_REGION and the
+    /// credentials in the environment; see 'loggvakt publish').
     #[arg(long)]
-    pub store: PathBuf,
+    pub store: String,
     /// File of public keys you trust, one per line ('#' comments). Checkpoints signed by
     /// any other key count as unsigned.
     #[arg(long)]
@@ -63,11 +65,12 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         bar.set_position(done);
     };
     let options = VerifyOptions { trusted_keys, held_checkpoint, progress: Some(&progress), incremental: args.incremental };
-    let report = verify_store(&args.store, &options)?;
+    let store = loggvakt_storage::open(&args.store)?;
+    let report = verify_store(store.as_ref(), &options)?;
     bar.finish_and_clear();
     let bokmal = wants_bokmal(args.lang.as_deref());
     if let Some(path) = &args.html {
-        std::fs::write(path, crate::html::render(&report, &args.store.display().to_string(), bokmal)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, crate::html::render(&report, &args.store, bokmal)).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -106,5 +109,37 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&args.out, &note).with_context(|| format!("writing {}", args.out.display()))?;
     println!("exported checkpoint: {} records, head {}, signed {} -> {}", checkpoint.size, loggvakt_journal::chain::to_hex(&checkpoint.head), checkpoint.time, args.out.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct PublishArgs {
+    /// The store directory (the writer's; a running daemon may go on writing).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Where to publish: s3://bucket/prefix, or a directory.
+    #[arg(long)]
+    pub to: String,
+}
+
+pub fn publish(args: &PublishArgs) -> anyhow::Result<()> {
+    let target = loggvakt_storage::open(&args.to)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{spinner} publish [{bar:30}] {pos}/{len} epochs eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = loggvakt_journal::publish::publish(&args.store, target.as_ref(), &progress).with_context(|| format!("publishing {} to {}", args.store.display(), args.to))?;
+    bar.finish_and_clear();
+    println!(
+        "published {} epoch(s) and {} context snapshot(s) to {}: {} object(s), {} bytes; it now holds epochs 1..={}",
+        report.epochs,
+        report.snapshots,
+        target.location(),
+        report.objects,
+        report.bytes,
+        report.through_epoch
+    );
     Ok(())
 }

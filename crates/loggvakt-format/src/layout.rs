@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use loggvakt_storage::Storage;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{epoch_of_manifest_name, Manifest};
@@ -23,7 +24,16 @@ impl StoreInfo {
     pub fn read(dir: &Path) -> Result<(StoreInfo, [u8; 16]), StoreError> {
         let path = dir.join(STORE_FILE);
         let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-        let info: StoreInfo = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+        Self::parse(&bytes, path)
+    }
+
+    /// The store's identity from wherever it is kept (a directory, a bucket).
+    pub fn read_in(storage: &dyn Storage) -> Result<(StoreInfo, [u8; 16]), StoreError> {
+        Self::parse(&storage.read(STORE_FILE)?, PathBuf::from(storage.describe(STORE_FILE)))
+    }
+
+    fn parse(bytes: &[u8], path: PathBuf) -> Result<(StoreInfo, [u8; 16]), StoreError> {
+        let info: StoreInfo = serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
         if info.format != STORE_FORMAT {
             return Err(StoreError::Corrupt { path, detail: format!("store format '{}' is not {STORE_FORMAT}", info.format) });
         }
@@ -48,11 +58,6 @@ pub fn list_sorted(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBu
     }
     out.sort();
     Ok(out)
-}
-
-/// Every `*.parquet` file under `data/`, relative to the store, sorted.
-pub fn list_segment_files(store: &Path) -> Result<Vec<String>, StoreError> {
-    list_files_under(store, "data", |name| name.ends_with(".parquet"))
 }
 
 /// Files below `store/sub` whose name passes `keep`, relative to the store, sorted.
@@ -82,10 +87,21 @@ pub fn read_manifests(store: &Path) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>,
 
 /// The manifests of epochs `from` on (by their file names; older ones are not read).
 pub fn read_manifests_from(store: &Path, from: u64) -> Result<Vec<(Manifest, Vec<u8>, PathBuf)>, StoreError> {
+    let found = read_manifests_in(&loggvakt_storage::LocalDir::new(store), from)?;
+    Ok(found.into_iter().map(|(manifest, bytes, name)| (manifest, bytes, store.join(name))).collect())
+}
+
+/// The manifests of epochs `from` on, with their raw bytes and names (`manifests/…`),
+/// read from wherever the store is kept.
+pub fn read_manifests_in(storage: &dyn Storage, from: u64) -> Result<Vec<(Manifest, Vec<u8>, String)>, StoreError> {
     let mut out = Vec::new();
-    for (_, path) in list_manifests(store)?.into_iter().filter(|(epoch, _)| *epoch >= from) {
-        let (manifest, bytes) = read_manifest(&path)?;
-        out.push((manifest, bytes, path));
+    for name in storage.list("manifests")? {
+        let Some(epoch) = name.rsplit('/').next().and_then(epoch_of_manifest_name) else { continue };
+        if epoch < from {
+            continue;
+        }
+        let bytes = storage.read(&name)?.to_vec();
+        out.push((Manifest::parse(&bytes, Path::new(&storage.describe(&name)))?, bytes, name));
     }
     out.sort_by_key(|(m, _, _)| m.epoch);
     Ok(out)
@@ -121,24 +137,29 @@ pub fn list_wal_files(store: &Path) -> Result<Vec<PathBuf>, StoreError> {
 /// bytes. A review records it for the context snapshot it read (in the journal, so it is
 /// chained and signed), and `verify` recomputes it.
 pub fn files_digest(dir: &Path) -> Result<String, StoreError> {
-    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), StoreError> {
-        for entry in std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
-            let path = entry.map_err(|e| StoreError::io(dir, e))?.path();
-            if path.is_dir() {
-                walk(&path, base, out)?;
-            } else if let Ok(rel) = path.strip_prefix(base) {
-                out.push((rel.to_string_lossy().replace('\\', "/"), path.clone()));
-            }
-        }
-        Ok(())
+    if !dir.is_dir() {
+        return Err(StoreError::io(dir, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
-    files.sort();
+    let local = loggvakt_storage::LocalDir::new(dir);
+    digest_of(&local, local.list("")?, "")
+}
+
+/// [`files_digest`] of the objects under `prefix` (a directory-like name) wherever the
+/// store is kept; the names hashed are relative to `prefix`. Nothing under it is an error.
+pub fn files_digest_in(storage: &dyn Storage, prefix: &str) -> Result<String, StoreError> {
+    let names = storage.list(prefix)?;
+    if names.is_empty() {
+        return Err(StoreError::Corrupt { path: PathBuf::from(storage.describe(prefix)), detail: "no such directory, or nothing in it".into() });
+    }
+    digest_of(storage, names, prefix)
+}
+
+fn digest_of(storage: &dyn Storage, names: Vec<String>, prefix: &str) -> Result<String, StoreError> {
+    let base = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_matches('/')) };
     let mut hasher = blake3::Hasher::new();
-    for (rel, path) in files {
-        let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-        hasher.update(rel.as_bytes());
+    for name in names {
+        let bytes = storage.read(&name)?;
+        hasher.update(name.strip_prefix(&base).unwrap_or(&name).as_bytes());
         hasher.update(&[0]);
         hasher.update(blake3::hash(&bytes).as_bytes());
     }
@@ -147,5 +168,10 @@ pub fn files_digest(dir: &Path) -> Result<String, StoreError> {
 
 /// Where the context snapshot a review names lives (`context/snapshots/v000001`).
 pub fn context_snapshot_dir(store: &Path, name: &str) -> PathBuf {
-    store.join("context").join("snapshots").join(name)
+    store.join(context_snapshot_name(name))
+}
+
+/// The same, as a name inside the store (`context/snapshots/v000001`).
+pub fn context_snapshot_name(name: &str) -> String {
+    format!("context/snapshots/{name}")
 }

@@ -47,6 +47,8 @@ pub enum StoreError {
     Checkpoint(String),
     #[error("parquet: {0}")]
     Parquet(String),
+    #[error(transparent)]
+    Storage(#[from] loggvakt_storage::StorageError),
 }
 
 impl StoreError {

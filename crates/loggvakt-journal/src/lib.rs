@@ -13,6 +13,7 @@
 mod append_log;
 mod context;
 mod idempotency;
+pub mod publish;
 pub mod quarantine;
 mod store;
 

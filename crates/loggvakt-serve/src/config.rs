@@ -27,6 +27,25 @@ pub struct Config {
     pub journal: JournalConfig,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub publish: PublishConfig,
+}
+
+/// Publishing sealed epochs to shared storage while the daemon runs (docs/format.md §7a).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// `s3://bucket/prefix` (endpoint, region and credentials from the `AWS_*`
+    /// environment) or a directory; none: not published.
+    pub to: Option<String>,
+    /// How often to publish what was sealed since.
+    pub interval_secs: u64,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig { to: None, interval_secs: 60 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,6 +19,7 @@ mod http;
 pub mod identity;
 mod log;
 pub mod metrics;
+mod publish;
 pub mod retry;
 pub mod search;
 mod syslog;
@@ -94,6 +95,10 @@ pub async fn run(store: PathBuf, key: SigningKey, config: Config, on_listening: 
     let metrics = Arc::new(Metrics::default());
     let writer_options = WriterOptions { gap_grace: Duration::from_secs(config.limits.gap_grace_secs), sources: sources.all.clone() };
     let (writer, writer_thread) = WriterHandle::start(journal, config.limits.queue_events, writer_options, metrics.clone())?;
+    let publisher = match &config.publish.to {
+        Some(to) => Some(publish::PublishHandle::start(store.clone(), to, Duration::from_secs(config.publish.interval_secs.max(1)), metrics.clone())?),
+        None => None,
+    };
     let app = Arc::new(App {
         writer: writer.clone(),
         sources,
@@ -165,6 +170,10 @@ pub async fn run(store: PathBuf, key: SigningKey, config: Config, on_listening: 
     writer.shutdown();
     drop(app);
     let result = tokio::task::spawn_blocking(move || writer_thread.join()).await.map_err(|e| ServeError::Writer(e.to_string()))?;
+    // After the last seal: the published copy gets every epoch the daemon sealed.
+    if let Some(publisher) = publisher {
+        let _ = tokio::task::spawn_blocking(move || publisher.finish()).await;
+    }
     match result {
         Ok(Ok(())) if stop_reason.starts_with("signal") => {
             log("info", "stopped", serde_json::json!({}));

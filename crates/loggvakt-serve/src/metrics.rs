@@ -113,6 +113,9 @@ pub struct Metrics {
     pub seals: AtomicU64,
     pub durable_seq: AtomicU64,
     pub searches: AtomicU64,
+    /// The newest epoch the published copy holds whole (`[publish]`).
+    pub published_epoch: AtomicU64,
+    pub publish_failures: AtomicU64,
     pub fsync_seconds: Histogram,
     pub ack_seconds: Histogram,
 }
@@ -154,6 +157,7 @@ impl Metrics {
             ("loggvakt_commits_total", "Group commits (one fsync each).", &self.commits),
             ("loggvakt_seals_total", "Epochs sealed into Parquet segments with a signed checkpoint.", &self.seals),
             ("loggvakt_searches_total", "ITI-81 searches served (each is logged in the journal).", &self.searches),
+            ("loggvakt_publish_failures_total", "Attempts to publish sealed epochs ([publish]) that failed; retried at the next interval.", &self.publish_failures),
         ] {
             counter(&mut out, name, help);
             let _ = writeln!(out, "{name} {}", value.load(Relaxed));
@@ -162,6 +166,11 @@ impl Metrics {
             out,
             "# HELP loggvakt_durable_seq Sequence number of the last durable record.\n# TYPE loggvakt_durable_seq gauge\nloggvakt_durable_seq {}",
             self.durable_seq.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP loggvakt_published_epoch The newest epoch the published copy holds whole (0: none, or not published).\n# TYPE loggvakt_published_epoch gauge\nloggvakt_published_epoch {}",
+            self.published_epoch.load(Relaxed)
         );
         let _ = writeln!(
             out,

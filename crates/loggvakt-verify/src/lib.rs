@@ -21,10 +21,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use loggvakt_format::chain::{self, Hash};
-use loggvakt_format::layout::{list_checkpoints, list_segment_files, list_wal_files, read_manifests, StoreInfo};
+use loggvakt_format::layout::{list_wal_files, read_manifests_in, StoreInfo};
 use loggvakt_format::manifest::Manifest;
 use loggvakt_format::note::SignatureProblem;
 use loggvakt_format::{Checkpoint, VerifierKey};
+use loggvakt_storage::Storage;
 use rayon::prelude::*;
 
 pub use norsk::Bokmal;
@@ -53,9 +54,19 @@ struct TrustedCheckpoint {
 /// Checks a store. Problems are in the report; `Err` is reserved for not being able to
 /// start at all (no store there).
 /// What a store's files are at one moment, to tell whether a check raced a writer.
-fn listing(store: &Path) -> (Vec<String>, Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
-    let manifests = loggvakt_format::layout::list_files_under(store, "manifests", |_| true).unwrap_or_default();
-    (manifests, list_checkpoints(store).unwrap_or_default(), list_wal_files(store).unwrap_or_default())
+fn listing(store: &dyn Storage) -> (Vec<String>, Vec<String>, Vec<std::path::PathBuf>) {
+    (store.list("manifests").unwrap_or_default(), checkpoint_names(store), wal_files(store))
+}
+
+/// The checkpoint notes (`checkpoints/<size>.note`) by name.
+fn checkpoint_names(store: &dyn Storage) -> Vec<String> {
+    store.list("checkpoints").unwrap_or_default().into_iter().filter(|n| n.ends_with(".note")).collect()
+}
+
+/// The write-ahead files: only a store on this machine has them (a published store holds
+/// sealed epochs only).
+fn wal_files(store: &dyn Storage) -> Vec<std::path::PathBuf> {
+    store.local_dir().map(|dir| list_wal_files(dir).unwrap_or_default()).unwrap_or_default()
 }
 
 /// Verifies a store, live or not. A running writer seals while the check reads: when the
@@ -72,7 +83,9 @@ pub enum VerifyError {
     NotAStore(#[source] loggvakt_format::StoreError),
 }
 
-pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
+/// The store may be a directory on this machine or a published copy in a bucket
+/// (`loggvakt_storage::open`): the same checks read either.
+pub fn verify_store(store: &dyn Storage, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
     let mut attempt = 0;
     loop {
         let before = listing(store);
@@ -84,9 +97,9 @@ pub fn verify_store(store: &Path, options: &VerifyOptions<'_>) -> Result<Report,
     }
 }
 
-fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
-    let live = loggvakt_format::writer_is_running(store);
-    let (_, store_id) = StoreInfo::read(store).map_err(VerifyError::NotAStore)?;
+fn verify_once(store: &dyn Storage, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
+    let live = store.local_dir().is_some_and(loggvakt_format::writer_is_running);
+    let (_, store_id) = StoreInfo::read_in(store).map_err(VerifyError::NotAStore)?;
     let origin = Checkpoint::origin_for(&store_id);
     let mut report = Report::default();
 
@@ -102,7 +115,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
         report.notes.push("incremental: your checkpoint does not end an epoch of this store with the same head and manifest, so every epoch was read".into());
     }
     let from_epoch = base.as_ref().map_or(1, |b| b.epoch);
-    let manifests = match loggvakt_format::layout::read_manifests_from(store, from_epoch) {
+    let manifests = match read_manifests_in(store, from_epoch) {
         Ok(m) => m,
         Err(e) => {
             report.problem(Problem::new(ProblemKind::Unreadable, e.to_string()));
@@ -113,13 +126,14 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     // Checkpoints in the store: each must carry a trusted, valid signature.
     let mut checkpoints: BTreeMap<u64, TrustedCheckpoint> = BTreeMap::new();
     let from_size = base.as_ref().map_or(0, |b| b.size);
-    for path in list_checkpoints(store)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).and_then(loggvakt_format::manifest::size_of_checkpoint_name).is_none_or(|size| size >= from_size))
+    for file in
+        checkpoint_names(store).into_iter().filter(|name| name.rsplit('/').next().and_then(loggvakt_format::manifest::size_of_checkpoint_name).is_none_or(|size| size >= from_size))
     {
-        let file = rel(store, &path);
-        match std::fs::read_to_string(&path).map_err(|e| loggvakt_format::StoreError::io(&path, e)).and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
+        let text = store
+            .read(&file)
+            .map_err(loggvakt_format::StoreError::from)
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).map_err(|e| loggvakt_format::StoreError::Corrupt { path: store.describe(&file).into(), detail: e.to_string() }));
+        match text.and_then(|t| open_checkpoint(&t, &options.trusted_keys)) {
             Ok(Ok((cp, signer))) => {
                 if cp.origin != origin {
                     report.problem(Problem::new(ProblemKind::ForgedCheckpoint, format!("origin '{}' is not this store's '{origin}'", cp.origin)).in_file(&file));
@@ -138,10 +152,11 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     let listed: HashMap<&str, u64> = manifests.iter().flat_map(|(m, _, _)| m.segments.iter().map(move |s| (s.path.as_str(), m.epoch))).collect();
     // Incremental: files named for epochs before the base are the held checkpoint's (a
     // planted one among them is found by the next full run).
-    let on_disk: BTreeSet<String> = list_segment_files(store).unwrap_or_default().into_iter().filter(|f| segment_epoch(f).is_none_or(|e| e >= from_epoch)).collect();
+    let on_disk: BTreeSet<String> =
+        store.list("data").unwrap_or_default().into_iter().filter(|f| f.ends_with(".parquet") && segment_epoch(f).is_none_or(|e| e >= from_epoch)).collect();
     let next_epoch = manifests.last().map_or(1, |(m, _, _)| m.epoch + 1);
     // Write-ahead files are named by the first sequence number they hold.
-    let wal_starts: Vec<u64> = list_wal_files(store).unwrap_or_default().iter().filter_map(|p| loggvakt_format::wal::wal_first_seq(p)).collect();
+    let wal_starts: Vec<u64> = wal_files(store).iter().filter_map(|p| loggvakt_format::wal::wal_first_seq(p)).collect();
     // Records not sealed yet are in the write-ahead journal until their checkpoint is
     // written: only then can files of the next epoch be a seal at work (or one a crash cut
     // short). Without such records they are planted.
@@ -157,7 +172,7 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
             in_flight += 1;
             continue;
         }
-        let claimed = scan::claimed_path(&store.join(file));
+        let claimed = scan::claimed_path(store, file);
         let detail = match claimed {
             Some(claimed) if claimed != *file => format!("segment was renamed or moved: it says it is '{claimed}'"),
             _ => "segment is not listed in any manifest: inserted, or left by a writer that never signed it".to_owned(),
@@ -178,26 +193,25 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
         (Some(_), Some((m, _, _))) => (m.first_seq, m.prev_head.clone()),
         _ => (1u64, chain::to_hex(&chain::genesis(&store_id))),
     };
-    for (i, (m, _, path)) in manifests.iter().enumerate() {
-        let file = rel(store, path);
+    for (i, (m, _, file)) in manifests.iter().enumerate() {
         if m.epoch != from_epoch + i as u64 {
             report.problem(
                 Problem::new(ProblemKind::MissingManifest, format!("epoch {} follows epoch {}: a manifest was deleted or renamed", m.epoch, from_epoch + i as u64 - 1))
-                    .in_file(&file),
+                    .in_file(file),
             );
         }
         if m.first_seq != expected_first {
             report.problem(
                 Problem::new(ProblemKind::MissingRecord, format!("epoch {} starts at seq {} but the previous epoch ended at seq {}", m.epoch, m.first_seq, expected_first - 1))
-                    .in_file(&file)
+                    .in_file(file)
                     .at_seq(expected_first),
             );
         }
         if m.prev_head != expected_prev {
-            report.problem(Problem::new(ProblemKind::ChainBreak, format!("epoch {} does not continue the chain of the epoch before it", m.epoch)).in_file(&file));
+            report.problem(Problem::new(ProblemKind::ChainBreak, format!("epoch {} does not continue the chain of the epoch before it", m.epoch)).in_file(file));
         }
         if m.store_id != chain::to_hex(&store_id) {
-            report.problem(Problem::new(ProblemKind::ManifestMismatch, "manifest belongs to another store").in_file(&file));
+            report.problem(Problem::new(ProblemKind::ManifestMismatch, "manifest belongs to another store").in_file(file));
         }
         expected_first = m.last_seq + 1;
         expected_prev = m.head.clone();
@@ -218,11 +232,11 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
     };
     let outcomes: Vec<EpochOutcome> = manifests
         .par_iter()
-        .map(|(m, _, path)| if to_read(m) { check_epoch(store, m, &rel(store, path), &tick) } else { EpochOutcome { chain_intact: true, ..EpochOutcome::default() } })
+        .map(|(m, _, file)| if to_read(m) { check_epoch(store, m, file, &tick) } else { EpochOutcome { chain_intact: true, ..EpochOutcome::default() } })
         .collect();
 
     let mut reviews = Vec::new();
-    for ((m, bytes, path), outcome) in manifests.iter().zip(outcomes) {
+    for ((m, bytes, file), outcome) in manifests.iter().zip(outcomes) {
         reviews.extend(outcome.reviews.iter().cloned());
         report.records += outcome.rows;
         report.segments += m.segments.len() as u64;
@@ -246,9 +260,9 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
             }
             None => report.problem(
                 Problem::new(ProblemKind::UnsignedEpoch, format!("epoch {} (seq {}..={}) has no checkpoint signed by a trusted key", m.epoch, m.first_seq, m.last_seq))
-                    .in_file(&rel(store, path)),
+                    .in_file(file),
             ),
-            Some(tc) => check_checkpoint_against(&mut report, tc, m, bytes, &rel(store, path)),
+            Some(tc) => check_checkpoint_against(&mut report, tc, m, bytes, file),
         }
         if !outcome.chain_intact {
             report.unverified_rows += outcome.unverified_rows;
@@ -257,7 +271,10 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
 
     check_review_context(store, &reviews, &mut report);
     if base.is_none() {
-        check_index(store, &manifests, live, &mut report);
+        // The epoch index is the writer's, on its own disk; a published copy has none.
+        if let Some(dir) = store.local_dir() {
+            check_index(dir, &manifests, live, &mut report);
+        }
         note_unrecorded_context(store, &reviews, &mut report);
     }
     let last_sealed = manifests.last().map(|(m, _, _)| m.last_seq).unwrap_or(0);
@@ -290,12 +307,11 @@ fn verify_once(store: &Path, options: &VerifyOptions<'_>) -> Result<Report, Veri
 /// Every context snapshot an own record names (a review run's basis, an import's record;
 /// chained and signed) must still hash to what was recorded: otherwise an edited register
 /// or care record could "explain" an access after the fact, or before the review read it.
-fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mut Report) {
+fn check_review_context(store: &dyn Storage, reviews: &[scan::ReviewClaim], report: &mut Report) {
     let mut checked: BTreeMap<&str, Option<String>> = BTreeMap::new();
     for claim in reviews.iter().filter(|c| !c.files_blake3.is_empty()) {
-        let dir = loggvakt_format::layout::context_snapshot_dir(store, &claim.snapshot);
-        let now = checked.entry(claim.snapshot.as_str()).or_insert_with(|| loggvakt_format::layout::files_digest(&dir).ok());
-        let file = format!("context/snapshots/{}", claim.snapshot);
+        let file = loggvakt_format::layout::context_snapshot_name(&claim.snapshot);
+        let now = checked.entry(claim.snapshot.as_str()).or_insert_with(|| loggvakt_format::layout::files_digest_in(store, &file).ok());
         match now {
             None => report.problem(
                 Problem::new(ProblemKind::ModifiedContext, format!("context snapshot {} that the record at seq {} names is gone", claim.snapshot, claim.seq))
@@ -318,9 +334,9 @@ fn check_review_context(store: &Path, reviews: &[scan::ReviewClaim], report: &mu
 
 /// The current context snapshot is checked like any other when a record names it; one that
 /// no record names yet (imported with neither a daemon nor a key) is said, not trusted.
-fn note_unrecorded_context(store: &Path, claims: &[scan::ReviewClaim], report: &mut Report) {
-    let current = store.join("context/snapshots/CURRENT");
-    let Ok(name) = std::fs::read_to_string(&current) else { return };
+fn note_unrecorded_context(store: &dyn Storage, claims: &[scan::ReviewClaim], report: &mut Report) {
+    let Ok(Some(name)) = store.read_if_exists("context/snapshots/CURRENT") else { return };
+    let name = String::from_utf8_lossy(&name);
     let name = name.trim();
     if !name.is_empty() && !claims.iter().any(|c| c.snapshot == name) {
         report.notes.push(format!(
@@ -331,7 +347,7 @@ fn note_unrecorded_context(store: &Path, claims: &[scan::ReviewClaim], report: &
 
 /// The epoch index (derived, `index/epochs.ndjson`) must copy the manifests line for line:
 /// searches and patient views read it instead of the manifests. Checked in full runs.
-fn check_index(store: &Path, manifests: &[(Manifest, Vec<u8>, std::path::PathBuf)], live: bool, report: &mut Report) {
+fn check_index(store: &Path, manifests: &[(Manifest, Vec<u8>, String)], live: bool, report: &mut Report) {
     const FILE: &str = loggvakt_format::index::INDEX_FILE;
     let bytes = match std::fs::read(loggvakt_format::index::index_path(store)) {
         Ok(b) => b,
@@ -385,13 +401,14 @@ struct Base {
     size: u64,
 }
 
-fn incremental_base(store: &Path, note: &str, options: &VerifyOptions<'_>, origin: &str) -> Option<Base> {
+fn incremental_base(store: &dyn Storage, note: &str, options: &VerifyOptions<'_>, origin: &str) -> Option<Base> {
     let Ok(Ok((held, _))) = open_checkpoint(note, &options.trusted_keys) else { return None };
     if held.origin != origin || held.epoch == 0 {
         return None;
     }
-    let path = store.join(loggvakt_format::manifest::manifest_rel_path(held.epoch));
-    let (manifest, bytes) = loggvakt_format::layout::read_manifest(&path).ok()?;
+    let name = loggvakt_format::manifest::manifest_rel_path(held.epoch);
+    let bytes = store.read(&name).ok()?;
+    let manifest = Manifest::parse(&bytes, Path::new(&name)).ok()?;
     let same_manifest = held.manifest.is_none_or(|hash| *blake3::hash(&bytes).as_bytes() == hash);
     (same_manifest && manifest.epoch == held.epoch && manifest.last_seq == held.size && manifest.head == chain::to_hex(&held.head))
         .then_some(Base { epoch: held.epoch, size: held.size })
@@ -401,10 +418,6 @@ fn incremental_base(store: &Path, note: &str, options: &VerifyOptions<'_>, origi
 fn segment_epoch(file: &str) -> Option<u64> {
     let name = file.rsplit('/').next()?;
     name.strip_prefix("seg-")?.split('-').next()?.parse().ok()
-}
-
-fn rel(store: &Path, path: &Path) -> String {
-    path.strip_prefix(store).unwrap_or(path).to_string_lossy().into_owned()
 }
 
 fn open_checkpoint(text: &str, trusted: &[VerifierKey]) -> Result<Result<(Checkpoint, String), SignatureProblem>, loggvakt_format::StoreError> {
@@ -439,10 +452,10 @@ fn check_checkpoint_against(report: &mut Report, tc: &TrustedCheckpoint, m: &Man
 
 /// Committed records not yet sealed: chained on from the last sealed head, but no
 /// signature covers them yet.
-fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head: Hash, report: &mut Report) {
+fn check_unsealed(store: &dyn Storage, store_id: &[u8; 16], last_sealed: u64, mut head: Hash, report: &mut Report) {
     let mut next = last_sealed + 1;
-    for path in list_wal_files(store).unwrap_or_default() {
-        let file = rel(store, &path);
+    for path in wal_files(store) {
+        let file = store.local_dir().and_then(|dir| path.strip_prefix(dir).ok()).unwrap_or(&path).to_string_lossy().into_owned();
         match loggvakt_format::wal::read_wal(&path, store_id) {
             Ok(contents) => {
                 for (seq, record) in contents.records.iter().filter(|(s, _)| *s > last_sealed) {
@@ -453,7 +466,7 @@ fn check_unsealed(store: &Path, store_id: &[u8; 16], last_sealed: u64, mut head:
                         // A running writer may have sealed the missing records since the
                         // manifests were read, and deleted their write-ahead file: if an epoch
                         // now ends right before this record, the chain goes on from its head.
-                        let sealed_meanwhile = read_manifests(store).ok().and_then(|fresh| fresh.into_iter().find(|(m, _, _)| m.first_seq <= next && m.last_seq + 1 == *seq));
+                        let sealed_meanwhile = read_manifests_in(store, 1).ok().and_then(|fresh| fresh.into_iter().find(|(m, _, _)| m.first_seq <= next && m.last_seq + 1 == *seq));
                         match sealed_meanwhile.and_then(|(m, _, _)| Some((m.epoch, chain::from_hex::<32>(&m.head)?))) {
                             Some((epoch, sealed_head)) => {
                                 report.notes.push(format!("seq {next}..={} were sealed into epoch {epoch} while the check ran; that epoch is checked by the next run", seq - 1));
@@ -498,7 +511,7 @@ fn check_held(
     note: &str,
     options: &VerifyOptions<'_>,
     origin: &str,
-    manifests: &[(Manifest, Vec<u8>, std::path::PathBuf)],
+    manifests: &[(Manifest, Vec<u8>, String)],
     store_checkpoints: &BTreeMap<u64, TrustedCheckpoint>,
     report: &mut Report,
 ) {

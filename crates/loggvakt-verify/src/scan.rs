@@ -11,6 +11,8 @@ use loggvakt_format::segment::{SegmentFile, META_EPOCH, META_PATH, SEQ_COLUMN, T
 use loggvakt_model::{EventColumns, Timestamp};
 use rayon::prelude::*;
 
+use loggvakt_storage::Storage;
+
 use crate::report::{Problem, ProblemKind};
 
 struct RowHash {
@@ -52,17 +54,18 @@ fn review_claim(seq: u64, event: &loggvakt_model::AccessEvent) -> Option<ReviewC
 }
 
 /// The path a segment file's own metadata gives for it.
-pub(crate) fn claimed_path(path: &Path) -> Option<String> {
-    SegmentFile::open(path, 1).ok()?.meta(META_PATH).map(str::to_owned)
+pub(crate) fn claimed_path(store: &dyn Storage, file: &str) -> Option<String> {
+    let bytes = store.read(file).ok()?;
+    SegmentFile::from_bytes(Path::new(file), bytes, 1).ok()?.meta(META_PATH).map(str::to_owned)
 }
 
-fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, tick: &(dyn Fn(u64) + Sync)) -> SegmentScan {
+fn scan_segment(store: &dyn Storage, epoch: u64, index: usize, entry: &SegmentEntry, tick: &(dyn Fn(u64) + Sync)) -> SegmentScan {
     let mut out = SegmentScan { rows: Vec::with_capacity(entry.rows as usize), problems: vec![], reviews: vec![] };
     let file = entry.path.as_str();
-    let path = store.join(file);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => bytes::Bytes::from(b),
-        Err(_) => {
+    let path = Path::new(file);
+    let bytes = match store.read(file) {
+        Ok(b) => b,
+        Err(loggvakt_storage::StorageError::NotFound { .. }) => {
             out.problems.push(
                 Problem::new(
                     ProblemKind::MissingSegment,
@@ -73,11 +76,15 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
             );
             return out;
         }
+        Err(e) => {
+            out.problems.push(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(file).at_seq(entry.first_seq));
+            return out;
+        }
     };
     if chain::to_hex(blake3::hash(&bytes).as_bytes()) != entry.blake3 {
         out.problems.push(Problem::new(ProblemKind::ModifiedFile, "file bytes differ from the hash in its manifest; row checks below locate the change").in_file(file));
     }
-    let segment = match SegmentFile::from_bytes(&path, bytes, 65_536) {
+    let segment = match SegmentFile::from_bytes(path, bytes, 65_536) {
         Ok(s) => s,
         Err(e) => {
             out.problems.push(Problem::new(ProblemKind::Unreadable, e.to_string()).in_file(file).at_seq(entry.first_seq));
@@ -165,7 +172,7 @@ fn scan_segment(store: &Path, epoch: u64, index: usize, entry: &SegmentEntry, ti
     out
 }
 
-pub(crate) fn check_epoch(store: &Path, m: &Manifest, manifest_file: &str, tick: &(dyn Fn(u64) + Sync)) -> EpochOutcome {
+pub(crate) fn check_epoch(store: &dyn Storage, m: &Manifest, manifest_file: &str, tick: &(dyn Fn(u64) + Sync)) -> EpochOutcome {
     let scans: Vec<SegmentScan> = m.segments.par_iter().enumerate().map(|(i, s)| scan_segment(store, m.epoch, i, s, tick)).collect();
     let mut problems = Vec::new();
     let mut reviews = Vec::new();
