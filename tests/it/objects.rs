@@ -207,11 +207,16 @@ fn the_daemon_publishes_what_it_seals_and_leaves_the_copy_whole_when_it_stops() 
     let ws = Workspace::new();
     let store = ws.path("store");
     let server = S3Server::start(HONOURS_CONDITIONAL_WRITES, &ws.path("s3"));
+    // The server's address and region from the configuration file; only the credentials
+    // from the environment.
     let config = format!(
-        "[http]\nlisten = \"127.0.0.1:0\"\n[limits]\ngap_grace_secs = 0\n[journal]\nmax_epoch_age_secs = 1\n[publish]\nto = \"s3://{BUCKET}/live\"\ninterval_secs = 1\n{}",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[limits]\ngap_grace_secs = 0\n[journal]\nmax_epoch_age_secs = 1\n[publish]\nto = \"s3://{BUCKET}/live\"\ninterval_secs = 1\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\nallow_http = true\n{}",
+        server.port,
         sources_toml("")
     );
-    let daemon = Daemon::start_with_env(&ws, &store, &config, &server.env());
+    let credentials: Vec<(String, String)> = server.env().into_iter().filter(|(k, _)| k.ends_with("_KEY_ID") || k.ends_with("_SECRET_ACCESS_KEY")).collect();
+    assert_eq!(credentials.len(), 2);
+    let daemon = Daemon::start_with_env(&ws, &store, &config, &credentials);
     let c = client();
     for i in 0..10 {
         let (status, body, _) = post(&c, &daemon.url("/fhir/AuditEvent"), TOKEN_EPJ, &audit_event(&format!("ev-{i}"), &patient(i % 3 + 1), Some(i64::from(i) + 1)));

@@ -40,11 +40,23 @@ pub struct PublishConfig {
     pub to: Option<String>,
     /// How often to publish what was sealed since.
     pub interval_secs: u64,
+    /// The S3 server (over `AWS_ENDPOINT_URL`), for one other than Amazon's.
+    pub endpoint: Option<String>,
+    /// Over `AWS_REGION`.
+    pub region: Option<String>,
+    /// Plain HTTP to the server (over `AWS_ALLOW_HTTP`); only for one on loopback.
+    pub allow_http: Option<bool>,
 }
 
 impl Default for PublishConfig {
     fn default() -> Self {
-        PublishConfig { to: None, interval_secs: 60 }
+        PublishConfig { to: None, interval_secs: 60, endpoint: None, region: None, allow_http: None }
+    }
+}
+
+impl PublishConfig {
+    pub fn s3_settings(&self) -> loggvakt_storage::S3Settings {
+        loggvakt_storage::S3Settings { endpoint: self.endpoint.clone(), region: self.region.clone(), allow_http: self.allow_http }
     }
 }
 

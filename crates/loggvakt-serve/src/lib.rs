@@ -96,7 +96,7 @@ pub async fn run(store: PathBuf, key: SigningKey, config: Config, on_listening: 
     let writer_options = WriterOptions { gap_grace: Duration::from_secs(config.limits.gap_grace_secs), sources: sources.all.clone() };
     let (writer, writer_thread) = WriterHandle::start(journal, config.limits.queue_events, writer_options, metrics.clone())?;
     let publisher = match &config.publish.to {
-        Some(to) => Some(publish::PublishHandle::start(store.clone(), to, Duration::from_secs(config.publish.interval_secs.max(1)), metrics.clone())?),
+        Some(to) => Some(publish::PublishHandle::start(store.clone(), &config.publish, to, metrics.clone())?),
         None => None,
     };
     let app = Arc::new(App {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use loggvakt_journal::publish::Publisher;
 
+use crate::config::PublishConfig;
 use crate::log::log;
 use crate::metrics::Metrics;
 use crate::ServeError;
@@ -27,8 +28,9 @@ pub struct PublishHandle {
 impl PublishHandle {
     /// Opens the target (a bad location is a configuration error, said at start) and
     /// starts publishing to it.
-    pub fn start(store: PathBuf, to: &str, interval: Duration, metrics: Arc<Metrics>) -> Result<PublishHandle, ServeError> {
-        let target = loggvakt_storage::open(to).map_err(|e| ServeError::Config(format!("[publish] to: {e}")))?;
+    pub fn start(store: PathBuf, config: &PublishConfig, to: &str, metrics: Arc<Metrics>) -> Result<PublishHandle, ServeError> {
+        let interval = Duration::from_secs(config.interval_secs.max(1));
+        let target = loggvakt_storage::open_with(to, &config.s3_settings()).map_err(|e| ServeError::Config(format!("[publish] to: {e}")))?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()

@@ -104,8 +104,26 @@ pub trait Storage: Send + Sync + fmt::Debug {
 /// and credentials from the `AWS_*` environment variables, as [`Bucket::open`] says), any
 /// other text a local directory.
 pub fn open(given: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    open_with(given, &S3Settings::default())
+}
+
+/// Settings of a bucket's server given in a configuration file; each one given here is
+/// taken over its `AWS_*` environment variable. Credentials are not among them: they stay
+/// in the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), never in a file
+/// that is shown or copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    /// The server, for one other than Amazon's (`https://s3.example.no`).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Plain HTTP (a server on loopback).
+    pub allow_http: Option<bool>,
+}
+
+/// [`open`], with settings from a configuration file over the environment's.
+pub fn open_with(given: &str, settings: &S3Settings) -> Result<Arc<dyn Storage>, StorageError> {
     if given.starts_with("s3://") {
-        Ok(Arc::new(Bucket::open(given)?))
+        Ok(Arc::new(Bucket::open_with(given, settings)?))
     } else if given.contains("://") {
         Err(StorageError::BadLocation { given: given.to_owned(), reason: "only local directories and s3://bucket/prefix are supported".into() })
     } else {
@@ -226,13 +244,28 @@ impl Bucket {
     /// Amazon's), `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, and
     /// `AWS_ALLOW_HTTP=true` for a server on plain HTTP (a test's, on loopback).
     pub fn open(url: &str) -> Result<Self, StorageError> {
+        Self::open_with(url, &S3Settings::default())
+    }
+
+    /// [`Bucket::open`], with settings from a configuration file over the environment's.
+    pub fn open_with(url: &str, settings: &S3Settings) -> Result<Self, StorageError> {
         let bad = |reason: &str| StorageError::BadLocation { given: url.to_owned(), reason: reason.to_owned() };
         let rest = url.strip_prefix("s3://").ok_or_else(|| bad("a bucket is named s3://bucket/prefix"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(bad("the bucket's name is missing"));
         }
-        let store = AmazonS3Builder::from_env().with_bucket_name(bucket).build().map_err(|e| bad(&e.to_string()))?;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &settings.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(allow_http) = settings.allow_http {
+            builder = builder.with_allow_http(allow_http);
+        }
+        let store = builder.build().map_err(|e| bad(&e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("loggvakt-storage")
