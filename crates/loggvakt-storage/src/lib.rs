@@ -35,7 +35,7 @@ pub use bytes::Bytes;
 /// Why an object could not be read, listed or created.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("{location}: no such object")]
+    #[error("{location}: not found")]
     NotFound { location: String },
     #[error("{location}: {source}")]
     Io { location: String, source: std::io::Error },

@@ -79,7 +79,7 @@ fn wal_files(store: &dyn Storage) -> Vec<std::path::PathBuf> {
 /// report's, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("not a loggvakt store: {0}")]
+    #[error("not a loggvakt store (its store.json cannot be read)")]
     NotAStore(#[source] loggvakt_format::StoreError),
 }
 
