@@ -134,10 +134,27 @@ fn a_store_published_to_s3_verifies_from_the_bucket_and_a_segment_rewritten_ther
     for field in ["records", "epochs", "segments", "head", "checkpoints_checked"] {
         assert_eq!(remote[field], local[field], "{field}: the bucket's report is the local one's");
     }
-    assert_eq!(remote["records"], 600);
+    assert_eq!(remote["records"], 600, "the sample store's events");
 
     let again = server.publish(&store, "region-a");
     assert!(again.status.success() && text(&again).contains("published 0 epoch(s)"), "nothing new, nothing written: {}", text(&again));
+
+    // A regulator who kept a checkpoint reads only what was published after it.
+    let held = ws.path("held.note");
+    ws.export_checkpoint(&store, &held);
+    let out = ws.ingest(&store, &ws.samples("later", 9, 100), &[]);
+    assert!(out.status.success(), "ingest: {}", text(&out));
+    let out = server.publish(&store, "region-a");
+    assert!(out.status.success() && text(&out).contains("published 1 epoch(s)"), "{}", text(&out));
+    let out = run(server
+        .loggvakt()
+        .args(["verify", "--store", &format!("s3://{BUCKET}/region-a"), "--incremental"])
+        .arg("--trusted-keys")
+        .arg(&ws.trusted)
+        .arg("--checkpoint")
+        .arg(&held));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("incremental: records 1..=600"), "only the new epoch is read from the bucket: {}", text(&out));
 
     // An attacker with access to the bucket's disk rewrites one row of a segment, as a
     // valid Parquet file.
