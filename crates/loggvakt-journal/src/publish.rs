@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use loggvakt_format::layout::{list_manifests, read_manifests_from, STORE_FILE};
+use loggvakt_format::layout::{list_manifests, read_manifest, STORE_FILE};
 use loggvakt_format::manifest::{checkpoint_rel_path, epoch_of_manifest_name, manifest_rel_path, Manifest};
 use loggvakt_storage::{Bytes, Created, LocalDir, Storage, StorageError};
 
@@ -112,12 +112,17 @@ impl<'a> Publisher<'a> {
     /// snapshot not published yet.
     pub fn publish_new(&mut self, progress: &dyn Fn(u64, u64)) -> Result<PublishReport, PublishError> {
         let mut report = PublishReport { through_epoch: self.through, ..PublishReport::default() };
-        // Committed epochs: those whose checkpoint is written (a manifest without one is a
-        // seal at work, or one a crash cut short, which the writer redoes).
-        let to_do: Vec<Manifest> =
-            read_manifests_from(&self.store, self.through + 1)?.into_iter().map(|(m, _, _)| m).take_while(|m| self.store.join(checkpoint_rel_path(m.last_seq)).exists()).collect();
-        let total = to_do.len() as u64;
-        for (done, manifest) in to_do.into_iter().enumerate() {
+        // Manifests are read one at a time as their epoch is published: a first publish of
+        // a year of 30-second seals has a million of them.
+        let pending: Vec<(u64, PathBuf)> = list_manifests(&self.store)?.into_iter().filter(|(epoch, _)| *epoch > self.through).collect();
+        let total = pending.len() as u64;
+        for (done, (_, path)) in pending.into_iter().enumerate() {
+            let (manifest, _) = read_manifest(&path)?;
+            // Committed epochs only: those whose checkpoint is written (a manifest without
+            // one is a seal at work, or one a crash cut short, which the writer redoes).
+            if !self.store.join(checkpoint_rel_path(manifest.last_seq)).exists() {
+                break;
+            }
             let epoch = manifest.epoch;
             for segment in &manifest.segments {
                 copy(&self.local, self.target, &segment.path, &format!("segment of epoch {epoch}"), &mut report)?;
