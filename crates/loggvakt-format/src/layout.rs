@@ -62,22 +62,8 @@ pub fn list_sorted(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBu
 
 /// Files below `store/sub` whose name passes `keep`, relative to the store, sorted.
 pub fn list_files_under(store: &Path, sub: &str, keep: impl Fn(&str) -> bool + Copy) -> Result<Vec<String>, StoreError> {
-    fn walk(dir: &Path, store: &Path, keep: impl Fn(&str) -> bool + Copy, out: &mut Vec<String>) -> Result<(), StoreError> {
-        for path in list_sorted(dir, |_| true)? {
-            if path.is_dir() {
-                walk(&path, store, keep, out)?;
-            } else if path.file_name().and_then(|n| n.to_str()).is_some_and(keep) {
-                if let Ok(rel) = path.strip_prefix(store) {
-                    out.push(rel.to_string_lossy().into_owned());
-                }
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(&store.join(sub), store, keep, &mut out)?;
-    out.sort();
-    Ok(out)
+    let names = loggvakt_storage::LocalDir::new(store).list(sub)?;
+    Ok(names.into_iter().filter(|name| keep(name.rsplit('/').next().unwrap_or(name))).collect())
 }
 
 /// Manifests by epoch, with their raw bytes (whose hash checkpoints sign).
