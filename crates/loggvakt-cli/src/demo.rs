@@ -117,7 +117,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     step(5, "Export the newest signed checkpoint, as a regulator would keep it");
     let held = dir.join("regulator/checkpoint.note");
     std::fs::create_dir_all(dir.join("regulator"))?;
-    crate::verify::export(&crate::verify::ExportArgs { store: store.clone(), out: held.clone(), trusted_keys: Some(trusted.clone()) })?;
+    crate::verify::export(&crate::verify::ExportArgs { store: store.display().to_string(), out: held.clone(), trusted_keys: Some(trusted.clone()) })?;
 
     step(6, "Verify offline: re-derive every record's hash from the files and check the signatures");
     let verify_code = crate::verify::run(&crate::verify::VerifyArgs {

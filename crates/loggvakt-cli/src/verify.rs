@@ -3,7 +3,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use loggvakt_journal::layout::list_checkpoints;
 use loggvakt_journal::Checkpoint;
 use loggvakt_verify::{verify_store, VerifyOptions};
 
@@ -84,8 +83,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
+    /// The store: its directory, or the bucket it is published to (s3://bucket/prefix).
     #[arg(long)]
-    pub store: PathBuf,
+    pub store: String,
     /// Where to write the checkpoint note (it holds no health data: a count, a hash, a time, a signature).
     #[arg(long)]
     pub out: PathBuf,
@@ -95,11 +95,13 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
-    let checkpoints = list_checkpoints(&args.store)?;
+    let store = loggvakt_storage::open(&args.store)?;
+    // Named by their size, zero-padded: the last name is the newest checkpoint.
+    let checkpoints: Vec<String> = store.list("checkpoints")?.into_iter().filter(|name| name.ends_with(".note")).collect();
     let Some(latest) = checkpoints.last() else {
-        bail!("{} has no checkpoints yet: ingest something first", args.store.display());
+        bail!("{} has no checkpoints yet: ingest something first", store.location());
     };
-    let note = std::fs::read_to_string(latest).with_context(|| format!("reading {}", latest.display()))?;
+    let note = String::from_utf8(store.read(latest)?.to_vec()).with_context(|| format!("reading {}", store.describe(latest)))?;
     let (checkpoint, _, _) = Checkpoint::parse_note(&note)?;
     if let Some(keys) = &args.trusted_keys {
         let keys = crate::keys::read_trusted_keys(keys)?;
