@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use loggvakt_analyse::{engine::Progress, report, Period, Settings};
 use loggvakt_journal::own::{ContextSnapshot, ReviewBasis, ReviewRun, ReviewedQueue};
 
@@ -219,8 +218,7 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         bail!("the store {} holds no records yet: nothing to review", args.store.display());
     }
 
-    let bar = ProgressBar::new(detectors.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{spinner} detect [{bar:20}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    let bar = crate::progress_bar(detectors.len() as u64, "{spinner} detect [{bar:20}] {pos}/{len} {msg}");
     let started = Instant::now();
     let job = loggvakt_analyse::Job {
         store: &args.store,

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use loggvakt_ingest::{Ingest, IngestObserver, IngestOptions, IngestSummary};
 use loggvakt_journal::{Journal, JournalOptions};
 
@@ -94,12 +94,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let total: u64 = args.files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} ingest [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress_bar(total, "{spinner} ingest [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}");
     let started = Instant::now();
     let ingest_options = IngestOptions {
         max_message_bytes: args.max_message_bytes,

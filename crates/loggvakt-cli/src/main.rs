@@ -193,6 +193,14 @@ fn flat_samples(args: &SamplesArgs) -> anyhow::Result<(PathBuf, PathBuf, u64)> {
     Ok((context_path, events_path, lines))
 }
 
+/// A progress bar of `len` steps drawn with `template` (indicatif's), in every command's
+/// one style; hidden when standard error is not a terminal.
+pub(crate) fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()).progress_chars("=> "));
+    bar
+}
+
 pub(crate) fn region_samples(args: &SamplesArgs) -> anyhow::Result<loggvakt_samples::region::Written> {
     use anyhow::Context as _;
     let scale = match args.scale {

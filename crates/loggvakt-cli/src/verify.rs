@@ -2,7 +2,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use loggvakt_journal::Checkpoint;
 use loggvakt_verify::{verify_store, VerifyOptions};
 
@@ -55,10 +54,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading checkpoint {}", p.display()))?),
         None => None,
     };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} verify [{bar:30}] {pos}/{len} records {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
-    );
+    let bar = crate::progress_bar(0, "{spinner} verify [{bar:30}] {pos}/{len} records {per_sec} eta {eta}");
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
         bar.set_position(done);
@@ -126,8 +122,7 @@ pub struct PublishArgs {
 
 pub fn publish(args: &PublishArgs) -> anyhow::Result<()> {
     let target = loggvakt_storage::open(&args.to)?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("{spinner} publish [{bar:30}] {pos}/{len} epochs eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    let bar = crate::progress_bar(0, "{spinner} publish [{bar:30}] {pos}/{len} epochs eta {eta}");
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
         bar.set_position(done);

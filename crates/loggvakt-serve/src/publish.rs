@@ -36,8 +36,7 @@ impl PublishHandle {
         let thread = std::thread::Builder::new()
             .name("loggvakt-publish".into())
             .spawn(move || {
-                // SAFETY: on Linux, PRIO_PROCESS with 0 sets the calling thread's own nice value.
-                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+                crate::writer::lower_this_threads_priority();
                 let mut publisher: Option<Publisher<'_>> = None;
                 loop {
                     let last = stopping.0.lock().map_or(true, |stopped| *stopped);

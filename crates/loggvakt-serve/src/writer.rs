@@ -272,12 +272,15 @@ pub fn low_priority_pool(name: &'static str, threads: usize) -> Result<Arc<rayon
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(move |i| format!("loggvakt-{name}-{i}"))
-        .start_handler(|_| {
-            // SAFETY: on Linux, PRIO_PROCESS with 0 sets the calling thread's own nice value.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-        })
+        .start_handler(|_| lower_this_threads_priority())
         .build()
         .map(Arc::new)
+}
+
+/// Nice 10 for the calling thread: work no sender waits on (seals, searches, publishing).
+pub fn lower_this_threads_priority() {
+    // SAFETY: on Linux, PRIO_PROCESS with 0 sets the calling thread's own nice value.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
 }
 
 fn finish_seal(journal: &mut Journal, job: SealThread, shared: &WriterShared) -> Result<SealReport, JournalError> {
