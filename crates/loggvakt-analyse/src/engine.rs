@@ -22,6 +22,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use crate::detector::{Detector, SqlFile};
 use crate::kept::{self, Kept};
 use crate::parts::{self, PartFunction, PartSpec, Parted, Splits};
+use crate::pinned::ReadFrom;
 use crate::pool::PeakPool;
 use crate::settings::Settings;
 use crate::AnalyseError;
@@ -177,7 +178,20 @@ pub struct Job<'a> {
     pub context_snapshot: Option<&'a str>,
     /// Bytes the queries may hold at once; joins, sorts and aggregations past it spill to
     /// disk, and a query that cannot fit fails naming its detector or view. `None`: no limit.
+    /// On a cluster, the executors' own limits apply; this still sizes the parts.
     pub memory_limit: Option<usize>,
+    /// Read the events and context from a published copy of the store (`s3://bucket/prefix`,
+    /// `docs/format.md` §7a) instead of the store directory: the same files, by the same
+    /// names. The files pinned still come from the store's own epoch index.
+    pub read_from: Option<&'a str>,
+    /// The session to run the queries on instead of one in this process: a Ballista
+    /// cluster's (`loggvakt_cluster::connect`), whose scheduler plans them and whose
+    /// executors run them. The same SQL, views and detectors either way.
+    pub session: Option<datafusion::execution::SessionState>,
+    /// Where the views computed while the analysis runs are kept (a temporary directory
+    /// under it, deleted at the end); `None`: the system's temporary directory. A cluster's
+    /// executors write and read them, so on a cluster it is a path they all reach.
+    pub scratch: Option<&'a Path>,
 }
 
 /// Runs the analysis (DataFusion on a runtime of its own; blocking).
@@ -207,18 +221,29 @@ pub(crate) fn df(context: &str, e: datafusion::error::DataFusionError) -> Analys
 /// Registers the store's segments as `events`, and the context snapshot's tables (the
 /// named one, or the current one). Pinned to a checkpoint (`through_seq`), `events` is
 /// exactly the files the epoch index lists for the epochs it covers, in the partitions of
-/// `dates` (first, last); otherwise every sealed segment under `data/`.
-pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Option<u64>, dates: (&str, &str), snapshot: Option<&str>) -> Result<u32, AnalyseError> {
+/// `dates` (first, last); otherwise every sealed segment under `data/`. Files are read from
+/// where `read_from` says; a published copy is read only pinned to a checkpoint.
+pub async fn register_store(
+    ctx: &SessionContext,
+    store: &Path,
+    read_from: ReadFrom<'_>,
+    through_seq: Option<u64>,
+    dates: (&str, &str),
+    snapshot: Option<&str>,
+) -> Result<u32, AnalyseError> {
     let data = store.join("data");
     if !data.is_dir() {
         return Err(AnalyseError::NoEvents(store.to_owned()));
     }
     let options = ParquetReadOptions { table_partition_cols: vec![("tenant".into(), DataType::Utf8), ("date".into(), DataType::Utf8)], ..Default::default() };
     let url = format!("{}/", data.canonicalize().map_err(|e| AnalyseError::io(&data, e))?.display());
-    match through_seq {
-        None => ctx.register_parquet("events", &url, options).await.map_err(|e| df("registering the journal's segments", e))?,
-        Some(last) => {
-            let pinned = crate::pinned::PinnedSegments::open(store, last, dates.0, dates.1)?;
+    match (through_seq, read_from) {
+        (None, ReadFrom::Store) => ctx.register_parquet("events", &url, options).await.map_err(|e| df("registering the journal's segments", e))?,
+        (None, ReadFrom::Bucket { .. }) => {
+            return Err(AnalyseError::Query { context: "reading a published copy".into(), reason: "a published copy is read pinned to a checkpoint only".into() })
+        }
+        (Some(last), read_from) => {
+            let pinned = crate::pinned::PinnedSegments::open(store, read_from, last, dates.0, dates.1)?;
             ctx.register_table("events", Arc::new(pinned)).map_err(|e| df("pinning the events to the checkpoint", e))?;
         }
     }
@@ -226,12 +251,19 @@ pub async fn register_store(ctx: &SessionContext, store: &Path, through_seq: Opt
         Some(name) => loggvakt_context::named_snapshot(store, name)?,
         None => loggvakt_context::current_snapshot(store)?.ok_or_else(|| AnalyseError::NoContext(store.to_owned()))?,
     };
+    let snapshot_in_store = snapshot
+        .dir
+        .strip_prefix(store)
+        .map_err(|_| AnalyseError::Query { context: "the context snapshot".into(), reason: format!("{} is not inside the store {}", snapshot.dir.display(), store.display()) })?;
     for (table, _) in loggvakt_context::TABLES {
         let path = snapshot.dir.join(format!("{table}.parquet"));
         if !path.is_file() {
             return Err(AnalyseError::OldContext { dir: snapshot.dir.clone(), table });
         }
-        ctx.register_parquet(*table, &path.display().to_string(), ParquetReadOptions::default()).await.map_err(|e| df(&format!("registering context table {table}"), e))?;
+        let relative = snapshot_in_store.join(format!("{table}.parquet"));
+        let (object_store, location) = read_from.locate(store, &relative.to_string_lossy())?;
+        let url = format!("{}/{location}", object_store.trim_end_matches('/'));
+        ctx.register_parquet(*table, &url, ParquetReadOptions::default()).await.map_err(|e| df(&format!("registering context table {table}"), e))?;
     }
     Ok(snapshot.version)
 }
@@ -422,12 +454,13 @@ pub async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>))
     })
 }
 
-async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
+async fn analyse_in_session(mut job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
     check_params(&job.params)?;
     let config = SessionConfig::new().with_information_schema(true);
-    let (ctx, peak) = match job.memory_limit {
-        None => (SessionContext::new_with_config(config), None),
-        Some(bytes) => {
+    let (ctx, peak) = match (job.session.take(), job.memory_limit) {
+        (Some(state), _) => (SessionContext::new_with_state(state), None),
+        (None, None) => (SessionContext::new_with_config(config), None),
+        (None, Some(bytes)) => {
             // Fair shares between the spilling operators of a query, the five largest
             // consumers named when a query cannot fit, and each step's peak reported.
             let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), std::num::NonZeroUsize::MIN.saturating_add(4));
@@ -439,7 +472,20 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
     progress(Progress::Preparing("registering the journal and the context"));
     let mut common = job.period.values(job.settings.lookback_days);
     let dates = (common.get("history_from_date").cloned().unwrap_or_default(), common.get("to_date").cloned().unwrap_or_default());
-    let context_version = register_store(&ctx, job.store, job.through_seq, (&dates.0, &dates.1), job.context_snapshot).await?;
+    let read_from = match job.read_from {
+        None => ReadFrom::Store,
+        Some(url) => {
+            let (bucket, prefix) = loggvakt_storage::split_bucket_url(url).map_err(|e| AnalyseError::Query { context: "--read-from".into(), reason: e.to_string() })?;
+            // This process plans and lists the files; a cluster's processes have stores of
+            // their own, configured from their own environment.
+            let client = loggvakt_storage::s3_object_store(bucket, &loggvakt_storage::S3Settings::default())
+                .map_err(|reason| AnalyseError::Query { context: format!("opening {url}"), reason })?;
+            let base = url::Url::parse(&format!("s3://{bucket}")).map_err(|e| AnalyseError::Query { context: format!("opening {url}"), reason: e.to_string() })?;
+            ctx.register_object_store(&base, client);
+            ReadFrom::Bucket { bucket, prefix }
+        }
+    };
+    let context_version = register_store(&ctx, job.store, read_from, job.through_seq, (&dates.0, &dates.1), job.context_snapshot).await?;
 
     common.insert(
         "org_filter".into(),
@@ -458,7 +504,8 @@ async fn analyse_in_session(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)
     // in memory: every detector reads `access_explained`, and at 25 M accesses the views
     // held in memory took 3.9 GB (`access`) and more, beside the joins that need the pool.
     // The directory goes when the analysis ends.
-    let views_dir = tempfile::Builder::new().prefix("loggvakt-views-").tempdir().map_err(|e| AnalyseError::io(&std::env::temp_dir(), e))?;
+    let scratch = job.scratch.map_or_else(std::env::temp_dir, Path::to_owned);
+    let views_dir = tempfile::Builder::new().prefix("loggvakt-views-").tempdir_in(&scratch).map_err(|e| AnalyseError::io(&scratch, e))?;
     let mut kept_rows: HashMap<String, usize> = HashMap::new();
     let mut splits = Splits::default();
     ctx.register_udf(PartFunction::udf());

@@ -16,7 +16,7 @@ pub mod engine;
 pub mod eval;
 mod kept;
 mod parts;
-mod pinned;
+pub mod pinned;
 mod pool;
 pub mod portable;
 pub mod queue;
@@ -25,6 +25,8 @@ pub mod settings;
 
 pub use detector::{load_detectors, load_sql, Detector, SqlFile};
 pub use engine::{analyse, analyse_async, check_params, Analysis, Job, Period, Progress};
+pub use parts::PartFunction;
+pub use pinned::{PinnedSegments, ReadFrom};
 pub use queue::{build_queues, Notice, Queue, ReviewBasis};
 pub use settings::Settings;
 

@@ -6,6 +6,11 @@
 //!
 //! Only the date partitions a review can use are listed (its lookback to its last day):
 //! the views read events through those dates and no other.
+//!
+//! The files are read from the store directory, or from a published copy of it in a bucket
+//! (the same names under its prefix, `docs/format.md` §7a). The list travels with the plan
+//! ([`PinnedSegments::to_bytes`]): a cluster's scheduler and executors scan the very files
+//! the review pinned, not a listing of their own.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,15 +37,61 @@ pub struct PinnedSegments {
     file_schema: SchemaRef,
     partition_fields: Vec<FieldRef>,
     schema: SchemaRef,
+    list: FileList,
     files: Vec<PartitionedFile>,
+}
+
+/// What a [`PinnedSegments`] is made from, and all that travels to a cluster.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct FileList {
+    /// `file:///` or `s3://bucket`.
+    object_store: String,
+    files: Vec<PinnedFile>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct PinnedFile {
+    /// Within the object store: an absolute path without its leading `/`, or a key.
+    location: String,
+    size: u64,
+    tenant: String,
+    date: String,
+}
+
+/// Where a review reads the store's files from: the store directory itself, or a published
+/// copy of it (`s3://bucket/prefix`).
+#[derive(Debug, Clone, Copy)]
+pub enum ReadFrom<'a> {
+    Store,
+    Bucket { bucket: &'a str, prefix: &'a str },
+}
+
+impl ReadFrom<'_> {
+    /// The object store's URL and the location of `relative` (a name in the store) in it.
+    pub fn locate(&self, store: &Path, relative: &str) -> Result<(String, String), AnalyseError> {
+        match self {
+            ReadFrom::Store => {
+                let path = store.join(relative);
+                let absolute = std::path::absolute(&path).map_err(|e| AnalyseError::io(&path, e))?;
+                Ok(("file:///".to_owned(), absolute.to_string_lossy().trim_start_matches('/').to_owned()))
+            }
+            ReadFrom::Bucket { bucket, prefix } => {
+                let key = if prefix.is_empty() { relative.to_owned() } else { format!("{prefix}/{relative}") };
+                Ok((format!("s3://{bucket}"), key))
+            }
+        }
+    }
 }
 
 impl PinnedSegments {
     /// The segments of the epochs whose records all have `seq <= through_seq`, with a
-    /// partition date from `first_date` to `last_date` (`YYYY-MM-DD`, both included).
-    pub fn open(store: &Path, through_seq: u64, first_date: &str, last_date: &str) -> Result<PinnedSegments, AnalyseError> {
+    /// partition date from `first_date` to `last_date` (`YYYY-MM-DD`, both included), read
+    /// from where `read_from` says. Their sizes are the store's own files' (a published copy
+    /// holds the same bytes).
+    pub fn open(store: &Path, read_from: ReadFrom<'_>, through_seq: u64, first_date: &str, last_date: &str) -> Result<PinnedSegments, AnalyseError> {
         let format_error = |e: loggvakt_format::StoreError| AnalyseError::Query { context: "the journal's epoch index".into(), reason: e.to_string() };
         let mut files = Vec::new();
+        let mut object_store = "file:///".to_owned();
         for manifest in loggvakt_format::index::read_epochs(store).map_err(format_error)?.into_iter().filter(|m| m.last_seq <= through_seq) {
             for segment in manifest.segments {
                 let (Some(tenant), Some(date)) = loggvakt_format::segment::partition_of(&segment.path) else {
@@ -50,16 +101,38 @@ impl PinnedSegments {
                     continue;
                 }
                 let path = store.join(&segment.path);
-                let absolute = std::path::absolute(&path).map_err(|e| AnalyseError::io(&path, e))?;
-                let size = std::fs::metadata(&absolute).map_err(|e| AnalyseError::io(&absolute, e))?.len();
-                let location = absolute.to_string_lossy().trim_start_matches('/').to_owned();
-                files.push(PartitionedFile::new(location, size).with_partition_values(vec![ScalarValue::Utf8(Some(tenant.to_owned())), ScalarValue::Utf8(Some(date.to_owned()))]));
+                let size = std::fs::metadata(&path).map_err(|e| AnalyseError::io(&path, e))?.len();
+                let (url, location) = read_from.locate(store, &segment.path)?;
+                object_store = url;
+                files.push(PinnedFile { location, size, tenant: tenant.to_owned(), date: date.to_owned() });
             }
         }
+        Ok(Self::from_list(FileList { object_store, files }))
+    }
+
+    /// The file list as bytes, for a plan sent to a cluster.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A list of plain strings and numbers: serialising it cannot fail.
+        serde_json::to_vec(&self.list).unwrap_or_default()
+    }
+
+    /// The table [`PinnedSegments::to_bytes`] described, as a cluster's scheduler rebuilds it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<PinnedSegments, serde_json::Error> {
+        Ok(Self::from_list(serde_json::from_slice(bytes)?))
+    }
+
+    fn from_list(list: FileList) -> PinnedSegments {
+        let files = list
+            .files
+            .iter()
+            .map(|f| {
+                PartitionedFile::new(f.location.clone(), f.size).with_partition_values(vec![ScalarValue::Utf8(Some(f.tenant.clone())), ScalarValue::Utf8(Some(f.date.clone()))])
+            })
+            .collect();
         let file_schema = loggvakt_format::segment::segment_schema();
         let partition_fields: Vec<FieldRef> = vec![Arc::new(Field::new("tenant", DataType::Utf8, false)), Arc::new(Field::new("date", DataType::Utf8, false))];
         let schema = Arc::new(Schema::new(file_schema.fields().iter().cloned().chain(partition_fields.iter().cloned()).collect::<Vec<_>>()));
-        Ok(PinnedSegments { file_schema, partition_fields, schema, files })
+        PinnedSegments { file_schema, partition_fields, schema, list, files }
     }
 }
 
@@ -98,7 +171,7 @@ impl TableProvider for PinnedSegments {
             groups[i % n].push(file.clone());
         }
         let source = ParquetSource::new(TableSchema::builder(self.file_schema.clone()).with_table_partition_cols(self.partition_fields.clone()).build());
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(&self.list.object_store)?, Arc::new(source))
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)

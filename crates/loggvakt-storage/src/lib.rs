@@ -221,6 +221,35 @@ impl Storage for LocalDir {
     }
 }
 
+/// `s3://bucket/prefix` as the bucket's name and the prefix (no leading or trailing `/`).
+pub fn split_bucket_url(url: &str) -> Result<(&str, &str), StorageError> {
+    let bad = |reason: &str| StorageError::BadLocation { given: url.to_owned(), reason: reason.to_owned() };
+    let rest = url.strip_prefix("s3://").ok_or_else(|| bad("a bucket is named s3://bucket/prefix"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad("the bucket's name is missing"));
+    }
+    Ok((bucket, prefix.trim_matches('/')))
+}
+
+/// The S3 client for one bucket, configured as [`Bucket::open`] describes (the
+/// environment's `AWS_*`, then `settings`): the one place a bucket's client is built, for
+/// the store's own reads and writes and for DataFusion's scans of the same bucket. The
+/// error is the builder's reason.
+pub fn s3_object_store(bucket: &str, settings: &S3Settings) -> Result<Arc<dyn ObjectStore>, String> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(region) = &settings.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(allow_http) = settings.allow_http {
+        builder = builder.with_allow_http(allow_http);
+    }
+    Ok(Arc::new(builder.build().map_err(|e| e.to_string())?))
+}
+
 /// A store in a bucket of an S3-compatible object store, under a prefix.
 pub struct Bucket {
     url: String,
@@ -249,31 +278,15 @@ impl Bucket {
 
     /// [`Bucket::open`], with settings from a configuration file over the environment's.
     pub fn open_with(url: &str, settings: &S3Settings) -> Result<Self, StorageError> {
-        let bad = |reason: &str| StorageError::BadLocation { given: url.to_owned(), reason: reason.to_owned() };
-        let rest = url.strip_prefix("s3://").ok_or_else(|| bad("a bucket is named s3://bucket/prefix"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad("the bucket's name is missing"));
-        }
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let Some(region) = &settings.region {
-            builder = builder.with_region(region);
-        }
-        if let Some(allow_http) = settings.allow_http {
-            builder = builder.with_allow_http(allow_http);
-        }
-        let store = builder.build().map_err(|e| bad(&e.to_string()))?;
+        let (bucket, prefix) = split_bucket_url(url)?;
+        let store = s3_object_store(bucket, settings).map_err(|reason| StorageError::BadLocation { given: url.to_owned(), reason })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("loggvakt-storage")
             .enable_all()
             .build()
             .map_err(|e| StorageError::Io { location: url.to_owned(), source: e })?;
-        let prefix = prefix.trim_matches('/');
-        Ok(Bucket { url: format!("s3://{bucket}{}", if prefix.is_empty() { String::new() } else { format!("/{prefix}") }), store: Arc::new(store), root: prefix.into(), runtime })
+        Ok(Bucket { url: format!("s3://{bucket}{}", if prefix.is_empty() { String::new() } else { format!("/{prefix}") }), store, root: prefix.into(), runtime })
     }
 
     fn path(&self, name: &str) -> object_store::path::Path {
