@@ -180,6 +180,20 @@ pub struct DetectArgs {
     /// Who runs the review, as recorded in the journal.
     #[arg(long, env = "USER", default_value = "loggvakt-operator")]
     pub operator: String,
+    /// Run the queries on an Apache DataFusion Ballista cluster (its scheduler,
+    /// df://host:port; see 'loggvakt cluster') instead of in this process.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+    /// Read the events and context from this published copy of the store
+    /// (s3://bucket/prefix, see 'loggvakt publish'), which is brought up to the review's
+    /// checkpoint first. Executors of a cluster read it with their own AWS_* settings.
+    #[arg(long, value_name = "URL")]
+    pub read_from: Option<String>,
+    /// Directory for the views the review computes while it runs (default: the system's
+    /// temporary directory). On a cluster every executor writes and reads them there, so
+    /// it must be the same path on every machine (a shared mount).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
 }
 
 pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
@@ -217,6 +231,16 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     if checkpoint_size == 0 {
         bail!("the store {} holds no records yet: nothing to review", args.store.display());
     }
+    if let Some(url) = &args.read_from {
+        bring_up_to(&args.store, url, checkpoint_size)?;
+    }
+    let session = match &args.cluster {
+        Some(url) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+            Some(runtime.block_on(loggvakt_cluster::connect(url))?)
+        }
+        None => None,
+    };
 
     let bar = crate::progress_bar(detectors.len() as u64, "{spinner} detect [{bar:20}] {pos}/{len} {msg}");
     let started = Instant::now();
@@ -231,6 +255,9 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         through_seq: Some(checkpoint_size),
         context_snapshot: args.context_snapshot.as_deref(),
         memory_limit: Some(memory_limit(args.memory_limit.as_deref())?),
+        read_from: args.read_from.as_deref(),
+        session,
+        scratch: args.scratch.as_deref(),
     };
     let analysis = loggvakt_analyse::analyse(job, &mut |p| match p {
         Progress::Preparing(what) => bar.set_message(what.to_owned()),
@@ -294,6 +321,19 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     }
     println!("\nthis review was logged in the journal as {logged} event(s) (action list_exposure, source 'loggvakt'), {how}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes the store's sealed epochs to `url` (only what it does not hold yet), and
+/// checks that it then holds the checkpoint the review reads through.
+fn bring_up_to(store: &std::path::Path, url: &str, checkpoint_size: u64) -> anyhow::Result<()> {
+    let target = loggvakt_storage::open(url)?;
+    let report =
+        loggvakt_journal::publish::publish(store, target.as_ref(), &|_, _| {}).with_context(|| format!("bringing the published copy {url} up to the review's checkpoint"))?;
+    let checkpoint = loggvakt_journal::manifest::checkpoint_rel_path(checkpoint_size);
+    if target.read_if_exists(&checkpoint)?.is_none() {
+        bail!("the published copy {url} holds epochs 1..={} but not the checkpoint of size {checkpoint_size} the review reads through", report.through_epoch);
+    }
+    Ok(())
 }
 
 /// `--memory-limit` in bytes: `8G`, `512M`, `64K` or a number of bytes; by default half of

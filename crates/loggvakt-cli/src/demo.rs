@@ -148,6 +148,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         at_checkpoint: None,
         context_snapshot: None,
         memory_limit: None,
+        cluster: None,
+        read_from: None,
+        scratch: None,
     })?;
 
     step(8, "Evaluate the queues against the injected ground truth");

@@ -69,3 +69,39 @@ impl Subscriber for JsonLines {
 
     fn exit(&self, _: &Id) {}
 }
+
+/// The `log` records of the crates that use `log` rather than `tracing` (Ballista's
+/// scheduler and executor), as the same JSON lines: `event` is `log`, with `target` and
+/// `message`.
+struct LogRecords;
+
+impl log::Log for LogRecords {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = serde_json::json!({
+            "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "level": record.level().as_str().to_ascii_lowercase(),
+            "event": "log",
+            "target": record.target(),
+            "message": record.args().to_string(),
+        });
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+
+    fn flush(&self) {}
+}
+
+/// Writes `log` records up to `level` (once; later calls change nothing).
+pub fn install_log_records(level: log::LevelFilter) {
+    static RECORDS: LogRecords = LogRecords;
+    if log::set_logger(&RECORDS).is_ok() {
+        log::set_max_level(level);
+    }
+}

@@ -14,6 +14,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod analyse;
+mod cluster;
 mod daemon;
 mod demo;
 mod html;
@@ -109,8 +110,17 @@ the journal and the context snapshot. An access is explained when care evidence 
 appointment) links the patient to the accessor, the accessor's unit, or a colleague in the care team, within the \
 organisation's window. One accessor's flagged accesses form a case; cases are ranked by severity, strength and \
 repetition, and cut at each organisation's capacity. Outputs per organisation (OUT/<orgnr>/): report.html, \
-queue.json, queue.csv, flags.csv, notices.json, unexplained.csv. The run itself is logged in the journal.")]
-    Detect(analyse::DetectArgs),
+queue.json, queue.csv, flags.csv, notices.json, unexplained.csv. The run itself is logged in the journal.\n\n\
+On a cluster (Apache DataFusion Ballista, 'loggvakt cluster'):\n  \
+loggvakt publish --store /srv/loggvakt --to s3://loggvakt/helse-vest\n  \
+loggvakt detect --store /srv/loggvakt --key operator.key --from 2026-11-16 --to 2026-11-22 --out review \\\n    \
+--cluster df://10.0.0.5:50050 --read-from s3://loggvakt/helse-vest --scratch /shared/loggvakt-scratch\n\n\
+The same SQL runs, on the same checkpoint and context snapshot, and writes the same queues; the store's owner \
+still seals, pins and logs the review (once), and the executors read the published copy.")]
+    Detect(Box<analyse::DetectArgs>),
+    /// Run a scheduler or an executor of an Apache DataFusion Ballista cluster for 'detect --cluster'.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Score a detect run against ground-truth labels: precision, recall and F1 per detector and per queue.
     Eval(analyse::EvalArgs),
     /// Write a synthetic region: FHIR context (population, staff, care) and a week of AuditEvents with snooping labels.
@@ -238,13 +248,17 @@ fn samples(args: &SamplesArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    // Behave like other Unix tools when the reader of our output goes away (`| head`):
-    // end quietly instead of panicking on a failed print.
-    // SAFETY: restoring the default disposition of one signal before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
+    // Behave like other Unix tools when the reader of our output goes away (`| head`):
+    // end quietly instead of panicking on a failed print. Not for the long-running
+    // processes: a cluster's executor that wrote to a connection its peer had closed was
+    // killed by the signal (a second executor on one scheduler died so, every time).
+    if !matches!(cli.command, Command::Serve(_) | Command::Cluster(_)) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     logging::install();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
@@ -258,6 +272,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => verify::publish(&args).map(|()| ExitCode::SUCCESS),
         Command::Context(command) => analyse::context(&command),
         Command::Detect(args) => analyse::detect(&args),
+        Command::Cluster(command) => cluster::run(&command),
         Command::Eval(args) => analyse::eval(&args),
         Command::Samples(args) => samples(&args),
     };
