@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::duckdb::duckdb;
 use crate::support::*;
 
-const FROM: &str = "2026-11-16";
-const TO: &str = "2026-11-22";
+pub(crate) const FROM: &str = "2026-11-16";
+pub(crate) const TO: &str = "2026-11-22";
 
 /// One region (seed 11, small scale), ingested, with context imported and detect run once;
 /// shared by the tests that only read its outputs.
@@ -26,7 +26,7 @@ struct Reviewed {
 
 /// A messy sample region of `seed` (every confounder on, 12 weeks of history) ingested
 /// and its context imported, in `seed-N/` of the workspace: (store, context dir, labels).
-fn prepare(ws: &Workspace, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn prepare(ws: &Workspace, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
     let input = ws.path(&format!("seed-{seed}/region"));
     let out = run(loggvakt().args(["samples", "--scale", "small", "--seed", &seed.to_string()]).arg("--out").arg(&input));
     assert!(out.status.success(), "samples: {}", text(&out));
@@ -41,7 +41,7 @@ fn prepare(ws: &Workspace, seed: u64) -> (PathBuf, PathBuf, PathBuf) {
     (store, context, input.join("labels.csv"))
 }
 
-fn detect(ws: &Workspace, store: &Path, out_dir: &Path, extra: &[&str]) -> std::process::Output {
+pub(crate) fn detect(ws: &Workspace, store: &Path, out_dir: &Path, extra: &[&str]) -> std::process::Output {
     run(loggvakt().args(["detect", "--from", FROM, "--to", TO, "--store"]).arg(store).arg("--key").arg(&ws.key).arg("--out").arg(out_dir).args(extra))
 }
 
@@ -87,7 +87,7 @@ fn csv_column(path: &Path, column: usize) -> Vec<String> {
     loggvakt_analyse::csv::read(&std::fs::read_to_string(path).expect("csv")).into_iter().skip(1).filter_map(|row| row.into_iter().nth(column)).collect()
 }
 
-fn queues(review: &Path) -> Vec<Value> {
+pub(crate) fn queues(review: &Path) -> Vec<Value> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(review).expect("review dir").map(|e| e.expect("entry").path()).filter(|p| p.join("queue.json").is_file()).collect();
     dirs.sort();
     dirs.iter().map(|d| serde_json::from_slice(&std::fs::read(d.join("queue.json")).expect("queue.json")).expect("queue JSON")).collect()

@@ -6,6 +6,7 @@
 
 mod analyse;
 mod bad_input;
+mod cluster;
 mod conformance;
 mod crash;
 mod daemon;

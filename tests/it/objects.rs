@@ -10,25 +10,25 @@ use std::time::{Duration, Instant};
 
 use crate::support::{loggvakt, rewrite_segment, run, text, victim_segment, Workspace};
 
-const BUCKET: &str = "loggvakt";
+pub(crate) const BUCKET: &str = "loggvakt";
 const ACCESS_KEY: &str = "loggvakt-test";
 const SECRET_KEY: &str = "loggvakt-test-secret";
 
 /// s3s-fs 0.14.1 honours `If-None-Match: *` on PutObject; 0.11.1, from before S3 had
 /// conditional writes, ignores it and overwrites.
-const HONOURS_CONDITIONAL_WRITES: &str = "0.14.1";
+pub(crate) const HONOURS_CONDITIONAL_WRITES: &str = "0.14.1";
 const IGNORES_CONDITIONAL_WRITES: &str = "0.11.1";
 
 /// An S3 server of its own for one test, serving the directory `root` (each bucket a
 /// directory in it); stopped when dropped.
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     port: u16,
-    root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 impl S3Server {
-    fn start(version: &str, root: &Path) -> Self {
+    pub(crate) fn start(version: &str, root: &Path) -> Self {
         let tools = std::env::var_os("LOGGVAKT_TOOLS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/loggvakt-tools"));
         let binary = tools.join(format!("s3s-fs-{version}/bin/s3s-fs"));
         assert!(binary.exists(), "{} is missing: scripts/install-test-deps builds it", binary.display());
@@ -50,7 +50,7 @@ impl S3Server {
     }
 
     /// The environment that names this server and its credentials, as AWS's tools take it.
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)),
             ("AWS_ALLOW_HTTP", "true".into()),
@@ -64,7 +64,7 @@ impl S3Server {
     }
 
     /// `loggvakt` with that environment.
-    fn loggvakt(&self) -> Command {
+    pub(crate) fn loggvakt(&self) -> Command {
         let mut cmd = loggvakt();
         cmd.envs(self.env());
         cmd
