@@ -69,16 +69,23 @@ pub enum ReadFrom<'a> {
 impl ReadFrom<'_> {
     /// The object store's URL and the location of `relative` (a name in the store) in it.
     pub fn locate(&self, store: &Path, relative: &str) -> Result<(String, String), AnalyseError> {
-        match self {
+        let location = match self {
             ReadFrom::Store => {
                 let path = store.join(relative);
                 let absolute = std::path::absolute(&path).map_err(|e| AnalyseError::io(&path, e))?;
-                Ok(("file:///".to_owned(), absolute.to_string_lossy().trim_start_matches('/').to_owned()))
+                absolute.to_string_lossy().trim_start_matches('/').to_owned()
             }
-            ReadFrom::Bucket { bucket, prefix } => {
-                let key = if prefix.is_empty() { relative.to_owned() } else { format!("{prefix}/{relative}") };
-                Ok((format!("s3://{bucket}"), key))
-            }
+            ReadFrom::Bucket { prefix: "", .. } => relative.to_owned(),
+            ReadFrom::Bucket { prefix, .. } => format!("{prefix}/{relative}"),
+        };
+        Ok((self.object_store(), location))
+    }
+
+    /// The object store's URL: `file:///` or `s3://bucket`.
+    pub fn object_store(&self) -> String {
+        match self {
+            ReadFrom::Store => "file:///".to_owned(),
+            ReadFrom::Bucket { bucket, .. } => format!("s3://{bucket}"),
         }
     }
 }
@@ -91,7 +98,6 @@ impl PinnedSegments {
     pub fn open(store: &Path, read_from: ReadFrom<'_>, through_seq: u64, first_date: &str, last_date: &str) -> Result<PinnedSegments, AnalyseError> {
         let format_error = |e: loggvakt_format::StoreError| AnalyseError::Query { context: "the journal's epoch index".into(), reason: e.to_string() };
         let mut files = Vec::new();
-        let mut object_store = "file:///".to_owned();
         for manifest in loggvakt_format::index::read_epochs(store).map_err(format_error)?.into_iter().filter(|m| m.last_seq <= through_seq) {
             for segment in manifest.segments {
                 let (Some(tenant), Some(date)) = loggvakt_format::segment::partition_of(&segment.path) else {
@@ -102,12 +108,11 @@ impl PinnedSegments {
                 }
                 let path = store.join(&segment.path);
                 let size = std::fs::metadata(&path).map_err(|e| AnalyseError::io(&path, e))?.len();
-                let (url, location) = read_from.locate(store, &segment.path)?;
-                object_store = url;
+                let (_, location) = read_from.locate(store, &segment.path)?;
                 files.push(PinnedFile { location, size, tenant: tenant.to_owned(), date: date.to_owned() });
             }
         }
-        Ok(Self::from_list(FileList { object_store, files }))
+        Ok(Self::from_list(FileList { object_store: read_from.object_store(), files }))
     }
 
     /// The file list as bytes, for a plan sent to a cluster.
