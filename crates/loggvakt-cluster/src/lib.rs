@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::{FunctionRegistry, SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -60,10 +60,16 @@ pub fn session_config() -> SessionConfig {
         .with_ballista_adaptive_query_planner(false)
 }
 
+/// The runtime every process of a cluster reads the store through: local paths, and
+/// buckets configured from the process's own environment ([`StoreRegistry`]).
+pub fn runtime_env() -> datafusion::error::Result<Arc<RuntimeEnv>> {
+    RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(StoreRegistry::default())).build_arc()
+}
+
 /// A session state with the functions a review's SQL may call and the object stores it may
 /// read, on `config`: what the scheduler plans with and the client starts from.
 pub fn session_state(config: SessionConfig) -> datafusion::error::Result<SessionState> {
-    let runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(StoreRegistry::default())).build_arc()?;
+    let runtime = runtime_env()?;
     let mut state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
     // Added to DataFusion's own functions (the builder's `with_scalar_functions` would
     // replace them, and the scheduler could not read back a plan calling `upper`).

@@ -9,9 +9,8 @@ use ballista_executor::executor_process::{start_executor_process, ExecutorProces
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
-use crate::{session_config, session_state, ClusterError, ReviewCodec, StoreRegistry};
+use crate::{runtime_env, session_config, session_state, ClusterError, ReviewCodec};
 
 /// How a scheduler listens and when it gives up on an executor.
 #[derive(Debug, Clone)]
@@ -92,9 +91,7 @@ pub async fn run_executor(options: ExecutorOptions, ready: impl FnOnce() + Send 
         work_dir: Some(options.work_dir.display().to_string()),
         executor_heartbeat_interval_seconds: options.heartbeat_secs,
         override_config_producer: Some(Arc::new(session_config)),
-        override_runtime_producer: Some(Arc::new(|_config: &datafusion::prelude::SessionConfig| {
-            RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(StoreRegistry::default())).build_arc()
-        })),
+        override_runtime_producer: Some(Arc::new(|_config: &datafusion::prelude::SessionConfig| runtime_env())),
         override_function_registry: Some(Arc::new(functions)),
         override_logical_codec: Some(Arc::new(ReviewCodec::default())),
         ..ExecutorProcessConfig::default()
