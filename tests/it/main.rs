@@ -13,6 +13,7 @@ mod daemon;
 mod duckdb;
 mod ingest;
 mod objects;
+mod patients;
 mod serve;
 mod support;
 mod tamper;

@@ -127,8 +127,9 @@ fn swapped_segments_are_reported_as_renamed() {
     assert_reports(&ws.verify(&store, None), &["[renamed segment]", &m.segments[0].path, &m.segments[1].path]);
 }
 
-/// Removes the newest epoch: its segments, manifest, checkpoint and epoch index line (as a
-/// careful attacker would: a left-over index line alone already gives the cut away).
+/// Removes the newest epoch: its segments, manifest, checkpoint, epoch index line and
+/// patient index entries (as a careful attacker would: a left-over index line or run alone
+/// already gives the cut away).
 fn cut_last_epoch(store: &std::path::Path) -> u64 {
     let index = store.join("index/epochs.ndjson");
     let lines = std::fs::read_to_string(&index).expect("index");
@@ -141,6 +142,9 @@ fn cut_last_epoch(store: &std::path::Path) -> u64 {
     }
     std::fs::remove_file(store.join(loggvakt_journal::manifest::manifest_rel_path(last.epoch))).expect("remove manifest");
     std::fs::remove_file(store.join(loggvakt_journal::manifest::checkpoint_rel_path(last.last_seq))).expect("remove checkpoint");
+    // The patient index names the epoch's segments too: rebuilt without it.
+    std::fs::remove_dir_all(store.join(loggvakt_journal::patients::PATIENT_INDEX_DIR)).expect("remove the patient index");
+    loggvakt_journal::patients::repair(store, last.epoch - 1).expect("rebuild the patient index");
     last.first_seq
 }
 

@@ -25,11 +25,11 @@ use loggvakt_format::fsutil;
 pub use loggvakt_format::vectors;
 /// The store's error, shared with the format crate's readers.
 pub use loggvakt_format::StoreError as JournalError;
-pub use loggvakt_format::{chain, index, layout, manifest, note, own, segment, wal};
+pub use loggvakt_format::{chain, index, layout, manifest, note, own, patients, segment, wal};
 
 pub use context::{read_context, KeptContext};
 pub use loggvakt_format::note::{Checkpoint, SigningKey, VerifierKey};
-pub use loggvakt_format::reader::{read_sealed_events, read_segment_events, visit_segment_events, SegmentRow};
+pub use loggvakt_format::reader::{read_sealed_events, read_segment_events, read_segment_rows, visit_segment_events, SegmentRow};
 pub use loggvakt_format::writer_is_running;
 pub use quarantine::{read_quarantine, read_quarantine_records, read_retries, QuarantineEntry, QuarantineRecord, RetryRecord};
 pub use store::{Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealJob, SealReport};

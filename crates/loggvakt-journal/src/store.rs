@@ -24,6 +24,7 @@ use crate::idempotency::{identity, IdempotencyIndex};
 use crate::layout::{list_checkpoints, list_files_under, list_manifests, list_wal_files, read_manifest, StoreInfo, STORE_FILE, STORE_FORMAT};
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
+use crate::patients::{self, SegmentSpans};
 use crate::quarantine::{QuarantineEntry, QuarantineWriter, RetryRecord};
 use crate::segment::{epoch_of_file_name, segment_rel_path, write_segment, SealedRecord};
 use crate::wal::{cut_torn_tail, read_wal, wal_path, WalWriter};
@@ -220,6 +221,9 @@ impl Journal {
         // The epoch index lacks what a crash cut short after a checkpoint (or, on a store
         // written before it existed, everything): appended from those manifests only.
         loggvakt_format::index::repair(&self.dir, committed_epoch)?;
+        // Likewise the patient index (on a store written before it existed: every segment's
+        // patient column is read once, here).
+        patients::repair(&self.dir, committed_epoch)?;
         // Temporary files are writes a crash interrupted before their rename: never committed.
         for sub in ["manifests", "checkpoints"] {
             for rel in list_files_under(&self.dir, sub, |name| name.ends_with(".tmp"))? {
@@ -552,6 +556,12 @@ impl SealJob {
         // The seal is committed; readers find it through the epoch index from now on (a
         // crash before this line is repaired when the store is opened again).
         loggvakt_format::index::append(&self.dir, std::slice::from_ref(&manifest))?;
+        // And find each patient's rows through the patient index (derived too: a crash
+        // before this is repaired on open). The rows are still in segment order here.
+        let spans: Vec<SegmentSpans> =
+            jobs.iter().map(|(rel, rows)| SegmentSpans { path: rel.clone(), spans: patients::spans_of(rows.iter().map(|r| r.event.patient_id.as_deref())) }).collect();
+        patients::write_run(&self.dir, patients::RunName { first_epoch: epoch, last_epoch: epoch }, &spans)?;
+        patients::compact(&self.dir)?;
         // The write-ahead journal it came from is no longer needed.
         for path in &self.wal_files {
             std::fs::remove_file(path).map_err(|e| JournalError::io(path, e))?;

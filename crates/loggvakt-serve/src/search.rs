@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use loggvakt_format::{read_segment_events, visit_segment_events, StoreError};
+use loggvakt_format::layout::read_manifest;
+use loggvakt_format::manifest::{manifest_rel_path, Manifest};
+use loggvakt_format::{read_segment_events, read_segment_rows, visit_segment_events, StoreError};
 use loggvakt_model::{AccessEvent, Timestamp};
 
 pub const MAX_PAGE: usize = 1000;
@@ -175,53 +177,116 @@ impl Matches {
 }
 
 /// Searches the sealed segments, keeping the first `window` matches below `q.before`.
+/// A patient's search reads only that patient's rows, found in the patient index
+/// (`loggvakt_format::patients`), plus the epochs sealed after the index; any other
+/// search reads every segment its partitions (tenant, date) allow.
 pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Matches, StoreError> {
-    let first_date = q.from.map(|t| t.utc_date());
-    let last_date = q.to.map(|t| Timestamp(t.0 - 1).utc_date());
-    let before = q.before.unwrap_or(u64::MAX);
-    // Segments hold one tenant's rows each, so the tenant is decided by the partition.
-    let unfiltered = q.patient.is_none() && q.agent.is_none() && q.source.is_none() && q.from.is_none() && q.to.is_none();
+    let scope = Scope::of(q);
     let mut out = Matches::default();
-    for manifest in loggvakt_format::index::read_epochs(store)? {
-        out.covered_through = out.covered_through.max(manifest.last_seq);
-        for segment in &manifest.segments {
-            let (tenant, date) = loggvakt_format::segment::partition_of(&segment.path);
-            if q.tenant.as_deref().is_some_and(|t| tenant.is_some_and(|x| x != t)) || segment.first_seq >= before {
-                continue;
+    let Some(patient) = q.patient.as_deref() else {
+        for manifest in loggvakt_format::index::read_epochs(store)? {
+            search_manifest(store, &manifest, q, &scope, window, &mut out)?;
+        }
+        return Ok(out);
+    };
+    let found = loggvakt_format::patients::lookup(store, patient)?;
+    for (rel, row_start, rows) in &found.spans {
+        if !scope.admits(rel) {
+            continue;
+        }
+        // The index may name rows of another patient with the same 64-bit key: `matches`
+        // compares the identifier itself.
+        for (seq, e) in read_segment_rows(&store.join(rel), *row_start, *rows)? {
+            if seq < scope.before && q.matches(&e) {
+                out.offer(seq, window, || e);
             }
-            if let Some(date) = date {
-                if first_date.as_deref().is_some_and(|f| date < f) || last_date.as_deref().is_some_and(|l| date > l) {
-                    continue;
-                }
-            }
-            // Without a filter inside the partition, every row matches: a segment whose rows
-            // all come after a full window is counted from its manifest, not read, so an
-            // unfiltered search costs its window and the reading of sequence numbers, not the store.
-            if unfiltered && segment.last_seq < before && !out.would_keep(segment.first_seq, window) {
-                out.total += segment.rows as usize;
-                continue;
-            }
-            // Rows within a segment are not in sequence order (the seal sorts them by patient
-            // and time, see the journal's segment.rs), so a segment that is read is read whole.
-            visit_segment_events(&store.join(&segment.path), |seq, row| {
-                if seq >= before {
-                    return;
-                }
-                if unfiltered {
-                    // Every row matches: counted, and built into an event only if it is among
-                    // the first `window` (four searches at once over 1.5 M events, under
-                    // load: p50 1.0 s when every row was built, 0.32 s now).
-                    out.offer(seq, window, || row.event());
-                    return;
-                }
-                let e = row.event();
-                if q.matches(&e) {
-                    out.offer(seq, window, || e);
-                }
-            })?;
         }
     }
+    if found.indexed_through > 0 {
+        let (manifest, _) = read_manifest(&store.join(manifest_rel_path(found.indexed_through)))?;
+        out.covered_through = manifest.last_seq;
+    }
+    // Epochs sealed after the index (a seal being indexed now): read as any search does.
+    for epoch in found.indexed_through + 1.. {
+        let path = store.join(manifest_rel_path(epoch));
+        let manifest = match read_manifest(&path) {
+            Ok((manifest, _)) => manifest,
+            Err(_) if !path.exists() => break,
+            Err(e) => return Err(e),
+        };
+        search_manifest(store, &manifest, q, &scope, window, &mut out)?;
+    }
     Ok(out)
+}
+
+/// What a search's partitions must be: its tenant and UTC dates, and the sequence bound.
+struct Scope {
+    tenant: Option<String>,
+    first_date: Option<String>,
+    last_date: Option<String>,
+    before: u64,
+    /// No filter inside a partition: every row of an admitted segment matches.
+    unfiltered: bool,
+}
+
+impl Scope {
+    fn of(q: &SearchQuery) -> Scope {
+        Scope {
+            tenant: q.tenant.clone(),
+            first_date: q.from.map(|t| t.utc_date()),
+            last_date: q.to.map(|t| Timestamp(t.0 - 1).utc_date()),
+            before: q.before.unwrap_or(u64::MAX),
+            unfiltered: q.patient.is_none() && q.agent.is_none() && q.source.is_none() && q.from.is_none() && q.to.is_none(),
+        }
+    }
+
+    /// May the segment at `rel` hold a match? Segments hold one tenant's rows of one date each.
+    fn admits(&self, rel: &str) -> bool {
+        let (tenant, date) = loggvakt_format::segment::partition_of(rel);
+        if self.tenant.as_deref().is_some_and(|t| tenant.is_some_and(|x| x != t)) {
+            return false;
+        }
+        match date {
+            Some(date) => !(self.first_date.as_deref().is_some_and(|f| date < f) || self.last_date.as_deref().is_some_and(|l| date > l)),
+            None => true,
+        }
+    }
+}
+
+/// Searches one epoch's segments.
+fn search_manifest(store: &Path, manifest: &Manifest, q: &SearchQuery, scope: &Scope, window: usize, out: &mut Matches) -> Result<(), StoreError> {
+    out.covered_through = out.covered_through.max(manifest.last_seq);
+    for segment in &manifest.segments {
+        if !scope.admits(&segment.path) || segment.first_seq >= scope.before {
+            continue;
+        }
+        // Without a filter inside the partition, every row matches: a segment whose rows
+        // all come after a full window is counted from its manifest, not read, so an
+        // unfiltered search costs its window and the reading of sequence numbers, not the store.
+        if scope.unfiltered && segment.last_seq < scope.before && !out.would_keep(segment.first_seq, window) {
+            out.total += segment.rows as usize;
+            continue;
+        }
+        // Rows within a segment are not in sequence order (the seal sorts them by patient
+        // and time, see the journal's segment.rs), so a segment that is read is read whole.
+        visit_segment_events(&store.join(&segment.path), |seq, row| {
+            if seq >= scope.before {
+                return;
+            }
+            if scope.unfiltered {
+                // Every row matches: counted, and built into an event only if it is among
+                // the first `window` (four searches at once over 1.5 M events, under
+                // load: p50 1.0 s when every row was built, 0.32 s now).
+                out.offer(seq, window, || row.event());
+                return;
+            }
+            let e = row.event();
+            if q.matches(&e) {
+                out.offer(seq, window, || e);
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// One sealed event by its sequence number.

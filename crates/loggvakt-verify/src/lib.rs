@@ -274,6 +274,7 @@ fn verify_once(store: &dyn Storage, options: &VerifyOptions<'_>) -> Result<Repor
         // The epoch index is the writer's, on its own disk; a published copy has none.
         if let Some(dir) = store.local_dir() {
             check_index(dir, &manifests, live, &mut report);
+            check_patient_index(dir, !manifests.is_empty(), live, &mut report);
         }
         note_unrecorded_context(store, &reviews, &mut report);
     }
@@ -390,6 +391,42 @@ fn check_index(store: &Path, manifests: &[(Manifest, Vec<u8>, String)], live: bo
     let last_read = manifests.last().map_or(0, |(m, _, _)| m.epoch);
     for epoch in indexed.keys().filter(|e| !live || **e <= last_read) {
         report.problem(Problem::new(ProblemKind::ModifiedIndex, format!("the index lists epoch {epoch}, which has no manifest")).in_file(FILE));
+    }
+}
+
+/// The patient index (derived, `index/patients/`) must point at exactly each patient's rows:
+/// a patient's own list is read through it, so a run that lost an entry would hide an access
+/// from that patient. Each run is rebuilt from its epochs' segments and compared.
+fn check_patient_index(store: &Path, has_epochs: bool, live: bool, report: &mut Report) {
+    if has_epochs && loggvakt_format::patients::list_runs(store).is_ok_and(|runs| runs.is_empty()) {
+        report
+            .notes
+            .push(format!("{} does not exist yet (a store written before it): the writer builds it when it next opens the store", loggvakt_format::patients::PATIENT_INDEX_DIR));
+        return;
+    }
+    // A live writer merges runs as it seals: a run removed under the check is read again.
+    let mut attempts = if live { 3 } else { 1 };
+    loop {
+        attempts -= 1;
+        match loggvakt_format::patients::verify_runs(store) {
+            Ok(entries) => {
+                report.patient_index_entries = entries;
+                return;
+            }
+            Err(loggvakt_format::StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts > 0 => continue,
+            Err(e) => {
+                let file = match &e {
+                    loggvakt_format::StoreError::Corrupt { path, .. } | loggvakt_format::StoreError::Io { path, .. } => {
+                        path.strip_prefix(store).unwrap_or(path).to_string_lossy().into_owned()
+                    }
+                    _ => loggvakt_format::patients::PATIENT_INDEX_DIR.to_owned(),
+                };
+                return report.problem(
+                    Problem::new(ProblemKind::ModifiedIndex, format!("the patient index does not match the segments ({e}): a patient's own list could miss accesses"))
+                        .in_file(&file),
+                );
+            }
+        }
     }
 }
 

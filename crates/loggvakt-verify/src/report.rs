@@ -166,6 +166,9 @@ pub struct Report {
     pub unsealed_records: u64,
     /// Review runs whose context snapshot was checked against what they recorded.
     pub reviews_checked: u64,
+    /// Entries of the patient index (derived) checked against the segments (full runs of a
+    /// local store).
+    pub patient_index_entries: u64,
     /// Incremental run: records through this seq were checked when the held checkpoint was
     /// taken and were not read again (0: everything was read).
     pub checked_before: u64,
@@ -225,6 +228,10 @@ impl fmt::Display for Report {
         writeln!(f, "  chain head after seq {}: {}", self.last_sealed_seq, self.head)?;
         if self.unverified_rows > 0 {
             writeln!(f, "  {} rows follow a break in their epoch and could not be checked one by one", self.unverified_rows)?;
+        }
+        if self.patient_index_entries > 0 {
+            let n = self.patient_index_entries;
+            writeln!(f, "  patient index: {n} {} checked against the segments", if n == 1 { "entry" } else { "entries" })?;
         }
         if self.checked_before > 0 {
             writeln!(
