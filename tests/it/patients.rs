@@ -94,7 +94,7 @@ fn verify_catches_a_run_that_hides_a_patients_access() {
     let footer = *blake3::hash(&bytes[..body]).as_bytes();
     bytes[body..].copy_from_slice(&footer);
     std::fs::write(&path, &bytes).unwrap();
-    assert_reports(&ws.verify(&store, None), &["modified index", "patient index", "entry 0 does not match", &run.file_name()]);
+    assert_reports(&ws.verify(&store, None), &["modified index", "patient index", "do not match the rows of its segments", &run.file_name()]);
 
     // Damage the bytes without fixing the footer: caught by the footer.
     bytes[rows_at] ^= 0x40;

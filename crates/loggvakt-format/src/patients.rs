@@ -166,12 +166,7 @@ impl RunWriter {
     }
 
     fn entry(&mut self, span: &Span, segment: u32) -> Result<(), StoreError> {
-        let mut bytes = [0u8; ENTRY_LEN as usize];
-        bytes[..8].copy_from_slice(&span.key.to_le_bytes());
-        bytes[8..12].copy_from_slice(&segment.to_le_bytes());
-        bytes[12..16].copy_from_slice(&span.row_start.to_le_bytes());
-        bytes[16..20].copy_from_slice(&span.rows.to_le_bytes());
-        self.write(&bytes)
+        self.write(&encode_entry(span, segment))
     }
 
     fn finish(mut self) -> Result<PathBuf, StoreError> {
@@ -265,6 +260,16 @@ impl Run {
         self.file.read_exact_at(&mut path, ends_at + self.segments * 8 + start).map_err(|e| StoreError::io(&self.path, e))?;
         String::from_utf8(path).map_err(|_| self.corrupt(format!("segment {segment}'s path is not UTF-8")))
     }
+}
+
+/// An entry as stored: key, segment number, first row, rows (§6, little-endian).
+fn encode_entry(span: &Span, segment: u32) -> [u8; ENTRY_LEN as usize] {
+    let mut bytes = [0u8; ENTRY_LEN as usize];
+    bytes[..8].copy_from_slice(&span.key.to_le_bytes());
+    bytes[8..12].copy_from_slice(&segment.to_le_bytes());
+    bytes[12..16].copy_from_slice(&span.row_start.to_le_bytes());
+    bytes[16..20].copy_from_slice(&span.rows.to_le_bytes());
+    bytes
 }
 
 fn decode_entry(bytes: &[u8]) -> (Span, u32) {
@@ -427,10 +432,11 @@ fn merge(store: &Path, inputs: &[RunName]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `len` bytes of a run from `offset`, as a reader.
+/// `len` bytes of a run from `offset`, as a reader. The file is opened again, so several
+/// sections of one run can be read side by side (a cloned handle would share the offset).
 fn section(run: &Run, offset: u64, len: u64) -> Result<std::io::Take<File>, StoreError> {
     use std::io::Seek;
-    let mut file = run.file.try_clone().map_err(|e| StoreError::io(&run.path, e))?;
+    let mut file = File::open(&run.path).map_err(|e| StoreError::io(&run.path, e))?;
     file.seek(std::io::SeekFrom::Start(offset)).map_err(|e| StoreError::io(&run.path, e))?;
     Ok(file.take(len))
 }
@@ -507,8 +513,11 @@ pub fn repair(store: &Path, committed_epoch: u64) -> Result<u64, StoreError> {
     Ok(indexed)
 }
 
-/// Checks every run against the segments: rebuilds the spans of its epochs and compares
-/// them with its entries. Returns the number of entries checked. Reads every segment.
+/// Checks every run in the cover against the segments: its footer, its list of segment
+/// paths against its epochs' manifests, and its entries against the spans those segments
+/// give. Entries are compared as a multiset (a sum of 128-bit hashes) plus their order, so
+/// memory stays one segment's spans however large the run. Returns the entries checked.
+/// Reads every segment's patient column.
 pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
     let (chosen, _) = covering(&list_runs(store)?);
     let mut checked = 0;
@@ -519,32 +528,65 @@ pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
         let body = HEADER_LEN + run.entries * ENTRY_LEN + run.segments * 8 + run.heap;
         run.file.read_exact_at(&mut footer, body).map_err(|e| StoreError::io(&path, e))?;
         let mut hasher = blake3::Hasher::new();
-        let mut whole = section(&run, 0, body)?;
-        std::io::copy(&mut whole, &mut hasher).map_err(|e| StoreError::io(&path, e))?;
+        std::io::copy(&mut section(&run, 0, body)?, &mut hasher).map_err(|e| StoreError::io(&path, e))?;
         if *hasher.finalize().as_bytes() != footer {
             return Err(run.corrupt("its footer hash does not match its contents"));
         }
-        let mut expected: Vec<(u64, String, u32, u32)> = Vec::new();
+        // What the segments give, segment by segment, against the run's path table in order.
+        let mut ends = BufReader::new(section(&run, HEADER_LEN + run.entries * ENTRY_LEN, run.segments * 8)?);
+        let mut heap = BufReader::new(section(&run, HEADER_LEN + run.entries * ENTRY_LEN + run.segments * 8, run.heap)?);
+        let (mut segment_no, mut heap_at, mut expected_sum, mut expected_count) = (0u64, 0u64, 0u128, 0u64);
         for epoch in name.first_epoch..=name.last_epoch {
             let (manifest, _) = crate::layout::read_manifest(&store.join(crate::manifest::manifest_rel_path(epoch)))?;
             for segment in &manifest.segments {
-                let spans = segment_spans(store, &segment.path)?;
-                expected.extend(spans.spans.iter().map(|s| (s.key, segment.path.clone(), s.row_start, s.rows)));
+                if segment_no >= run.segments {
+                    return Err(run.corrupt(format!("names {} segments, its epochs have more", run.segments)));
+                }
+                let mut end = [0u8; 8];
+                ends.read_exact(&mut end).map_err(|e| StoreError::io(&path, e))?;
+                let end = u64::from_le_bytes(end);
+                let mut named = vec![0u8; end.saturating_sub(heap_at).min(run.heap) as usize];
+                heap.read_exact(&mut named).map_err(|e| StoreError::io(&path, e))?;
+                heap_at = end;
+                if named != segment.path.as_bytes() {
+                    return Err(run.corrupt(format!("its segment {segment_no} is {}, epoch {epoch}'s manifest lists {}", String::from_utf8_lossy(&named), segment.path)));
+                }
+                for span in segment_spans(store, &segment.path)?.spans {
+                    expected_sum = expected_sum.wrapping_add(entry_hash(&span, segment_no as u32));
+                    expected_count += 1;
+                }
+                segment_no += 1;
             }
         }
-        expected.sort_by_key(|(key, ..)| *key);
-        if expected.len() as u64 != run.entries {
-            return Err(run.corrupt(format!("holds {} entries, its segments give {}", run.entries, expected.len())));
+        if segment_no != run.segments {
+            return Err(run.corrupt(format!("names {} segments, its epochs have {segment_no}", run.segments)));
         }
-        for (i, (key, segment_path, row_start, rows)) in expected.into_iter().enumerate() {
-            let (span, segment) = run.entry(i as u64)?;
-            if span.key != key || span.row_start != row_start || span.rows != rows || run.segment_path(segment)? != segment_path {
-                return Err(run.corrupt(format!("entry {i} does not match the rows of {segment_path}")));
+        let (mut entries, mut previous, mut sum, mut count) = (EntryReader::new(&run)?, None, 0u128, 0u64);
+        while let Some((span, segment)) = entries.next()? {
+            let place = (span.key, segment, span.row_start);
+            if previous.is_some_and(|p| p >= place) {
+                return Err(run.corrupt(format!("entry {count} is out of order")));
             }
-            checked += 1;
+            previous = Some(place);
+            sum = sum.wrapping_add(entry_hash(&span, segment));
+            count += 1;
         }
+        if count != expected_count {
+            return Err(run.corrupt(format!("holds {count} entries, its segments give {expected_count}")));
+        }
+        if sum != expected_sum {
+            return Err(run.corrupt("its entries do not match the rows of its segments"));
+        }
+        checked += count;
     }
     Ok(checked)
+}
+
+/// An entry's contribution to a run's multiset sum.
+fn entry_hash(span: &Span, segment: u32) -> u128 {
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&blake3::hash(&encode_entry(span, segment)).as_bytes()[..16]);
+    u128::from_le_bytes(first)
 }
 
 #[cfg(test)]
