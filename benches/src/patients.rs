@@ -3,7 +3,7 @@
 //! the same events, in the same run (`scripts/bench-patients`).
 //!
 //! 1. The patient index is brought up to date (`patients::repair`: on a store written
-//!    before it existed, every segment's patient column is read once) and its size told.
+//!    before it existed, every segment is read once) and its size told.
 //! 2. `--lookups` patients are drawn, uniformly among the store's patients (seeded).
 //! 3. loggvakt: each patient's sealed events, as the daemon's ITI-81 search and the patient
 //!    view read them (`search::search_sealed`): two passes, the first on whatever the page

@@ -20,18 +20,18 @@ fn by_full_scan(store: &Path) -> BTreeMap<String, BTreeSet<u64>> {
     out
 }
 
-/// One patient's sequence numbers, through the index (rows whose patient differs are a
-/// 64-bit key collision and are dropped, as every reader does).
+/// One patient's sequence numbers, through the index (records of another patient with the
+/// same 64-bit key are dropped, as every reader does).
 fn by_index(store: &Path, patient: &str) -> BTreeSet<u64> {
-    let found = patients::lookup(store, patient).expect("lookup");
     let mut out = BTreeSet::new();
-    for (rel, row_start, rows) in &found.spans {
-        for (seq, event) in loggvakt_journal::read_segment_rows(&store.join(rel), *row_start, *rows).expect("rows") {
-            if event.patient_id.as_deref() == Some(patient) {
-                assert!(out.insert(seq), "seq {seq} named twice for {patient}");
-            }
+    patients::lookup(store, patient, |seq, record| {
+        let event = loggvakt_model::AccessEvent::decode_record(record).expect("a record");
+        if event.patient_id.as_deref() == Some(patient) {
+            assert!(out.insert(seq), "seq {seq} found twice for {patient}");
         }
-    }
+        Ok(())
+    })
+    .expect("lookup");
     out
 }
 
@@ -42,7 +42,7 @@ fn assert_index_matches_scan(store: &Path) {
         assert_eq!(&by_index(store, patient), seqs, "patient {patient}");
     }
     let last_epoch = manifests(store).last().map(|m| m.epoch).unwrap();
-    assert_eq!(patients::lookup(store, "no-such-patient").unwrap().indexed_through, last_epoch, "every sealed epoch is indexed");
+    assert_eq!(patients::lookup(store, "no-such-patient", |_, _| Ok(())).unwrap(), last_epoch, "every sealed epoch is indexed");
 }
 
 fn runs(store: &Path) -> Vec<(u64, u64)> {
@@ -83,21 +83,21 @@ fn verify_catches_a_run_that_hides_a_patients_access() {
     let store = ws.store_with_epochs();
     let run = patients::list_runs(&store).unwrap()[0];
     let path = store.join(patients::PATIENT_INDEX_DIR).join(run.file_name());
-    let mut bytes = std::fs::read(&path).unwrap();
-    // Make the first entry's span one row shorter and fix the footer, as someone who knows
-    // the format would: the footer alone cannot catch it, the segments do.
-    let rows_at = 48 + 16;
-    let rows = u32::from_le_bytes(bytes[rows_at..rows_at + 4].try_into().unwrap());
-    let shorter = if rows > 1 { rows - 1 } else { 2 };
-    bytes[rows_at..rows_at + 4].copy_from_slice(&shorter.to_le_bytes());
-    let body = bytes.len() - 32;
-    let footer = *blake3::hash(&bytes[..body]).as_bytes();
-    bytes[body..].copy_from_slice(&footer);
-    std::fs::write(&path, &bytes).unwrap();
-    assert_reports(&ws.verify(&store, None), &["modified index", "patient index", "do not match the rows of its segments", &run.file_name()]);
+    // Rewrite the run without one event, as someone who knows the format would: its footer
+    // is right, the segments say otherwise.
+    let mut entries = Vec::new();
+    for m in manifests(&store).iter().filter(|m| m.epoch >= run.first_epoch && m.epoch <= run.last_epoch) {
+        for segment in &m.segments {
+            patients::segment_entries(&store, &segment.path, &mut entries).unwrap();
+        }
+    }
+    entries.remove(entries.len() / 2);
+    patients::write_run(&store, run, &mut entries).unwrap();
+    assert_reports(&ws.verify(&store, None), &["modified index", "patient index", "holds", "its segments give", &run.file_name()]);
 
-    // Damage the bytes without fixing the footer: caught by the footer.
-    bytes[rows_at] ^= 0x40;
+    // Damage a byte without fixing the footer: caught by the footer.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[40] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
     assert_reports(&ws.verify(&store, None), &["patient index", "footer hash"]);
 }

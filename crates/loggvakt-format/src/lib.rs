@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub use layout::LOCK_FILE;
 pub use note::{Checkpoint, SigningKey, VerifierKey};
-pub use reader::{read_sealed_events, read_segment_events, read_segment_rows, visit_segment_events, SegmentRow};
+pub use reader::{read_sealed_events, read_segment_events, visit_segment_events, SegmentRow};
 
 /// Why a store's file could not be read or written as specified.
 #[derive(Debug, thiserror::Error)]

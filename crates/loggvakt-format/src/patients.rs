@@ -1,26 +1,30 @@
-//! The patient index, `index/patients/` (`docs/format.md` §6b): where each patient's rows
-//! lie in the sealed segments, so one patient's accesses are found by reading a few pages
-//! of a few files instead of every segment of the store (a patient's ITI-81 search over
-//! 25 M events read all of them: 16-22 s).
+//! The patient index, `index/patients/` (`docs/format.md` §6, "Patient index"): every sealed
+//! event that names a patient, again, sorted by patient, so one patient's accesses are read
+//! from a few compressed blocks instead of every segment of the store (a patient's ITI-81
+//! search over 25 M events read all of them: 16-22 s). It is a covering index: a lookup
+//! reads no segment. An index of places in the segments instead (patient, segment, rows)
+//! was tried first and measured at 54 ms p50 / 238 ms p99 on the HSØ week, most of it
+//! opening Parquet column chunks (benches/RESULTS.md).
 //!
-//! Like the epoch index it is derived: it adds nothing a verifier relies on, and it can be
-//! rebuilt from the segments at any time (`repair`). A reader never trusts it for content:
-//! every row it points to is read from its segment and kept only if its patient is the one
-//! asked for, so a hash collision or a damaged run can cost a read, never show another
-//! patient's access. What a damaged run could do is hide rows; `verify_runs` rebuilds each
-//! run's epochs and compares.
+//! Like the epoch index it is derived: nothing a verifier relies on, and it can be rebuilt
+//! from the segments at any time (`repair`). `verify_runs` rebuilds each run's content
+//! from its epochs' segments and compares, since a run that lost an entry would hide an
+//! access from a patient; readers compare the patient identifier of every record they
+//! read, so a 64-bit key collision can never show another patient's access.
 //!
-//! Layout: sorted runs, each covering a contiguous range of epochs, merged in a base-8
-//! tier (like a binary counter): a seal writes a run for its epoch, eight runs of equal
-//! width become one. A year of 30-second seals (a million epochs) is then at most ~50 runs,
-//! and each entry is rewritten about 7 times in its life. A lookup binary-searches every
-//! run it needs, reading a few 4 KiB pages of each.
+//! Layout: sorted runs, each covering a contiguous range of epochs, merged in a base-8 tier
+//! (like a counter): a seal writes a run for its epoch, eight runs of equal width become
+//! one. A year of 30-second seals (a million epochs) is then at most ~50 runs, each entry is
+//! rewritten about 7 times in its life, and a lookup binary-searches every run's block
+//! index and decompresses a block or two of each.
 
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use loggvakt_model::{AccessEvent, EventColumns};
 
 use crate::fsutil::{create_dir_durable, sync_dir};
 use crate::manifest::Manifest;
@@ -28,9 +32,15 @@ use crate::StoreError;
 
 /// The directory of the runs, relative to the store.
 pub const PATIENT_INDEX_DIR: &str = "index/patients";
-const MAGIC: &[u8; 8] = b"LVPATIX1";
-const HEADER_LEN: u64 = 48;
-const ENTRY_LEN: u64 = 20;
+const MAGIC: &[u8; 8] = b"LVPATIX2";
+const HEADER_LEN: u64 = 24;
+const BLOCK_INDEX_ENTRY: u64 = 24;
+/// entries, blocks, block index offset; then the BLAKE3 footer.
+const TRAILER_LEN: u64 = 24 + 32;
+/// Entries are gathered into blocks of about this many bytes before compression: a lookup
+/// decompresses one or two blocks of each run.
+const BLOCK_BYTES: usize = 64 << 10;
+const ZSTD_LEVEL: i32 = 3;
 /// Runs of equal width merged at once: the tier's base.
 pub const FAN_IN: usize = 8;
 
@@ -43,40 +53,26 @@ pub fn patient_key(patient_id: &str) -> u64 {
     u64::from_le_bytes(first)
 }
 
-/// One patient's consecutive rows in one segment file (the seal sorts a segment by patient).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+/// One indexed event: its patient's key, its sequence number and its record encoding
+/// (`AccessEvent::encode_record`, `docs/format.md` §3: canonical encoding and source digest).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
     pub key: u64,
-    pub row_start: u32,
-    pub rows: u32,
+    pub seq: u64,
+    pub record: Vec<u8>,
 }
 
-/// The spans of a segment whose rows are in the given patient order (rows without a
-/// patient have none).
-pub fn spans_of<'a>(patients: impl IntoIterator<Item = Option<&'a str>>) -> Vec<Span> {
-    let mut out: Vec<Span> = Vec::new();
-    let mut current: Option<&str> = None;
-    for (row, patient) in patients.into_iter().enumerate() {
-        match patient {
-            Some(p) if current == Some(p) => {
-                if let Some(last) = out.last_mut() {
-                    last.rows += 1;
-                }
-            }
-            Some(p) => out.push(Span { key: patient_key(p), row_start: row as u32, rows: 1 }),
-            None => {}
-        }
-        current = patient;
-    }
-    out
-}
-
-/// One segment's spans, as a seal or a repair hands them to [`write_run`].
-#[derive(Debug, Clone)]
-pub struct SegmentSpans {
-    /// The segment's path relative to the store, as in its manifest.
-    pub path: String,
-    pub spans: Vec<Span>,
+/// The entries of sealed records (those without a patient have none).
+pub fn entries_of<'a>(records: impl IntoIterator<Item = (u64, &'a AccessEvent)>) -> Vec<Entry> {
+    records
+        .into_iter()
+        .filter_map(|(seq, event)| {
+            let patient = event.patient_id.as_deref()?;
+            let mut record = Vec::with_capacity(256);
+            event.encode_record(&mut record);
+            Some(Entry { key: patient_key(patient), seq, record })
+        })
+        .collect()
 }
 
 /// A run's name: the epochs it covers.
@@ -100,76 +96,116 @@ impl RunName {
     fn width(&self) -> u64 {
         self.last_epoch - self.first_epoch + 1
     }
-
-    /// The tier: width 1 is tier 0, 8 is tier 1, 64 tier 2, …
-    fn tier(&self) -> u32 {
-        self.width().ilog(FAN_IN as u64)
-    }
 }
 
 fn dir_of(store: &Path) -> PathBuf {
     store.join(PATIENT_INDEX_DIR)
 }
 
-/// Writes a run durably (temporary name, fsync, rename). `segments` are in epoch order.
-pub fn write_run(store: &Path, run: RunName, segments: &[SegmentSpans]) -> Result<PathBuf, StoreError> {
-    let mut entries: Vec<(Span, u32)> = Vec::with_capacity(segments.iter().map(|s| s.spans.len()).sum());
-    for (no, segment) in segments.iter().enumerate() {
-        entries.extend(segment.spans.iter().map(|span| (*span, no as u32)));
-    }
-    // Stable: one patient's entries stay in epoch (segment) order.
-    entries.sort_by_key(|(span, _)| span.key);
-    let heap: usize = segments.iter().map(|s| s.path.len()).sum();
-    let mut out = RunWriter::create(store, run, entries.len() as u64, segments.len() as u64, heap as u64)?;
-    for (span, segment) in &entries {
-        out.entry(span, *segment)?;
-    }
-    let mut end = 0u64;
-    for segment in segments {
-        end += segment.path.len() as u64;
-        out.write(&end.to_le_bytes())?;
-    }
-    for segment in segments {
-        out.write(segment.path.as_bytes())?;
+/// Writes a run durably (temporary name, fsync, rename), sorting `entries` first.
+pub fn write_run(store: &Path, run: RunName, entries: &mut [Entry]) -> Result<PathBuf, StoreError> {
+    entries.sort_unstable_by_key(|e| (e.key, e.seq));
+    let mut out = RunWriter::create(store, run)?;
+    for entry in entries.iter() {
+        out.push(entry.key, entry.seq, &entry.record)?;
     }
     out.finish()
 }
 
-/// Writes a run file front to back, hashing what it writes for the footer.
+/// Writes a run front to back: entries gathered into blocks, each block compressed; then
+/// the block index, the trailer and the footer (BLAKE3 of every byte before).
 struct RunWriter {
     tmp: PathBuf,
     path: PathBuf,
     out: BufWriter<File>,
     hasher: blake3::Hasher,
+    written: u64,
+    block: Vec<u8>,
+    block_first_key: u64,
+    /// (first key, offset, compressed length, raw length) of each block written.
+    blocks: Vec<(u64, u64, u32, u32)>,
+    entries: u64,
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 impl RunWriter {
-    fn create(store: &Path, run: RunName, entries: u64, segments: u64, heap: u64) -> Result<Self, StoreError> {
+    fn create(store: &Path, run: RunName) -> Result<Self, StoreError> {
         let dir = dir_of(store);
         create_dir_durable(&dir)?;
         let path = dir.join(run.file_name());
         let tmp = path.with_extension("idx.tmp");
         let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        let mut writer = RunWriter { tmp, path, out: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() };
+        let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| StoreError::io(&tmp, e))?;
+        let mut writer = RunWriter {
+            tmp,
+            path,
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            written: 0,
+            block: Vec::with_capacity(BLOCK_BYTES + 4096),
+            block_first_key: 0,
+            blocks: Vec::new(),
+            entries: 0,
+            compressor,
+        };
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
-        for value in [run.first_epoch, run.last_epoch, entries, segments, heap] {
-            header.extend_from_slice(&value.to_le_bytes());
-        }
+        header.extend_from_slice(&run.first_epoch.to_le_bytes());
+        header.extend_from_slice(&run.last_epoch.to_le_bytes());
         writer.write(&header)?;
         Ok(writer)
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
         self.out.write_all(bytes).map_err(|e| StoreError::io(&self.tmp, e))
     }
 
-    fn entry(&mut self, span: &Span, segment: u32) -> Result<(), StoreError> {
-        self.write(&encode_entry(span, segment))
+    /// Adds an entry; entries come in (key, seq) order.
+    fn push(&mut self, key: u64, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+        if self.block.is_empty() {
+            self.block_first_key = key;
+        }
+        self.block.extend_from_slice(&key.to_le_bytes());
+        self.block.extend_from_slice(&seq.to_le_bytes());
+        self.block.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        self.block.extend_from_slice(record);
+        self.entries += 1;
+        if self.block.len() >= BLOCK_BYTES {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<(), StoreError> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let compressed = self.compressor.compress(&self.block).map_err(|e| StoreError::io(&self.tmp, e))?;
+        self.blocks.push((self.block_first_key, self.written, compressed.len() as u32, self.block.len() as u32));
+        self.write(&compressed)?;
+        self.block.clear();
+        Ok(())
     }
 
     fn finish(mut self) -> Result<PathBuf, StoreError> {
+        self.flush_block()?;
+        let index_offset = self.written;
+        let blocks = std::mem::take(&mut self.blocks);
+        for (first_key, offset, compressed, raw) in &blocks {
+            let mut bytes = [0u8; BLOCK_INDEX_ENTRY as usize];
+            bytes[..8].copy_from_slice(&first_key.to_le_bytes());
+            bytes[8..16].copy_from_slice(&offset.to_le_bytes());
+            bytes[16..20].copy_from_slice(&compressed.to_le_bytes());
+            bytes[20..24].copy_from_slice(&raw.to_le_bytes());
+            self.write(&bytes)?;
+        }
+        let mut trailer = Vec::with_capacity(24);
+        for value in [self.entries, blocks.len() as u64, index_offset] {
+            trailer.extend_from_slice(&value.to_le_bytes());
+        }
+        self.write(&trailer)?;
         let footer = *self.hasher.finalize().as_bytes();
         self.out.write_all(&footer).map_err(|e| StoreError::io(&self.tmp, e))?;
         let file = self.out.into_inner().map_err(|e| StoreError::io(&self.tmp, e.into_error()))?;
@@ -180,102 +216,113 @@ impl RunWriter {
     }
 }
 
-/// An open run: its header, read; entries and paths read on demand.
+/// One block's place in its run.
+#[derive(Debug, Clone, Copy)]
+struct BlockRef {
+    first_key: u64,
+    offset: u64,
+    compressed: u32,
+    raw: u32,
+}
+
+/// An open run: its trailer, read; the block index and blocks read on demand.
 struct Run {
     path: PathBuf,
     file: File,
+    len: u64,
     entries: u64,
-    segments: u64,
-    heap: u64,
+    blocks: u64,
+    index_offset: u64,
 }
 
 impl Run {
     fn open(path: &Path) -> Result<Run, std::io::Error> {
         let file = File::open(path)?;
+        let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+        let len = file.metadata()?.len();
+        if len < HEADER_LEN + TRAILER_LEN {
+            return Err(bad(format!("is {len} bytes, shorter than a run's header and trailer")));
+        }
         let mut header = [0u8; HEADER_LEN as usize];
         file.read_exact_at(&mut header, 0)?;
-        let field = |i: usize| u64::from_le_bytes(header[8 + 8 * i..16 + 8 * i].try_into().unwrap_or_default());
-        let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
         if &header[..8] != MAGIC {
-            return Err(bad("not a patient index run (wrong magic)"));
+            return Err(bad("is not a patient index run (wrong magic)".into()));
         }
-        let (entries, segments, heap) = (field(2), field(3), field(4));
-        let expected = HEADER_LEN + entries * ENTRY_LEN + segments * 8 + heap + 32;
-        let len = file.metadata()?.len();
-        if len != expected {
-            return Err(bad(&format!("is {len} bytes, its header says {expected}")));
+        let mut trailer = [0u8; 24];
+        file.read_exact_at(&mut trailer, len - TRAILER_LEN)?;
+        let field = |i: usize| u64::from_le_bytes(trailer[8 * i..8 * i + 8].try_into().unwrap_or_default());
+        let (entries, blocks, index_offset) = (field(0), field(1), field(2));
+        let expected = index_offset.checked_add(blocks.saturating_mul(BLOCK_INDEX_ENTRY)).and_then(|n| n.checked_add(TRAILER_LEN));
+        if index_offset < HEADER_LEN || expected != Some(len) {
+            return Err(bad(format!("is {len} bytes, its trailer says {}", expected.map_or("more".into(), |n| n.to_string()))));
         }
-        Ok(Run { path: path.to_owned(), file, entries, segments, heap })
+        Ok(Run { path: path.to_owned(), file, len, entries, blocks, index_offset })
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> StoreError {
         StoreError::Corrupt { path: self.path.clone(), detail: detail.into() }
     }
 
-    fn entry(&self, i: u64) -> Result<(Span, u32), StoreError> {
-        let mut bytes = [0u8; ENTRY_LEN as usize];
-        self.file.read_exact_at(&mut bytes, HEADER_LEN + i * ENTRY_LEN).map_err(|e| StoreError::io(&self.path, e))?;
-        Ok(decode_entry(&bytes))
+    fn block_ref(&self, i: u64) -> Result<BlockRef, StoreError> {
+        let mut bytes = [0u8; BLOCK_INDEX_ENTRY as usize];
+        self.file.read_exact_at(&mut bytes, self.index_offset + i * BLOCK_INDEX_ENTRY).map_err(|e| StoreError::io(&self.path, e))?;
+        let word = |r: std::ops::Range<usize>| bytes.get(r).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or_default();
+        let long = |r: std::ops::Range<usize>| bytes.get(r).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or_default();
+        let block = BlockRef { first_key: long(0..8), offset: long(8..16), compressed: word(16..20), raw: word(20..24) };
+        if block.offset < HEADER_LEN || block.offset + block.compressed as u64 > self.index_offset {
+            return Err(self.corrupt(format!("block {i} lies outside the run's blocks")));
+        }
+        Ok(block)
     }
 
-    fn key(&self, i: u64) -> Result<u64, StoreError> {
-        Ok(self.entry(i)?.0.key)
+    /// A block's entries, decompressed into `out` (cleared first).
+    fn read_block(&self, i: u64, decompressor: &mut zstd::bulk::Decompressor<'_>, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        let block = self.block_ref(i)?;
+        let mut compressed = vec![0u8; block.compressed as usize];
+        self.file.read_exact_at(&mut compressed, block.offset).map_err(|e| StoreError::io(&self.path, e))?;
+        out.clear();
+        out.reserve(block.raw as usize);
+        let n = decompressor.decompress_to_buffer(&compressed, out).map_err(|e| self.corrupt(format!("block {i} does not decompress: {e}")))?;
+        if n != block.raw as usize {
+            return Err(self.corrupt(format!("block {i} decompresses to {n} bytes, its index says {}", block.raw)));
+        }
+        Ok(())
     }
 
-    /// The first entry whose key is not below `key`.
-    fn lower_bound(&self, key: u64) -> Result<u64, StoreError> {
-        let (mut lo, mut hi) = (0u64, self.entries);
+    /// The first block that may hold `key`: the last whose first key is below it (a key's
+    /// entries can begin at the end of a block), or block 0.
+    fn first_block_for(&self, key: u64) -> Result<u64, StoreError> {
+        let (mut lo, mut hi) = (0u64, self.blocks);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.key(mid)? < key {
+            if self.block_ref(mid)?.first_key < key {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        Ok(lo)
+        Ok(lo.saturating_sub(1))
     }
+}
 
-    fn segment_path(&self, segment: u32) -> Result<String, StoreError> {
-        let segment = segment as u64;
-        if segment >= self.segments {
-            return Err(self.corrupt(format!("an entry names segment {segment}, the run has {}", self.segments)));
+/// The entries of a decompressed block, in order: (key, seq, record).
+fn block_entries(block: &[u8]) -> impl Iterator<Item = Result<(u64, u64, &[u8]), String>> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        if at >= block.len() {
+            return None;
         }
-        let ends_at = HEADER_LEN + self.entries * ENTRY_LEN;
-        let mut end = [0u8; 8];
-        self.file.read_exact_at(&mut end, ends_at + segment * 8).map_err(|e| StoreError::io(&self.path, e))?;
-        let end = u64::from_le_bytes(end);
-        let start = match segment {
-            0 => 0,
-            s => {
-                let mut start = [0u8; 8];
-                self.file.read_exact_at(&mut start, ends_at + (s - 1) * 8).map_err(|e| StoreError::io(&self.path, e))?;
-                u64::from_le_bytes(start)
-            }
+        let head = block.get(at..at + 20)?;
+        let key = u64::from_le_bytes(head[..8].try_into().ok()?);
+        let seq = u64::from_le_bytes(head[8..16].try_into().ok()?);
+        let len = u32::from_le_bytes(head[16..20].try_into().ok()?) as usize;
+        let Some(record) = block.get(at + 20..at + 20 + len) else {
+            at = block.len();
+            return Some(Err(format!("an entry at byte {at} runs past its block")));
         };
-        if start > end || end > self.heap {
-            return Err(self.corrupt(format!("segment {segment}'s path lies outside the run")));
-        }
-        let mut path = vec![0u8; (end - start) as usize];
-        self.file.read_exact_at(&mut path, ends_at + self.segments * 8 + start).map_err(|e| StoreError::io(&self.path, e))?;
-        String::from_utf8(path).map_err(|_| self.corrupt(format!("segment {segment}'s path is not UTF-8")))
-    }
-}
-
-/// An entry as stored: key, segment number, first row, rows (§6, little-endian).
-fn encode_entry(span: &Span, segment: u32) -> [u8; ENTRY_LEN as usize] {
-    let mut bytes = [0u8; ENTRY_LEN as usize];
-    bytes[..8].copy_from_slice(&span.key.to_le_bytes());
-    bytes[8..12].copy_from_slice(&segment.to_le_bytes());
-    bytes[12..16].copy_from_slice(&span.row_start.to_le_bytes());
-    bytes[16..20].copy_from_slice(&span.rows.to_le_bytes());
-    bytes
-}
-
-fn decode_entry(bytes: &[u8]) -> (Span, u32) {
-    let word = |range: std::ops::Range<usize>| bytes.get(range).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or_default();
-    let key = bytes.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or_default();
-    (Span { key, row_start: word(12..16), rows: word(16..20) }, word(8..12))
+        at += 20 + len;
+        Some(Ok((key, seq, record)))
+    })
 }
 
 /// The run files present, by name (leftover temporary files are not runs).
@@ -310,19 +357,13 @@ pub fn covering(runs: &[RunName]) -> (Vec<RunName>, u64) {
     (chosen, next - 1)
 }
 
-/// Where one patient's rows are: sealed segments and the rows in them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PatientRows {
-    /// (segment path relative to the store, first row, number of rows), in epoch order.
-    pub spans: Vec<(String, u32, u32)>,
-    /// The index covers epochs 1 to this; later epochs (a seal being indexed right now, or a
-    /// crash's gap until the writer repairs it) must be searched in their segments.
-    pub indexed_through: u64,
-}
-
-/// One patient's rows, from every run the index needs. Retries when a merge removed a run
-/// between the listing and the opening.
-pub fn lookup(store: &Path, patient_id: &str) -> Result<PatientRows, StoreError> {
+/// Hands every indexed event of one patient to `visit` as (seq, record encoding), run by
+/// run in epoch order and by seq within a run, and returns the last epoch the index covers
+/// (later epochs, a seal being indexed now or a crash's gap until the writer repairs it,
+/// must be read from their segments). The caller decodes a record and compares its
+/// patient: a key shared by two patients gives both their records here. Memory: one
+/// block of each run at a time. Retries when a merge removed a run under it.
+pub fn lookup(store: &Path, patient_id: &str, mut visit: impl FnMut(u64, &[u8]) -> Result<(), StoreError>) -> Result<u64, StoreError> {
     let key = patient_key(patient_id);
     let mut attempt = 0;
     'retry: loop {
@@ -337,25 +378,27 @@ pub fn lookup(store: &Path, patient_id: &str) -> Result<PatientRows, StoreError>
                 Err(e) => return Err(StoreError::io(&path, e)),
             }
         }
-        let mut out = PatientRows { spans: Vec::new(), indexed_through };
+        let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| StoreError::io(&dir_of(store), e))?;
+        let mut block = Vec::with_capacity(BLOCK_BYTES * 2);
         for run in &runs {
-            let mut i = run.lower_bound(key)?;
-            while i < run.entries {
-                let (span, segment) = run.entry(i)?;
-                if span.key != key {
-                    break;
+            let mut i = run.first_block_for(key)?;
+            while i < run.blocks && run.block_ref(i)?.first_key <= key {
+                run.read_block(i, &mut decompressor, &mut block)?;
+                for entry in block_entries(&block) {
+                    let (k, seq, record) = entry.map_err(|e| run.corrupt(e))?;
+                    if k == key {
+                        visit(seq, record)?;
+                    }
                 }
-                out.spans.push((run.segment_path(segment)?, span.row_start, span.rows));
                 i += 1;
             }
         }
-        return Ok(out);
+        return Ok(indexed_through);
     }
 }
 
-/// Merges every group of [`FAN_IN`] adjacent runs of the same tier into one, repeatedly,
-/// then deletes the runs it superseded. Memory: one read buffer per input.
-/// Returns how many merges it made.
+/// Merges every group of [`FAN_IN`] adjacent runs of the same width into one, repeatedly,
+/// then deletes the runs it superseded. Memory: one block per input. Returns the merges.
 pub fn compact(store: &Path) -> Result<usize, StoreError> {
     let mut merges = 0;
     loop {
@@ -366,130 +409,108 @@ pub fn compact(store: &Path) -> Result<usize, StoreError> {
             let path = dir_of(store).join(stale.file_name());
             std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
         }
-        let group = chosen.windows(FAN_IN).find(|w| w.iter().all(|r| r.tier() == w[0].tier() && r.width() == w[0].width()));
-        let Some(group) = group else { return Ok(merges) };
+        let Some(group) = chosen.windows(FAN_IN).find(|w| w.iter().all(|r| r.width() == w[0].width())) else { return Ok(merges) };
         merge(store, group)?;
         merges += 1;
     }
 }
 
+/// A run's entries in order, a block at a time.
+struct EntryReader {
+    run: Run,
+    next_block: u64,
+    block: Vec<u8>,
+    at: usize,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl EntryReader {
+    fn new(run: Run) -> Result<Self, StoreError> {
+        let decompressor = zstd::bulk::Decompressor::new().map_err(|e| StoreError::io(&run.path, e))?;
+        Ok(EntryReader { run, next_block: 0, block: Vec::new(), at: 0, decompressor })
+    }
+
+    /// The next entry, as (key, seq, record).
+    fn next(&mut self) -> Result<Option<Entry>, StoreError> {
+        while self.at >= self.block.len() {
+            if self.next_block >= self.run.blocks {
+                return Ok(None);
+            }
+            self.run.read_block(self.next_block, &mut self.decompressor, &mut self.block)?;
+            self.next_block += 1;
+            self.at = 0;
+        }
+        let (key, seq, record) = match block_entries(&self.block[self.at..]).next() {
+            Some(Ok(entry)) => entry,
+            Some(Err(e)) => return Err(self.run.corrupt(e)),
+            None => return Ok(None),
+        };
+        let entry = Entry { key, seq, record: record.to_vec() };
+        self.at += 20 + entry.record.len();
+        Ok(Some(entry))
+    }
+}
+
 /// Writes one run covering `inputs` (adjacent, in epoch order), then deletes them.
 fn merge(store: &Path, inputs: &[RunName]) -> Result<(), StoreError> {
-    let runs: Vec<Run> =
-        inputs.iter().map(|n| Run::open(&dir_of(store).join(n.file_name())).map_err(|e| StoreError::io(&dir_of(store).join(n.file_name()), e))).collect::<Result<_, _>>()?;
+    let mut readers = Vec::with_capacity(inputs.len());
+    for name in inputs {
+        let path = dir_of(store).join(name.file_name());
+        readers.push(EntryReader::new(Run::open(&path).map_err(|e| StoreError::io(&path, e))?)?);
+    }
     let name = RunName { first_epoch: inputs[0].first_epoch, last_epoch: inputs[inputs.len() - 1].last_epoch };
-    let entries: u64 = runs.iter().map(|r| r.entries).sum();
-    let segments: u64 = runs.iter().map(|r| r.segments).sum();
-    let heap: u64 = runs.iter().map(|r| r.heap).sum();
-    let mut out = RunWriter::create(store, name, entries, segments, heap)?;
-    // Segment numbers move up by the segments of the runs before.
-    let mut segment_base = Vec::with_capacity(runs.len());
-    let mut base = 0u64;
-    for run in &runs {
-        segment_base.push(base as u32);
-        base += run.segments;
-    }
-    let mut readers: Vec<EntryReader> = runs.iter().map(EntryReader::new).collect::<Result<_, _>>()?;
-    // Min-heap on (key, input): ties keep epoch order, and each input is already in order.
-    let mut heap_of_heads = BinaryHeap::new();
+    let mut out = RunWriter::create(store, name)?;
+    // Min-heap on (key, seq): sequence numbers are unique across runs.
+    let mut heads = BinaryHeap::new();
     for (i, reader) in readers.iter_mut().enumerate() {
-        if let Some((span, segment)) = reader.next()? {
-            heap_of_heads.push(std::cmp::Reverse((span.key, i, span.row_start, span.rows, segment)));
+        if let Some(entry) = reader.next()? {
+            heads.push(std::cmp::Reverse((entry, i)));
         }
     }
-    while let Some(std::cmp::Reverse((key, i, row_start, rows, segment))) = heap_of_heads.pop() {
-        out.entry(&Span { key, row_start, rows }, segment + segment_base[i])?;
-        if let Some((span, segment)) = readers[i].next()? {
-            heap_of_heads.push(std::cmp::Reverse((span.key, i, span.row_start, span.rows, segment)));
-        }
-    }
-    // Path ends move up by the heap bytes of the runs before.
-    let mut heap_base = 0u64;
-    for run in &runs {
-        let mut ends = BufReader::new(section(run, HEADER_LEN + run.entries * ENTRY_LEN, run.segments * 8)?);
-        for _ in 0..run.segments {
-            let mut end = [0u8; 8];
-            ends.read_exact(&mut end).map_err(|e| StoreError::io(&run.path, e))?;
-            out.write(&(u64::from_le_bytes(end) + heap_base).to_le_bytes())?;
-        }
-        heap_base += run.heap;
-    }
-    for run in &runs {
-        let mut paths = section(run, HEADER_LEN + run.entries * ENTRY_LEN + run.segments * 8, run.heap)?;
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let n = paths.read(&mut buffer).map_err(|e| StoreError::io(&run.path, e))?;
-            if n == 0 {
-                break;
-            }
-            out.write(&buffer[..n])?;
+    while let Some(std::cmp::Reverse((entry, i))) = heads.pop() {
+        out.push(entry.key, entry.seq, &entry.record)?;
+        if let Some(next) = readers[i].next()? {
+            heads.push(std::cmp::Reverse((next, i)));
         }
     }
     out.finish()?;
-    for run in &runs {
-        std::fs::remove_file(&run.path).map_err(|e| StoreError::io(&run.path, e))?;
+    for reader in &readers {
+        std::fs::remove_file(&reader.run.path).map_err(|e| StoreError::io(&reader.run.path, e))?;
     }
     Ok(())
 }
 
-/// `len` bytes of a run from `offset`, as a reader. The file is opened again, so several
-/// sections of one run can be read side by side (a cloned handle would share the offset).
-fn section(run: &Run, offset: u64, len: u64) -> Result<std::io::Take<File>, StoreError> {
-    use std::io::Seek;
-    let mut file = File::open(&run.path).map_err(|e| StoreError::io(&run.path, e))?;
-    file.seek(std::io::SeekFrom::Start(offset)).map_err(|e| StoreError::io(&run.path, e))?;
-    Ok(file.take(len))
-}
-
-/// A run's entries in order, through a buffer.
-struct EntryReader {
-    path: PathBuf,
-    reader: BufReader<std::io::Take<File>>,
-    left: u64,
-}
-
-impl EntryReader {
-    fn new(run: &Run) -> Result<Self, StoreError> {
-        Ok(EntryReader { path: run.path.clone(), reader: BufReader::with_capacity(1 << 16, section(run, HEADER_LEN, run.entries * ENTRY_LEN)?), left: run.entries })
-    }
-
-    fn next(&mut self) -> Result<Option<(Span, u32)>, StoreError> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        let mut bytes = [0u8; ENTRY_LEN as usize];
-        self.reader.read_exact(&mut bytes).map_err(|e| StoreError::io(&self.path, e))?;
-        self.left -= 1;
-        Ok(Some(decode_entry(&bytes)))
-    }
-}
-
-/// The spans of a sealed segment, read from its `patient_id` column (a repair, or a check).
-pub fn segment_spans(store: &Path, rel_path: &str) -> Result<SegmentSpans, StoreError> {
-    use arrow_array::cast::AsArray;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use parquet::arrow::ProjectionMask;
+/// The entries of a sealed segment, from its rows (a repair, or a check).
+pub fn segment_entries(store: &Path, rel_path: &str, out: &mut Vec<Entry>) -> Result<(), StoreError> {
     let path = store.join(rel_path);
     let corrupt = |detail: String| StoreError::Corrupt { path: path.clone(), detail };
-    let file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(format!("not a readable Parquet file: {e}")))?;
-    let column = builder.schema().index_of("patient_id").map_err(|e| corrupt(e.to_string()))?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
-    let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| corrupt(e.to_string()))?;
-    let mut ids: Vec<Option<String>> = Vec::new();
-    for batch in reader {
+    let file = crate::segment::SegmentFile::open(&path, 8192)?;
+    for batch in file.reader {
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;
-        let column = batch.column(0);
-        let strings = column.as_string_opt::<i32>().ok_or_else(|| corrupt("patient_id is not a string column".into()))?;
-        ids.extend(strings.iter().map(|s| s.map(str::to_owned)));
+        let columns = EventColumns::new(&batch).map_err(|e| corrupt(e.to_string()))?;
+        let seqs = batch
+            .column_by_name(crate::segment::SEQ_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>().cloned())
+            .ok_or_else(|| corrupt("seq column missing".into()))?;
+        for row in 0..batch.num_rows() {
+            if let Some(patient) = columns.patient_id(row) {
+                let mut record = Vec::with_capacity(256);
+                columns.encode_record(row, &mut record);
+                out.push(Entry { key: patient_key(patient), seq: seqs.value(row) as u64, record });
+            }
+        }
     }
-    Ok(SegmentSpans { path: rel_path.to_owned(), spans: spans_of(ids.iter().map(|s| s.as_deref())) })
+    Ok(())
 }
 
-/// The run of one sealed epoch, from its manifest's segments.
+/// The run of one sealed epoch, from its manifest's segments. Memory: the epoch's entries
+/// (an epoch is at most `max_epoch_records` records).
 pub fn index_epoch(store: &Path, manifest: &Manifest) -> Result<(), StoreError> {
-    let segments: Vec<SegmentSpans> = manifest.segments.iter().map(|s| segment_spans(store, &s.path)).collect::<Result<_, _>>()?;
-    write_run(store, RunName { first_epoch: manifest.epoch, last_epoch: manifest.epoch }, &segments)?;
+    let mut entries = Vec::new();
+    for segment in &manifest.segments {
+        segment_entries(store, &segment.path, &mut entries)?;
+    }
+    write_run(store, RunName { first_epoch: manifest.epoch, last_epoch: manifest.epoch }, &mut entries)?;
     Ok(())
 }
 
@@ -513,11 +534,10 @@ pub fn repair(store: &Path, committed_epoch: u64) -> Result<u64, StoreError> {
     Ok(indexed)
 }
 
-/// Checks every run in the cover against the segments: its footer, its list of segment
-/// paths against its epochs' manifests, and its entries against the spans those segments
-/// give. Entries are compared as a multiset (a sum of 128-bit hashes) plus their order, so
-/// memory stays one segment's spans however large the run. Returns the entries checked.
-/// Reads every segment's patient column.
+/// Checks every run in the cover against the segments: its footer, the order of its
+/// entries, and their content against the rows of its epochs' segments, compared as a
+/// multiset (a sum of 128-bit hashes of key, seq and record) so memory stays one segment's
+/// entries however large the run. Returns the entries checked. Reads every segment.
 pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
     let (chosen, _) = covering(&list_runs(store)?);
     let mut checked = 0;
@@ -525,57 +545,46 @@ pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
         let path = dir_of(store).join(name.file_name());
         let run = Run::open(&path).map_err(|e| StoreError::io(&path, e))?;
         let mut footer = [0u8; 32];
-        let body = HEADER_LEN + run.entries * ENTRY_LEN + run.segments * 8 + run.heap;
+        let body = run.len - 32;
         run.file.read_exact_at(&mut footer, body).map_err(|e| StoreError::io(&path, e))?;
         let mut hasher = blake3::Hasher::new();
-        std::io::copy(&mut section(&run, 0, body)?, &mut hasher).map_err(|e| StoreError::io(&path, e))?;
+        let mut whole = File::open(&path).map_err(|e| StoreError::io(&path, e))?.take(body);
+        std::io::copy(&mut whole, &mut hasher).map_err(|e| StoreError::io(&path, e))?;
         if *hasher.finalize().as_bytes() != footer {
             return Err(run.corrupt("its footer hash does not match its contents"));
         }
-        // What the segments give, segment by segment, against the run's path table in order.
-        let mut ends = BufReader::new(section(&run, HEADER_LEN + run.entries * ENTRY_LEN, run.segments * 8)?);
-        let mut heap = BufReader::new(section(&run, HEADER_LEN + run.entries * ENTRY_LEN + run.segments * 8, run.heap)?);
-        let (mut segment_no, mut heap_at, mut expected_sum, mut expected_count) = (0u64, 0u64, 0u128, 0u64);
+        let (mut expected_sum, mut expected_count) = (0u128, 0u64);
+        let mut entries = Vec::new();
         for epoch in name.first_epoch..=name.last_epoch {
             let (manifest, _) = crate::layout::read_manifest(&store.join(crate::manifest::manifest_rel_path(epoch)))?;
             for segment in &manifest.segments {
-                if segment_no >= run.segments {
-                    return Err(run.corrupt(format!("names {} segments, its epochs have more", run.segments)));
-                }
-                let mut end = [0u8; 8];
-                ends.read_exact(&mut end).map_err(|e| StoreError::io(&path, e))?;
-                let end = u64::from_le_bytes(end);
-                let mut named = vec![0u8; end.saturating_sub(heap_at).min(run.heap) as usize];
-                heap.read_exact(&mut named).map_err(|e| StoreError::io(&path, e))?;
-                heap_at = end;
-                if named != segment.path.as_bytes() {
-                    return Err(run.corrupt(format!("its segment {segment_no} is {}, epoch {epoch}'s manifest lists {}", String::from_utf8_lossy(&named), segment.path)));
-                }
-                for span in segment_spans(store, &segment.path)?.spans {
-                    expected_sum = expected_sum.wrapping_add(entry_hash(&span, segment_no as u32));
+                entries.clear();
+                segment_entries(store, &segment.path, &mut entries)?;
+                for entry in &entries {
+                    expected_sum = expected_sum.wrapping_add(entry_hash(entry.key, entry.seq, &entry.record));
                     expected_count += 1;
                 }
-                segment_no += 1;
             }
         }
-        if segment_no != run.segments {
-            return Err(run.corrupt(format!("names {} segments, its epochs have {segment_no}", run.segments)));
-        }
-        let (mut entries, mut previous, mut sum, mut count) = (EntryReader::new(&run)?, None, 0u128, 0u64);
-        while let Some((span, segment)) = entries.next()? {
-            let place = (span.key, segment, span.row_start);
-            if previous.is_some_and(|p| p >= place) {
-                return Err(run.corrupt(format!("entry {count} is out of order")));
+        let expected_entries = run.entries;
+        let mut reader = EntryReader::new(run)?;
+        let (mut previous, mut sum, mut count) = (None, 0u128, 0u64);
+        while let Some(entry) = reader.next()? {
+            if previous.is_some_and(|p| p >= (entry.key, entry.seq)) {
+                return Err(reader.run.corrupt(format!("entry {count} is out of order")));
             }
-            previous = Some(place);
-            sum = sum.wrapping_add(entry_hash(&span, segment));
+            previous = Some((entry.key, entry.seq));
+            sum = sum.wrapping_add(entry_hash(entry.key, entry.seq, &entry.record));
             count += 1;
         }
+        if count != expected_entries {
+            return Err(reader.run.corrupt(format!("its trailer says {expected_entries} entries, its blocks hold {count}")));
+        }
         if count != expected_count {
-            return Err(run.corrupt(format!("holds {count} entries, its segments give {expected_count}")));
+            return Err(reader.run.corrupt(format!("holds {count} entries, its segments give {expected_count}")));
         }
         if sum != expected_sum {
-            return Err(run.corrupt("its entries do not match the rows of its segments"));
+            return Err(reader.run.corrupt("its entries do not match the rows of its segments"));
         }
         checked += count;
     }
@@ -583,9 +592,13 @@ pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
 }
 
 /// An entry's contribution to a run's multiset sum.
-fn entry_hash(span: &Span, segment: u32) -> u128 {
+fn entry_hash(key: u64, seq: u64, record: &[u8]) -> u128 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&key.to_le_bytes());
+    hasher.update(&seq.to_le_bytes());
+    hasher.update(record);
     let mut first = [0u8; 16];
-    first.copy_from_slice(&blake3::hash(&encode_entry(span, segment)).as_bytes()[..16]);
+    first.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
     u128::from_le_bytes(first)
 }
 
@@ -593,61 +606,58 @@ fn entry_hash(span: &Span, segment: u32) -> u128 {
 mod tests {
     use super::*;
 
-    fn spans(ids: &[Option<&str>]) -> Vec<Span> {
-        spans_of(ids.iter().copied())
-    }
-
     #[test]
     fn the_key_of_the_format_test_vector() {
         // docs/format.md §6, "Patient index".
         assert_eq!(format!("{:#018x}", patient_key("13116900216")), "0x837d57598d422fea");
     }
 
-    #[test]
-    fn spans_group_consecutive_rows_of_one_patient() {
-        let s = spans(&[None, None, Some("a"), Some("a"), Some("b"), Some("c"), Some("c"), Some("c")]);
-        assert_eq!(
-            s,
-            vec![
-                Span { key: patient_key("a"), row_start: 2, rows: 2 },
-                Span { key: patient_key("b"), row_start: 4, rows: 1 },
-                Span { key: patient_key("c"), row_start: 5, rows: 3 },
-            ]
-        );
+    fn entry(patient: &str, seq: u64) -> Entry {
+        // Records large enough that a run has many blocks.
+        Entry { key: patient_key(patient), seq, record: format!("{patient}:{seq}:{}", "x".repeat(900)).into_bytes() }
     }
 
-    fn seg(path: &str, ids: &[Option<&str>]) -> SegmentSpans {
-        SegmentSpans { path: path.into(), spans: spans(ids) }
+    fn found(store: &Path, patient: &str) -> (Vec<u64>, u64) {
+        let mut seqs = Vec::new();
+        let through = lookup(store, patient, |seq, record| {
+            if record.starts_with(format!("{patient}:").as_bytes()) {
+                seqs.push(seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+        (seqs, through)
     }
 
     #[test]
-    fn lookup_finds_every_span_across_merged_and_unmerged_runs_in_epoch_order() {
+    fn lookup_finds_every_entry_across_merged_and_unmerged_runs_in_epoch_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path();
-        // 19 epochs: patient "p" in every third, "q" everywhere, "r" once.
+        // 19 epochs of 100 events: patient "p" in every third epoch, "q" in every one,
+        // 60 others filling the blocks around them.
+        let mut seq = 0;
         for epoch in 1..=19u64 {
-            let mut ids: Vec<Option<&str>> = vec![None];
-            if epoch % 3 == 0 {
-                ids.extend([Some("p"), Some("p")]);
+            let mut entries = Vec::new();
+            for i in 0..100u64 {
+                seq += 1;
+                let patient = match i {
+                    0 if epoch % 3 == 0 => "p".to_string(),
+                    1 => "q".to_string(),
+                    _ => format!("other-{}", i % 60),
+                };
+                entries.push(entry(&patient, seq));
             }
-            ids.push(Some("q"));
-            if epoch == 11 {
-                ids.push(Some("r"));
-            }
-            let name = RunName { first_epoch: epoch, last_epoch: epoch };
-            write_run(store, name, &[seg(&format!("data/a/seg-{epoch}-0.parquet"), &ids), seg(&format!("data/b/seg-{epoch}-1.parquet"), &[Some("q")])]).unwrap();
+            write_run(store, RunName { first_epoch: epoch, last_epoch: epoch }, &mut entries).unwrap();
             compact(store).unwrap();
         }
         let runs = list_runs(store).unwrap();
         assert_eq!(runs.iter().map(|r| (r.first_epoch, r.last_epoch)).collect::<Vec<_>>(), vec![(1, 8), (9, 16), (17, 17), (18, 18), (19, 19)], "a base-8 counter");
-        let p = lookup(store, "p").unwrap();
-        assert_eq!(p.indexed_through, 19);
-        assert_eq!(p.spans, [3, 6, 9, 12, 15, 18].iter().map(|e| (format!("data/a/seg-{e}-0.parquet"), 1, 2)).collect::<Vec<_>>());
-        let q = lookup(store, "q").unwrap();
-        assert_eq!(q.spans.len(), 38);
-        assert_eq!(q.spans[0..2], [("data/a/seg-1-0.parquet".to_string(), 1, 1), ("data/b/seg-1-1.parquet".to_string(), 0, 1)]);
-        assert_eq!(lookup(store, "r").unwrap().spans, vec![("data/a/seg-11-0.parquet".to_string(), 2, 1)]);
-        assert!(lookup(store, "nobody").unwrap().spans.is_empty());
+        let (p, through) = found(store, "p");
+        assert_eq!(through, 19);
+        assert_eq!(p, [3, 6, 9, 12, 15, 18].iter().map(|e| (e - 1) * 100 + 1).collect::<Vec<_>>());
+        assert_eq!(found(store, "q").0, (1..=19).map(|e| (e - 1) * 100 + 2).collect::<Vec<_>>());
+        assert_eq!(found(store, "other-7").0.len(), 19 * 2, "i = 7 and i = 67 in every epoch");
+        assert!(found(store, "nobody").0.is_empty());
     }
 
     #[test]
@@ -655,32 +665,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path();
         for epoch in 1..=8u64 {
-            write_run(store, RunName { first_epoch: epoch, last_epoch: epoch }, &[seg(&format!("s{epoch}"), &[Some("p")])]).unwrap();
+            write_run(store, RunName { first_epoch: epoch, last_epoch: epoch }, &mut [entry("p", epoch)]).unwrap();
         }
         // A crash after the merged run's rename, before its inputs were deleted.
-        let inputs: Vec<RunName> = list_runs(store).unwrap();
-        let keep: Vec<PathBuf> = inputs.iter().map(|r| dir_of(store).join(r.file_name())).collect();
-        let saved: Vec<Vec<u8>> = keep.iter().map(|p| std::fs::read(p).unwrap()).collect();
+        let inputs: Vec<PathBuf> = list_runs(store).unwrap().iter().map(|r| dir_of(store).join(r.file_name())).collect();
+        let saved: Vec<Vec<u8>> = inputs.iter().map(|p| std::fs::read(p).unwrap()).collect();
         compact(store).unwrap();
-        for (p, bytes) in keep.iter().zip(&saved) {
+        for (p, bytes) in inputs.iter().zip(&saved) {
             std::fs::write(p, bytes).unwrap();
         }
-        assert_eq!(lookup(store, "p").unwrap().spans.len(), 8, "each span once, from the merged run");
+        assert_eq!(found(store, "p").0, (1..=8).collect::<Vec<_>>(), "each entry once, from the merged run");
         compact(store).unwrap();
         assert_eq!(list_runs(store).unwrap(), vec![RunName { first_epoch: 1, last_epoch: 8 }], "the superseded inputs are removed");
         // Epoch 10 indexed but 9 not: the cover stops at 8.
-        write_run(store, RunName { first_epoch: 10, last_epoch: 10 }, &[seg("s10", &[Some("p")])]).unwrap();
-        assert_eq!(lookup(store, "p").unwrap().indexed_through, 8);
+        write_run(store, RunName { first_epoch: 10, last_epoch: 10 }, &mut [entry("p", 10)]).unwrap();
+        assert_eq!(found(store, "p").1, 8);
     }
 
     #[test]
     fn a_damaged_run_is_refused_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path();
-        let path = write_run(store, RunName { first_epoch: 1, last_epoch: 1 }, &[seg("s1", &[Some("p")])]).unwrap();
+        let path = write_run(store, RunName { first_epoch: 1, last_epoch: 1 }, &mut [entry("p", 1)]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-        let err = lookup(store, "p").unwrap_err().to_string();
-        assert!(err.contains("run-0000000001-0000000001.idx") && err.contains("header says"), "{err}");
+        let err = lookup(store, "p", |_, _| Ok(())).unwrap_err().to_string();
+        assert!(err.contains("run-0000000001-0000000001.idx") && err.contains("trailer says"), "{err}");
     }
 }

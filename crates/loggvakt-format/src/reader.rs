@@ -60,33 +60,3 @@ pub fn visit_segment_events(path: &Path, mut visit: impl FnMut(u64, SegmentRow<'
     }
     Ok(())
 }
-
-/// Rows `row_start .. row_start + rows` of one segment file, with their sequence numbers:
-/// with the offset index, only the pages holding them are read and decoded (a patient's
-/// rows, found in the patient index, `patients.rs`).
-pub fn read_segment_rows(path: &Path, row_start: u32, rows: u32) -> Result<Vec<(u64, AccessEvent)>, StoreError> {
-    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
-    let corrupt = |detail: String| StoreError::Corrupt { path: path.to_owned(), detail };
-    let file = std::fs::File::open(path).map_err(|e| StoreError::io(path, e))?;
-    // The offset index (where each page starts) is all a row selection needs to skip pages;
-    // the column index (page statistics) is not read.
-    let options = ArrowReaderOptions::new().with_offset_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(|e| corrupt(format!("not a readable Parquet file: {e}")))?;
-    let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
-    if row_start as u64 + rows as u64 > total {
-        return Err(corrupt(format!("rows {row_start}..{} asked for, the file has {total}", row_start as u64 + rows as u64)));
-    }
-    let selection = RowSelection::from(vec![RowSelector::skip(row_start as usize), RowSelector::select(rows as usize)]);
-    let reader = builder.with_row_selection(selection).with_batch_size(rows.max(1) as usize).build().map_err(|e| corrupt(e.to_string()))?;
-    let mut out = Vec::with_capacity(rows as usize);
-    for batch in reader {
-        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
-        let columns = EventColumns::new(&batch).map_err(|e| corrupt(e.to_string()))?;
-        let seqs =
-            batch.column_by_name(SEQ_COLUMN).and_then(|c| c.as_any().downcast_ref::<arrow_array::Int64Array>().cloned()).ok_or_else(|| corrupt("seq column missing".into()))?;
-        for row in 0..batch.num_rows() {
-            out.push((seqs.value(row) as u64, columns.event(row)));
-        }
-    }
-    Ok(out)
-}

@@ -29,7 +29,7 @@ pub use loggvakt_format::{chain, index, layout, manifest, note, own, patients, s
 
 pub use context::{read_context, KeptContext};
 pub use loggvakt_format::note::{Checkpoint, SigningKey, VerifierKey};
-pub use loggvakt_format::reader::{read_sealed_events, read_segment_events, read_segment_rows, visit_segment_events, SegmentRow};
+pub use loggvakt_format::reader::{read_sealed_events, read_segment_events, visit_segment_events, SegmentRow};
 pub use loggvakt_format::writer_is_running;
 pub use quarantine::{read_quarantine, read_quarantine_records, read_retries, QuarantineEntry, QuarantineRecord, RetryRecord};
 pub use store::{Appended, Journal, JournalOptions, PreparedRecord, Recovery, SealJob, SealReport};

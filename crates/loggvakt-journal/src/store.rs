@@ -24,7 +24,7 @@ use crate::idempotency::{identity, IdempotencyIndex};
 use crate::layout::{list_checkpoints, list_files_under, list_manifests, list_wal_files, read_manifest, StoreInfo, STORE_FILE, STORE_FORMAT};
 use crate::manifest::{checkpoint_rel_path, manifest_rel_path, Manifest, SegmentEntry, MANIFEST_FORMAT};
 use crate::note::{Checkpoint, SigningKey};
-use crate::patients::{self, SegmentSpans};
+use crate::patients;
 use crate::quarantine::{QuarantineEntry, QuarantineWriter, RetryRecord};
 use crate::segment::{epoch_of_file_name, segment_rel_path, write_segment, SealedRecord};
 use crate::wal::{cut_torn_tail, read_wal, wal_path, WalWriter};
@@ -556,11 +556,11 @@ impl SealJob {
         // The seal is committed; readers find it through the epoch index from now on (a
         // crash before this line is repaired when the store is opened again).
         loggvakt_format::index::append(&self.dir, std::slice::from_ref(&manifest))?;
-        // And find each patient's rows through the patient index (derived too: a crash
-        // before this is repaired on open). The rows are still in segment order here.
-        let spans: Vec<SegmentSpans> =
-            jobs.iter().map(|(rel, rows)| SegmentSpans { path: rel.clone(), spans: patients::spans_of(rows.iter().map(|r| r.event.patient_id.as_deref())) }).collect();
-        patients::write_run(&self.dir, patients::RunName { first_epoch: epoch, last_epoch: epoch }, &spans)?;
+        // And each patient's events to the patient index (derived too: a crash before this
+        // is repaired on open).
+        let mut entries = patients::entries_of(self.records.iter().map(|r| (r.seq, r.event.as_ref())));
+        patients::write_run(&self.dir, patients::RunName { first_epoch: epoch, last_epoch: epoch }, &mut entries)?;
+        drop(entries);
         patients::compact(&self.dir)?;
         // The write-ahead journal it came from is no longer needed.
         for path in &self.wal_files {

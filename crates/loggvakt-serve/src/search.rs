@@ -6,7 +6,7 @@ use std::path::Path;
 
 use loggvakt_format::layout::read_manifest;
 use loggvakt_format::manifest::{manifest_rel_path, Manifest};
-use loggvakt_format::{read_segment_events, read_segment_rows, visit_segment_events, StoreError};
+use loggvakt_format::{read_segment_events, visit_segment_events, StoreError};
 use loggvakt_model::{AccessEvent, Timestamp};
 
 pub const MAX_PAGE: usize = 1000;
@@ -177,7 +177,7 @@ impl Matches {
 }
 
 /// Searches the sealed segments, keeping the first `window` matches below `q.before`.
-/// A patient's search reads only that patient's rows, found in the patient index
+/// A patient's search reads only that patient's events, from the patient index
 /// (`loggvakt_format::patients`), plus the epochs sealed after the index; any other
 /// search reads every segment its partitions (tenant, date) allow.
 pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Matches, StoreError> {
@@ -189,25 +189,25 @@ pub fn search_sealed(store: &Path, q: &SearchQuery, window: usize) -> Result<Mat
         }
         return Ok(out);
     };
-    let found = loggvakt_format::patients::lookup(store, patient)?;
-    for (rel, row_start, rows) in &found.spans {
-        if !scope.admits(rel) {
-            continue;
+    // The patient index holds the events themselves: no segment is read. A record whose
+    // patient differs shares a 64-bit key with this one, and `matches` drops it.
+    let indexed_through = loggvakt_format::patients::lookup(store, patient, |seq, record| {
+        if seq >= scope.before {
+            return Ok(());
         }
-        // The index may name rows of another patient with the same 64-bit key: `matches`
-        // compares the identifier itself.
-        for (seq, e) in read_segment_rows(&store.join(rel), *row_start, *rows)? {
-            if seq < scope.before && q.matches(&e) {
-                out.offer(seq, window, || e);
-            }
+        let e = AccessEvent::decode_record(record)
+            .map_err(|err| StoreError::Corrupt { path: store.join(loggvakt_format::patients::PATIENT_INDEX_DIR), detail: format!("the record of seq {seq}: {err}") })?;
+        if q.matches(&e) {
+            out.offer(seq, window, || e);
         }
-    }
-    if found.indexed_through > 0 {
-        let (manifest, _) = read_manifest(&store.join(manifest_rel_path(found.indexed_through)))?;
+        Ok(())
+    })?;
+    if indexed_through > 0 {
+        let (manifest, _) = read_manifest(&store.join(manifest_rel_path(indexed_through)))?;
         out.covered_through = manifest.last_seq;
     }
     // Epochs sealed after the index (a seal being indexed now): read as any search does.
-    for epoch in found.indexed_through + 1.. {
+    for epoch in indexed_through + 1.. {
         let path = store.join(manifest_rel_path(epoch));
         let manifest = match read_manifest(&path) {
             Ok((manifest, _)) => manifest,
