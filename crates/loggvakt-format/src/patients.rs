@@ -312,15 +312,18 @@ fn block_entries(block: &[u8]) -> impl Iterator<Item = Result<(u64, u64, &[u8]),
         if at >= block.len() {
             return None;
         }
-        let head = block.get(at..at + 20)?;
-        let key = u64::from_le_bytes(head[..8].try_into().ok()?);
-        let seq = u64::from_le_bytes(head[8..16].try_into().ok()?);
-        let len = u32::from_le_bytes(head[16..20].try_into().ok()?) as usize;
-        let Some(record) = block.get(at + 20..at + 20 + len) else {
+        let start = at;
+        let word = |from: usize| block.get(from..from + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        let len = block.get(at + 16..at + 20).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        let (Some(key), Some(seq), Some(len)) = (word(at), word(at + 8), len) else {
             at = block.len();
-            return Some(Err(format!("an entry at byte {at} runs past its block")));
+            return Some(Err(format!("the entry at byte {start} of its block is cut short")));
         };
-        at += 20 + len;
+        let Some(record) = block.get(at + 20..at + 20 + len as usize) else {
+            at = block.len();
+            return Some(Err(format!("the entry at byte {start} runs past its block")));
+        };
+        at += 20 + record.len();
         Some(Ok((key, seq, record)))
     })
 }
@@ -518,6 +521,12 @@ pub fn index_epoch(store: &Path, manifest: &Manifest) -> Result<(), StoreError> 
 /// one covered (all of them on a store written before the index existed), then merges.
 /// Returns how many epochs it indexed.
 pub fn repair(store: &Path, committed_epoch: u64) -> Result<u64, StoreError> {
+    // Runs a crash interrupted before their rename were never part of the index.
+    if let Ok(entries) = std::fs::read_dir(dir_of(store)) {
+        for entry in entries.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".idx.tmp")) {
+            std::fs::remove_file(entry.path()).map_err(|e| StoreError::io(&entry.path(), e))?;
+        }
+    }
     let (_, indexed_through) = covering(&list_runs(store)?);
     let mut indexed = 0;
     for epoch in indexed_through + 1..=committed_epoch {
@@ -680,6 +689,25 @@ mod tests {
         // Epoch 10 indexed but 9 not: the cover stops at 8.
         write_run(store, RunName { first_epoch: 10, last_epoch: 10 }, &mut [entry("p", 10)]).unwrap();
         assert_eq!(found(store, "p").1, 8);
+        // A run a crash cut short before its rename is removed when the writer opens the store.
+        let leftover = dir_of(store).join("run-0000000009-0000000009.idx.tmp");
+        std::fs::write(&leftover, b"LVPATIX2 cut").unwrap();
+        assert_eq!(repair(store, 8).unwrap(), 0);
+        assert!(!leftover.exists());
+    }
+
+    #[test]
+    fn a_cut_entry_is_an_error_not_the_end_of_a_block() {
+        let mut block = Vec::new();
+        block.extend_from_slice(&7u64.to_le_bytes());
+        block.extend_from_slice(&1u64.to_le_bytes());
+        block.extend_from_slice(&3u32.to_le_bytes());
+        block.extend_from_slice(b"abc");
+        block.extend_from_slice(&[1, 2, 3]);
+        let entries: Vec<_> = block_entries(&block).collect();
+        assert_eq!(entries[0], Ok((7, 1, &b"abc"[..])));
+        assert_eq!(entries[1], Err("the entry at byte 23 of its block is cut short".to_string()));
+        assert_eq!(entries.len(), 2);
     }
 
     #[test]
