@@ -4,8 +4,9 @@
 //! store: the layout of the directory (`layout`), the hash chain (`chain`, the one module
 //! that knows how records are committed to: a Merkle tree later changes it and the
 //! verifier), segments (`segment`: schema, writing, reading; `reader`), manifests,
-//! checkpoint notes and keys (`note`), write-ahead frames (`wal`), and the store's own
-//! records (`own`: what loggvakt itself appends and what a verifier reads of them).
+//! checkpoint notes and keys (`note`), write-ahead frames (`wal`), the derived indexes
+//! (`index`: epochs; `patients`: each patient's events), and the store's own records
+//! (`own`: what loggvakt itself appends and what a verifier reads of them).
 //!
 //! Must not: decide when to seal, recover, lock for writing or hold state between calls
 //! (the writer, `loggvakt-journal`, does); parse input formats; print. The verifier
