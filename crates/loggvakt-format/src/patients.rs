@@ -38,8 +38,9 @@ const BLOCK_INDEX_ENTRY: u64 = 24;
 /// entries, blocks, block index offset; then the BLAKE3 footer.
 const TRAILER_LEN: u64 = 24 + 32;
 /// Entries are gathered into blocks of about this many bytes before compression: a lookup
-/// decompresses one or two blocks of each run.
-const BLOCK_BYTES: usize = 64 << 10;
+/// decompresses one or two blocks of each run. (HSØ week, 2 000 patients, 12 runs: 64 KiB
+/// blocks gave p50 0.64 ms, decompression most of it; 16 KiB: see benches/RESULTS.md.)
+const BLOCK_BYTES: usize = 16 << 10;
 const ZSTD_LEVEL: i32 = 3;
 /// Runs of equal width merged at once: the tier's base.
 pub const FAN_IN: usize = 8;
@@ -389,6 +390,9 @@ pub fn lookup(store: &Path, patient_id: &str, mut visit: impl FnMut(u64, &[u8]) 
                 run.read_block(i, &mut decompressor, &mut block)?;
                 for entry in block_entries(&block) {
                     let (k, seq, record) = entry.map_err(|e| run.corrupt(e))?;
+                    if k > key {
+                        break;
+                    }
                     if k == key {
                         visit(seq, record)?;
                     }
