@@ -457,6 +457,7 @@ pub async fn analyse_async(job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>))
 async fn analyse_in_session(mut job: Job<'_>, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Analysis, AnalyseError> {
     check_params(&job.params)?;
     let config = SessionConfig::new().with_information_schema(true);
+    let cluster = job.session.is_some();
     let (ctx, peak) = match (job.session.take(), job.memory_limit) {
         (Some(state), _) => (SessionContext::new_with_state(state), None),
         (None, None) => (SessionContext::new_with_config(config), None),
@@ -569,6 +570,25 @@ async fn analyse_in_session(mut job: Job<'_>, progress: &mut dyn FnMut(Progress<
         }
     }
 
+    // On a cluster, a task that ran again after an executor was lost has been seen to give
+    // an access twice (a quality sample with every access doubled). The views the queues
+    // are built from hold one row per access: checked, so such a run stops with an error
+    // instead of writing queues from doubled rows.
+    if cluster {
+        for view in READ_AFTER_DETECTION {
+            let sql = format!("SELECT COUNT(*) - COUNT(DISTINCT seq) AS repeated FROM {view}");
+            let mut repeated = 0;
+            each_row(&ctx, &sql, view, |rows, r| repeated = rows.int("repeated", r).unwrap_or(0)).await?;
+            if repeated != 0 {
+                return Err(AnalyseError::Query {
+                    context: (*view).to_owned(),
+                    reason: format!(
+                        "{repeated} accesses came back twice from the cluster (a task ran again after an executor was lost); no queue was written: run the review again"
+                    ),
+                });
+            }
+        }
+    }
     let parted_by_detectors: HashSet<String> = job.detectors.iter().filter_map(|d| PartSpec::of(&d.file).ok().flatten()).flat_map(|spec| spec.inputs).collect();
     splits.delete_unless(|input| parted_by_detectors.contains(input))?;
     let mut flags = Vec::new();
