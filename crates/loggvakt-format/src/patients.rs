@@ -7,9 +7,9 @@
 //! opening Parquet column chunks (benches/RESULTS.md).
 //!
 //! Like the epoch index it is derived: nothing a verifier relies on, and it can be rebuilt
-//! from the segments at any time (`repair`). `verify_runs` rebuilds each run's content
-//! from its epochs' segments and compares, since a run that lost an entry would hide an
-//! access from a patient; readers compare the patient identifier of every record they
+//! from the segments at any time (`repair`). `verify_runs` compares each run with what
+//! the verifier summed of its epochs' segments while checking the chain, since a run that
+//! lost an entry would hide an access from a patient; readers compare the patient identifier of every record they
 //! read, so a 64-bit key collision can never show another patient's access.
 //!
 //! Layout: sorted runs, each covering a contiguous range of epochs, merged in a base-8 tier
@@ -547,11 +547,35 @@ pub fn repair(store: &Path, committed_epoch: u64) -> Result<u64, StoreError> {
     Ok(indexed)
 }
 
-/// Checks every run in the cover against the segments: its footer, the order of its
-/// entries, and their content against the rows of its epochs' segments, compared as a
-/// multiset (a sum of 128-bit hashes of key, seq and record) so memory stays one segment's
-/// entries however large the run. Returns the entries checked. Reads every segment.
-pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
+/// What an epoch's segments give the patient index, as a verifier reads them anyway: the
+/// number of entries and the wrapping sum of their digests ([`entry_digest`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntrySum {
+    pub sum: u128,
+    pub count: u64,
+}
+
+impl EntrySum {
+    /// Adds the entry of one row with a patient.
+    pub fn add(&mut self, patient_id: &str, seq: u64, record: &[u8]) {
+        self.sum = self.sum.wrapping_add(entry_digest(patient_key(patient_id), seq, record));
+        self.count += 1;
+    }
+
+    pub fn merge(&mut self, other: EntrySum) {
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.count += other.count;
+    }
+}
+
+/// Checks every run in the cover against what its epochs' segments give (`expected`, per
+/// epoch: the verifier sums the rows it reads for the chain, so no segment is read twice):
+/// its footer, the strict (key, seq) order of its entries, their number, and their content
+/// as a multiset (the sum of 128-bit digests of key, seq and record), so memory stays one
+/// block however large the run. A run covering an epoch `expected` has no sum for is an
+/// error, unless `skip_unread` (a live writer sealed it after the verifier read the
+/// manifests): then the run is not checked. Returns the entries checked.
+pub fn verify_runs(store: &Path, expected: &dyn Fn(u64) -> Option<EntrySum>, skip_unread: bool) -> Result<u64, StoreError> {
     // Every run of the cover is opened first: a writer merging meanwhile deletes runs, and
     // an open handle still reads a deleted file, so a live store gives no false alarm.
     let (chosen, _) = covering(&list_runs(store)?);
@@ -561,7 +585,15 @@ pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
         runs.push((name, Run::open(&path).map_err(|e| StoreError::io(&path, e))?));
     }
     let mut checked = 0;
-    for (name, run) in runs {
+    'runs: for (name, run) in runs {
+        let mut want = EntrySum::default();
+        for epoch in name.first_epoch..=name.last_epoch {
+            match expected(epoch) {
+                Some(sum) => want.merge(sum),
+                None if skip_unread => continue 'runs,
+                None => return Err(run.corrupt(format!("covers epoch {epoch}, which the store does not have"))),
+            }
+        }
         let path = run.path.clone();
         let mut footer = [0u8; 32];
         let body = run.len - 32;
@@ -578,46 +610,34 @@ pub fn verify_runs(store: &Path) -> Result<u64, StoreError> {
         if *hasher.finalize().as_bytes() != footer {
             return Err(run.corrupt("its footer hash does not match its contents"));
         }
-        let (mut expected_sum, mut expected_count) = (0u128, 0u64);
-        let mut entries = Vec::new();
-        for epoch in name.first_epoch..=name.last_epoch {
-            let (manifest, _) = crate::layout::read_manifest(&store.join(crate::manifest::manifest_rel_path(epoch)))?;
-            for segment in &manifest.segments {
-                entries.clear();
-                segment_entries(store, &segment.path, &mut entries)?;
-                for entry in &entries {
-                    expected_sum = expected_sum.wrapping_add(entry_hash(entry.key, entry.seq, &entry.record));
-                    expected_count += 1;
-                }
-            }
-        }
         let expected_entries = run.entries;
         let mut reader = EntryReader::new(run)?;
-        let (mut previous, mut sum, mut count) = (None, 0u128, 0u64);
+        let (mut previous, mut have) = (None, EntrySum::default());
         while let Some(entry) = reader.next()? {
             if previous.is_some_and(|p| p >= (entry.key, entry.seq)) {
-                return Err(reader.run.corrupt(format!("entry {count} is out of order")));
+                return Err(reader.run.corrupt(format!("entry {} is out of order", have.count)));
             }
             previous = Some((entry.key, entry.seq));
-            sum = sum.wrapping_add(entry_hash(entry.key, entry.seq, &entry.record));
-            count += 1;
+            have.sum = have.sum.wrapping_add(entry_digest(entry.key, entry.seq, &entry.record));
+            have.count += 1;
         }
-        if count != expected_entries {
-            return Err(reader.run.corrupt(format!("its trailer says {expected_entries} entries, its blocks hold {count}")));
+        if have.count != expected_entries {
+            return Err(reader.run.corrupt(format!("its trailer says {expected_entries} entries, its blocks hold {}", have.count)));
         }
-        if count != expected_count {
-            return Err(reader.run.corrupt(format!("holds {count} entries, its segments give {expected_count}")));
+        if have.count != want.count {
+            return Err(reader.run.corrupt(format!("holds {} entries, its segments give {}", have.count, want.count)));
         }
-        if sum != expected_sum {
+        if have.sum != want.sum {
             return Err(reader.run.corrupt("its entries do not match the rows of its segments"));
         }
-        checked += count;
+        checked += have.count;
     }
     Ok(checked)
 }
 
-/// An entry's contribution to a run's multiset sum.
-fn entry_hash(key: u64, seq: u64, record: &[u8]) -> u128 {
+/// An entry's digest for a run's multiset sum: the first 16 bytes of BLAKE3(key ‖ seq ‖
+/// record), little-endian (`docs/format.md` §8c).
+pub fn entry_digest(key: u64, seq: u64, record: &[u8]) -> u128 {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&key.to_le_bytes());
     hasher.update(&seq.to_le_bytes());

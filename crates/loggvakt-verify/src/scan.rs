@@ -7,6 +7,7 @@ use std::path::Path;
 use arrow_array::{Array, FixedSizeBinaryArray, Int64Array};
 use loggvakt_format::chain::{self, Hash, Tag, TAG_LEN};
 use loggvakt_format::manifest::{Manifest, SegmentEntry};
+use loggvakt_format::patients::EntrySum;
 use loggvakt_format::segment::{SegmentFile, META_EPOCH, META_PATH, SEQ_COLUMN, TAG_COLUMN};
 use loggvakt_model::{EventColumns, Timestamp};
 use rayon::prelude::*;
@@ -27,6 +28,7 @@ struct SegmentScan {
     rows: Vec<RowHash>,
     problems: Vec<Problem>,
     reviews: Vec<ReviewClaim>,
+    patient_entries: EntrySum,
 }
 
 /// An own record's claim about a context snapshot: a review run's record of what it read
@@ -46,6 +48,8 @@ pub(crate) struct EpochOutcome {
     pub chain_intact: bool,
     pub unverified_rows: u64,
     pub reviews: Vec<ReviewClaim>,
+    /// What the epoch's rows give the patient index, summed while they are read for the chain.
+    pub patient_entries: EntrySum,
 }
 
 fn review_claim(seq: u64, event: &loggvakt_model::AccessEvent) -> Option<ReviewClaim> {
@@ -60,7 +64,7 @@ pub(crate) fn claimed_path(store: &dyn Storage, file: &str) -> Option<String> {
 }
 
 fn scan_segment(store: &dyn Storage, epoch: u64, index: usize, entry: &SegmentEntry, tick: &(dyn Fn(u64) + Sync)) -> SegmentScan {
-    let mut out = SegmentScan { rows: Vec::with_capacity(entry.rows as usize), problems: vec![], reviews: vec![] };
+    let mut out = SegmentScan { rows: Vec::with_capacity(entry.rows as usize), problems: vec![], reviews: vec![], patient_entries: EntrySum::default() };
     let file = entry.path.as_str();
     let path = Path::new(file);
     let bytes = match store.read(file) {
@@ -158,6 +162,9 @@ fn scan_segment(store: &dyn Storage, epoch: u64, index: usize, entry: &SegmentEn
             }
             record.clear();
             columns.encode_record(row, &mut record);
+            if let Some(patient) = columns.patient_id(row) {
+                out.patient_entries.add(patient, seq, &record);
+            }
             let mut tag = [0u8; TAG_LEN];
             tag.copy_from_slice(tags.value(row));
             out.rows.push(RowHash { seq, leaf: chain::leaf(&record), tag, segment: index as u32, row: file_row });
@@ -177,15 +184,17 @@ pub(crate) fn check_epoch(store: &dyn Storage, m: &Manifest, manifest_file: &str
     let mut problems = Vec::new();
     let mut reviews = Vec::new();
     let mut rows = Vec::with_capacity(m.segments.iter().map(|s| s.rows as usize).sum());
+    let mut patient_entries = EntrySum::default();
     for scan in scans {
         problems.extend(scan.problems);
         rows.extend(scan.rows);
         reviews.extend(scan.reviews);
+        patient_entries.merge(scan.patient_entries);
     }
     rows.sort_unstable_by_key(|r| r.seq);
     let place = |r: &RowHash| m.segments.get(r.segment as usize).map(|s| s.path.as_str()).unwrap_or("?");
     let missing_segment = problems.iter().any(|p| p.kind == ProblemKind::MissingSegment);
-    let mut outcome = EpochOutcome { rows: rows.len() as u64, problems: vec![], chain_intact: true, unverified_rows: 0, reviews };
+    let mut outcome = EpochOutcome { rows: rows.len() as u64, problems: vec![], chain_intact: true, unverified_rows: 0, reviews, patient_entries };
     let Some(mut head) = chain::from_hex::<32>(&m.prev_head) else {
         problems.push(Problem::new(ProblemKind::ManifestMismatch, "prev_head is not a 32-byte hex hash").in_file(manifest_file));
         outcome.problems = problems;
